@@ -1,0 +1,40 @@
+"""Shared helpers for the registry/model_yaml/compat tests (tests/modules has its own conftest)."""
+import copy
+import logging
+
+import pytest
+
+
+@pytest.fixture
+def quiet_yolov5():
+    """Silence yolov5's per-layer printout while a test builds models."""
+    import yolo_attn  # noqa: F401  (patches yolov5 before it is used)
+    from yolov5.utils.general import LOGGER
+
+    level = LOGGER.level
+    LOGGER.setLevel(logging.WARNING)
+    yield LOGGER
+    LOGGER.setLevel(level)
+
+
+@pytest.fixture
+def build_small(quiet_yolov5):
+    """Build a DetectionModel from a model dict the way yolov5's constructor does (safe parse_model, then a
+    batch-1 forward in train mode to find the strides), but at 64 px and without weight init or FLOPs profiling,
+    so that large scales stay cheap. Returns the model in train mode."""
+    import torch
+    from yolov5.models import yolo
+
+    def build(d, imgsz=64):
+        model = yolo.DetectionModel.__new__(yolo.DetectionModel)
+        torch.nn.Module.__init__(model)
+        model.yaml = copy.deepcopy(d)
+        model.model, model.save = yolo.parse_model(copy.deepcopy(d), ch=[3])
+        m = model.model[-1]
+        m.inplace = True
+        m.stride = torch.tensor([imgsz / x.shape[-2] for x in model(torch.zeros(1, 3, imgsz, imgsz))])
+        m.anchors /= m.stride.view(-1, 1, 1)
+        model.stride = m.stride
+        return model
+
+    return build

@@ -1,0 +1,165 @@
+"""The layer registry and the timm-style factory."""
+import inspect
+
+import pytest
+import torch
+from torch import nn
+
+import yolo_attn
+from yolo_attn import modules
+from yolo_attn.errors import ModelConfigError
+from yolo_attn.registry import layers
+from yolo_attn.registry.layers import LayerSpec
+
+BUILTIN = {"SE": modules.SE, "ECA": modules.ECA, "CBAM": modules.CBAM, "CoordAtt": modules.CoordAtt,
+           "MSCAM": modules.MSCAM, "AFF": modules.AFF, "iAFF": modules.iAFF}
+
+
+@pytest.fixture
+def isolated_registry(monkeypatch):
+    """A copy of the registry for tests that register layers: the global one is restored afterwards."""
+    monkeypatch.setattr(layers, "_REGISTRY", dict(layers._REGISTRY))
+    return layers._REGISTRY
+
+
+class Gate(nn.Module):
+    def __init__(self, channels, scale=1.0):
+        super().__init__()
+        self.w = nn.Parameter(torch.full((1, channels, 1, 1), float(scale)))
+
+    def forward(self, x):
+        return x * self.w
+
+
+def test_builtin_layers_are_registered_once_each_as_module_classes():
+    specs = yolo_attn.registered_layers()
+    assert {s.name: s.cls for s in specs} == BUILTIN
+    assert len(specs) == len(BUILTIN)
+    for spec in specs:
+        assert inspect.isclass(spec.cls) and issubclass(spec.cls, nn.Module), spec.name
+    assert yolo_attn.layer_names() == [s.name for s in specs]
+
+
+@pytest.mark.parametrize("name", ["CBAM", "cbam", "Cbam", "cBaM"])
+def test_names_are_case_insensitive(name):
+    m = yolo_attn.create_attn(name, 32)
+    assert type(m) is modules.CBAM
+    assert m.fc1.in_channels == 32 and m.fc2.out_channels == 32
+    assert yolo_attn.find_layer(name) is yolo_attn.find_layer("CBAM")
+
+
+@pytest.mark.parametrize("alias, cls", [("CA", modules.CoordAtt), ("ca", modules.CoordAtt),
+                                        ("MS-CAM", modules.MSCAM), ("ms-cam", modules.MSCAM)])
+def test_aliases_resolve_to_their_layer(alias, cls):
+    assert yolo_attn.find_layer(alias).cls is cls
+    assert type(yolo_attn.create_attn(alias, 16)) is cls
+
+
+@pytest.mark.parametrize("name", list(BUILTIN))
+def test_create_attn_builds_a_working_layer_of_the_given_width(name):
+    m = yolo_attn.create_attn(name, 16).eval()
+    x = torch.randn(2, 16, 8, 8)
+    with torch.no_grad():
+        y = m(x, torch.randn_like(x)) if yolo_attn.find_layer(name).inputs == 2 else m(x)
+    assert y.shape == x.shape
+
+
+def test_create_attn_passes_hyper_parameters_through():
+    m = yolo_attn.create_attn("se", 64, rd_ratio=1 / 4)
+    assert type(m) is modules.SE
+    convs = [c for c in m.modules() if isinstance(c, nn.Conv2d)]
+    assert convs[0].out_channels == 16  # 64 * 1/4
+
+
+def test_unknown_name_lists_known_names_and_suggests_the_closest():
+    with pytest.raises(ModelConfigError) as e:
+        yolo_attn.create_attn("cbma", 32)
+    msg = str(e.value)
+    assert "'cbma'" in msg
+    assert "Did you mean 'CBAM'?" in msg
+    for name in BUILTIN:
+        assert name in msg
+
+
+def test_unknown_name_without_a_close_match_still_lists_known_names():
+    with pytest.raises(ModelConfigError) as e:
+        yolo_attn.create_attn("transformer", 32)
+    msg = str(e.value)
+    assert "Did you mean" not in msg
+    assert "Known: " + ", ".join(BUILTIN) in msg
+
+
+def test_find_layer_returns_none_for_unknown_names():
+    assert yolo_attn.find_layer("nope") is None
+    assert yolo_attn.find_layer(None) is None
+
+
+def test_two_input_layers_are_exactly_aff_and_iaff():
+    assert {s.name for s in yolo_attn.registered_layers() if s.inputs == 2} == {"AFF", "iAFF"}
+    assert all(s.inputs == 1 for s in yolo_attn.registered_layers() if s.name not in ("AFF", "iAFF"))
+
+
+def _expected_hyper_parameters(cls, n_channel_args=1):
+    """Independently: every constructor parameter after `channels` that a YAML row can set by name."""
+    params = list(inspect.signature(cls).parameters.values())[n_channel_args:]
+    return {p.name: p.default for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+@pytest.mark.parametrize("spec", yolo_attn.registered_layers(), ids=lambda s: s.name)
+def test_hyper_parameters_match_the_constructor(spec):
+    hp = spec.hyper_parameters
+    assert hp == _expected_hyper_parameters(spec.cls)
+    assert "channels" not in hp and "self" not in hp
+    # every listed hyper-parameter is accepted by name with its default value
+    m = spec.cls(16, **{k: v for k, v in hp.items() if v is not inspect.Parameter.empty})
+    assert isinstance(m, spec.cls)
+
+
+def test_hyper_parameters_skip_the_output_channels_of_channel_changing_layers():
+    class Proj(nn.Module):
+        def __init__(self, c1, c2, k=1, *, bias=False):
+            super().__init__()
+            self.conv = nn.Conv2d(c1, c2, k, bias=bias)
+
+    spec = LayerSpec("Proj", Proj, 1, "", "test", changes_channels=True)
+    assert spec.hyper_parameters == {"k": 1, "bias": False}  # keyword-only args can be set from a YAML mapping
+    assert LayerSpec("Proj", Proj, 1, "", "test").hyper_parameters == {"c2": inspect.Parameter.empty, "k": 1,
+                                                                         "bias": False}
+
+
+def test_register_adds_a_layer_found_case_insensitively(isolated_registry):
+    spec = yolo_attn.register(LayerSpec("MyGate", Gate, 1, "test", "channel", aliases=("gate2",)))
+    assert yolo_attn.find_layer("mygate") is spec and yolo_attn.find_layer("GATE2") is spec
+    assert "MyGate" in yolo_attn.layer_names()
+    assert type(yolo_attn.create_attn("MYGATE", 4, 2.0)) is Gate
+    # re-registering the very same spec is a no-op
+    assert yolo_attn.register(spec) is spec
+    assert yolo_attn.layer_names().count("MyGate") == 1
+
+
+@pytest.mark.parametrize("name", ["CBAM", "cbam", "se"])
+def test_registering_a_duplicate_name_raises(isolated_registry, name):
+    before = dict(isolated_registry)
+    with pytest.raises(ValueError, match="already registered"):
+        yolo_attn.register(LayerSpec(name, Gate, 1, "test", "channel"))
+    assert isolated_registry == before
+    assert yolo_attn.find_layer(name).cls is not Gate
+
+
+def test_registering_a_duplicate_alias_raises_and_registers_nothing(isolated_registry):
+    before = dict(isolated_registry)
+    with pytest.raises(ValueError, match="'ca' is already registered for CoordAtt"):
+        yolo_attn.register(LayerSpec("NewGate", Gate, 1, "test", "channel", aliases=("CA",)))
+    # the new name must not be left half-registered
+    assert yolo_attn.find_layer("NewGate") is None
+    assert isolated_registry == before
+
+
+def test_register_rejects_non_module_classes_and_bad_input_counts(isolated_registry):
+    with pytest.raises(TypeError, match="nn.Module"):
+        yolo_attn.register(LayerSpec("Fn", lambda c: c, 1, "test", "channel"))
+    with pytest.raises(TypeError, match="nn.Module"):
+        yolo_attn.register(LayerSpec("Obj", object, 1, "test", "channel"))
+    with pytest.raises(ValueError, match="inputs must be 1 or 2"):
+        yolo_attn.register(LayerSpec("Three", Gate, 3, "test", "channel"))
+    assert yolo_attn.find_layer("Fn") is None and yolo_attn.find_layer("Three") is None

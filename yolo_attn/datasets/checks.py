@@ -1,0 +1,146 @@
+"""Check a dataset before yolov5 touches it, and keep yolov5 from rewriting or silently skipping user files."""
+import socket
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from yolo_attn.errors import DatasetError
+
+IMAGE_SUFFIXES = {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm"}
+
+
+def _images_of(entry):
+    """Image files named by a split entry: a folder (recursive), a .txt list, or a single image."""
+    entry = Path(entry)
+    if entry.is_dir():
+        return [p for p in entry.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
+    if entry.suffix == ".txt":
+        parent = entry.parent
+        lines = [x.strip() for x in entry.read_text().splitlines() if x.strip()]
+        return [Path(x) if Path(x).is_absolute() else (parent / x) for x in lines]
+    return [entry] if entry.is_file() else []
+
+
+def label_path(image):
+    """yolov5's rule: the last /images/ in the path becomes /labels/, the suffix .txt."""
+    s = str(image)
+    sa, sb = f"/images/", f"/labels/"
+    return Path(sb.join(s.rsplit(sa, 1)) if sa in s else s).with_suffix(".txt")
+
+
+def _online():
+    try:
+        socket.create_connection(("1.1.1.1", 443), timeout=2).close()
+        return True
+    except OSError:
+        return False
+
+
+def load_data_yaml(path):
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise DatasetError(f"{path}: cannot read the data YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path}: a data YAML is a mapping with train:, val: and names:")
+    missing = [k for k in ("train", "val", "names") if k not in data]
+    if missing:
+        raise DatasetError(f"{path}: missing field(s) {', '.join(missing)}. A data YAML needs path:, train:, val: "
+                           f"and names: (see data/shapes/shapes.yaml after a first run).")
+    return data
+
+
+def _split_paths(data, root, key):
+    value = data.get(key)
+    if not value:
+        return []
+    return [Path(v) if Path(v).is_absolute() else root / v for v in (value if isinstance(value, list) else [value])]
+
+
+def prepare(data_yaml, is_yolov5_builtin=False):
+    """Check a data YAML; return the YAML path yolov5 should use.
+
+    A relative ``path:`` is resolved against the YAML's own folder (yolov5 alone would resolve it against
+    its install folder); in that case a resolved copy is written to a temporary file and the user's YAML
+    is left untouched.
+    """
+    data_yaml = Path(data_yaml)
+    data = load_data_yaml(data_yaml)
+    if is_yolov5_builtin:
+        root = Path(data.get("path") or "")
+        if not root.is_absolute():
+            return data_yaml  # yolov5's own definitions (coco.yaml, VOC.yaml) keep yolov5's own resolution
+    else:
+        root = Path(data.get("path") or ".")
+        root = root if root.is_absolute() else (data_yaml.parent / root).resolve()
+    for key in ("train", "val"):
+        entries = _split_paths(data, root, key)
+        missing = [p for p in entries if not p.exists()]
+        if missing:
+            how = ""
+            if data.get("download"):
+                if _online():
+                    return data_yaml  # yolov5 downloads it
+                how = ("\nThe YAML has a download: section, but this machine is offline, so yolov5 cannot fetch it. "
+                       "Copy the dataset there, or point path: at a local copy (see README, 'COCO and VOC').")
+            raise DatasetError(f"{data_yaml}: the {key} split is not on disk. Looked for:\n"
+                               + "\n".join(f"  {p}" for p in missing) + how)
+        images = [im for p in entries for im in _images_of(p)]
+        if not images:
+            raise DatasetError(f"{data_yaml}: the {key} split has no images in " + ", ".join(map(str, entries))
+                               + f" (image types: {', '.join(sorted(IMAGE_SUFFIXES))}).")
+        labelled = sum(label_path(im).is_file() for im in images)
+        if not labelled:
+            where = sorted({str(label_path(im).parent) for im in images[:1000]})[:3]
+            raise DatasetError(
+                f"{data_yaml}: the {key} split has {len(images)} images but no label files. yolov5 looks for one "
+                f".txt per image in the matching labels folder, e.g.\n  {label_path(images[0])}\nlooked in: "
+                + ", ".join(where) + "\nEach line is 'class x_center y_center width height', normalised to 0-1. "
+                "Put the labels there (images/ -> labels/), or convert your annotations first.")
+    if Path(data.get("path") or ".").is_absolute() or data.get("path") == str(root):
+        return data_yaml
+    resolved = dict(data, path=str(root))
+    tmp = tempfile.NamedTemporaryFile("w", suffix=f"-{data_yaml.name}", prefix="yolo-attn-", delete=False)
+    with tmp:
+        yaml.safe_dump(resolved, tmp, sort_keys=False)
+    return Path(tmp.name)
+
+
+def _is_truncated_jpeg(path):
+    try:
+        with open(path, "rb") as f:
+            if f.read(2) != b"\xff\xd8":
+                return False
+            f.seek(-2, 2)
+            return f.read() != b"\xff\xd9"
+    except OSError:
+        return False
+
+
+_original_verify = None
+
+
+def verify_image_label(args):
+    """yolov5's per-image check, made strict: it would re-save a truncated JPEG over the user's file, and
+    skip an unreadable image or label with a warning; both become a DatasetError naming the file."""
+    im_file = args[0]
+    if _is_truncated_jpeg(im_file):
+        raise DatasetError(f"{im_file}: truncated JPEG (no end-of-image marker). yolov5 would overwrite it with a "
+                           f"re-encoded copy; yolo-attn never changes your files. Re-save or remove it, then run again.")
+    result = _original_verify(args)
+    if result[0] is None:
+        raise DatasetError(f"{im_file}: unusable image or label ({result[-1].split(': ', 2)[-1]}). "
+                           f"Fix or remove the image and its label file, then run again.")
+    return result
+
+
+def install_guards():
+    """Route yolov5's dataset verification through ``verify_image_label`` above (idempotent)."""
+    global _original_verify
+    import yolov5.utils.dataloaders as dataloaders
+
+    if dataloaders.verify_image_label is not verify_image_label:
+        _original_verify = dataloaders.verify_image_label
+        dataloaders.verify_image_label = verify_image_label

@@ -1,0 +1,17 @@
+"""Errors for user mistakes: the command-line tools print their message, without a traceback, and exit non-zero."""
+
+
+class YoloAttnError(Exception):
+    """Base class: a problem in the user's input, explained in the message together with the fix."""
+
+
+class ModelConfigError(YoloAttnError, ValueError):
+    """A model YAML that cannot be built (unknown layer, bad ``from`` index, channel mismatch, expression...)."""
+
+
+class DatasetError(YoloAttnError):
+    """A dataset that cannot be used (missing folder, no labels, corrupt image...)."""
+
+
+class UsageError(YoloAttnError):
+    """A command-line argument that names nothing usable (unknown cfg, weights not found...)."""

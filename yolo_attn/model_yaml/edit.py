@@ -1,0 +1,108 @@
+"""Edit YOLOv5 model YAMLs structurally: insert layers or replace Concat fusions, re-numbering every ``from``."""
+import copy
+from pathlib import Path
+
+import yaml
+
+from yolo_attn.errors import ModelConfigError
+
+
+def load_model_yaml(path):
+    """A model YAML as a dict (safe_load: YAML text is never evaluated)."""
+    path = Path(path)
+    try:
+        d = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ModelConfigError(f"{path}: not valid YAML: {e}") from None
+    if not isinstance(d, dict) or "backbone" not in d or "head" not in d:
+        raise ModelConfigError(f"{path}: not a YOLOv5 model YAML (it needs 'backbone:' and 'head:' sections)")
+    return d
+
+
+def _rows(d):
+    return list(d["backbone"]) + list(d["head"])
+
+
+def _absolute(f, i):
+    return [j if j >= 0 else i + j for j in (f if isinstance(f, list) else [f])]
+
+
+def _renumber(d, new_index, consumer_index, inserted):
+    """Rebuild backbone/head with 'from' indices mapped through ``consumer_index`` (old row -> new row)."""
+    n_backbone = len(d["backbone"])
+    placed = []  # (new index, section, row)
+    for i, (f, n, m, args) in enumerate(_rows(d)):
+        p, section = new_index[i], "backbone" if i < n_backbone else "head"
+        if i == 0 and f == -1:
+            mapped = -1
+        else:
+            originals = f if isinstance(f, list) else [f]
+            targets = [consumer_index[t] for t in _absolute(f, i)]
+            mapped = [t - p if j < 0 else t for j, t in zip(originals, targets)]
+            mapped = mapped if isinstance(f, list) else mapped[0]
+        placed.append((p, section, [mapped, n, m, copy.deepcopy(args)]))
+        placed += [(q, section, extra) for q, extra in inserted.get(i, [])]
+    placed.sort(key=lambda x: x[0])
+    out = {k: copy.deepcopy(v) for k, v in d.items() if k not in ("backbone", "head")}
+    for section in ("backbone", "head"):
+        out[section] = [row for _, s, row in placed if s == section]
+    return out
+
+
+def insert_after(d, rows, layer, args=()):
+    """A copy of model dict ``d`` with ``[-1, 1, layer, args]`` inserted after each row in ``rows``.
+
+    Every consumer of an original row r (absolute or relative ``from``, Detect included) now reads the
+    inserted layer's output, so the attention refines what row r produced for the whole network.
+    """
+    rows = sorted(set(int(r) for r in ([rows] if isinstance(rows, int) else rows)))
+    total = len(_rows(d))
+    for r in rows:
+        if not 0 <= r < total - 1:
+            raise ModelConfigError(f"cannot insert after row {r}: the model has rows 0..{total - 1} and the last "
+                                   f"one (Detect) must stay last")
+    new_index, consumer_index, inserted, shift = {}, {}, {}, 0
+    for i in range(total):
+        new_index[i] = i + shift
+        if i in rows:
+            shift += 1
+            inserted[i] = [(i + shift, [-1, 1, layer, list(args)])]
+        consumer_index[i] = i + shift
+    return _renumber(d, new_index, consumer_index, inserted)
+
+
+def replace_concat(d, layer, args=()):
+    """A copy of ``d`` where every two-input ``Concat`` of the head becomes ``layer`` with the same inputs."""
+    out = copy.deepcopy(d)
+    replaced = 0
+    for row in out["head"]:
+        if row[2] == "Concat" and isinstance(row[0], list) and len(row[0]) == 2:
+            row[2], row[3] = layer, list(args)
+            replaced += 1
+    if not replaced:
+        raise ModelConfigError("the head has no two-input Concat to replace")
+    return out
+
+
+def dump_model_yaml(d, header=""):
+    """YAML text in yolov5's compact layout: one row per line, each commented with its layer index."""
+    flow = lambda x: yaml.safe_dump(x, default_flow_style=True, width=10_000).strip()  # noqa: E731
+    lines = [f"# {line}".rstrip() for line in header.strip().splitlines()] + [""] if header.strip() else []
+    for k, v in d.items():
+        if k in ("backbone", "head"):
+            continue
+        if k == "anchors" and isinstance(v, list):
+            lines.append("anchors:")
+            lines += [f"  - {flow(a)}" for a in v]
+        else:
+            lines.append(f"{k}: {flow(v) if isinstance(v, (list, dict)) else yaml.safe_dump(v).strip().splitlines()[0]}")
+    index = 0
+    for section in ("backbone", "head"):
+        lines += ["", f"{section}:", "  # [from, number, module, args]"]
+        rows = d[section]
+        for k, row in enumerate(rows):
+            lead = "  [" if k == 0 else "   "
+            lines.append(f"{lead}{flow(row)},  # {index}")
+            index += 1
+        lines.append("  ]")
+    return "\n".join(lines) + "\n"

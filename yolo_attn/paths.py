@@ -1,0 +1,62 @@
+"""Where things are: the repository's model_yamls/ and data/, yolov5's own models/ and data/."""
+from pathlib import Path
+
+import yolo_attn
+from yolo_attn.errors import UsageError
+
+REPO_ROOT = Path(yolo_attn.__file__).resolve().parents[1]
+MODEL_YAMLS = REPO_ROOT / "model_yamls"
+DATA_DIR = REPO_ROOT / "data"
+EMBEDDED_DATASET = DATA_DIR / "shapes"
+
+
+def yolov5_root():
+    import yolov5
+
+    return Path(yolov5.__file__).parent
+
+
+def _with_yaml_suffix(name):
+    return name if name.endswith((".yaml", ".yml")) else f"{name}.yaml"
+
+
+def _find(name, folders, kind, listing_folder, hint):
+    path = Path(name).expanduser()
+    if path.is_file():
+        return path.resolve()
+    looked = [path]
+    for folder in folders:
+        for candidate in dict.fromkeys((folder / name, folder / _with_yaml_suffix(name))):
+            looked.append(candidate)
+            if candidate.is_file():
+                return candidate.resolve()
+    available = sorted(p.name for p in listing_folder.glob("*.yaml")) if listing_folder.is_dir() else []
+    raise UsageError(f"{kind} {name!r} not found. Looked at:\n" + "\n".join(f"  {p}" for p in looked)
+                     + (f"\nAvailable in {listing_folder}: {', '.join(available)}" if available else "") + f"\n{hint}")
+
+
+def resolve_cfg(name):
+    """A model YAML given as a path or a name in model_yamls/ (then yolov5's models/)."""
+    return _find(name, [MODEL_YAMLS, yolov5_root() / "models"], "model cfg", MODEL_YAMLS,
+                 "Give a path to your own YAML, or generate a variant with `yolo-attn insert`.")
+
+
+def resolve_data(name):
+    """A data YAML given as a path or a name in data/ (then yolov5's data/, e.g. coco.yaml, VOC.yaml)."""
+    return _find(name, [DATA_DIR, yolov5_root() / "data"], "data YAML", yolov5_root() / "data",
+                 "Give a path to your dataset's YAML (see README, 'Your own data').")
+
+
+def resolve_weights(weights):
+    """A local checkpoint path; names like yolov5s.pt that are not on disk need the network, which we say."""
+    from yolo_attn.datasets.checks import _online
+
+    path = Path(weights).expanduser()
+    if path.is_file():
+        return str(path.resolve())
+    if _online():
+        return weights  # yolov5 fetches official weights (e.g. yolov5s.pt) from its GitHub releases
+    raise UsageError(
+        f"weights {weights!r} not found at {path.resolve()}, and this machine is offline, so yolov5 cannot download "
+        f"them from its GitHub releases. Download the file on a networked machine and pass its path, or train from "
+        f"scratch without --weights.")
