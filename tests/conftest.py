@@ -3,6 +3,22 @@ import copy
 import logging
 
 import pytest
+import torch
+
+_ONE_THREAD_DIRS = {"registry", "model_yaml", "compat", "datasets"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread(request):
+    """These tests run many tiny forwards: with several OpenMP threads per process on a small, shared machine they
+    oversubscribe the cores and run 10-100x slower. One thread keeps them fast (other test folders are untouched)."""
+    if request.path.parent.name not in _ONE_THREAD_DIRS:
+        yield
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -22,7 +38,6 @@ def build_small(quiet_yolov5):
     """Build a DetectionModel from a model dict the way yolov5's constructor does (safe parse_model, then a
     batch-1 forward in train mode to find the strides), but at 64 px and without weight init or FLOPs profiling,
     so that large scales stay cheap. Returns the model in train mode."""
-    import torch
     from yolov5.models import yolo
 
     def build(d, imgsz=64):

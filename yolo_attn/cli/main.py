@@ -7,6 +7,8 @@ commands:
   train            train a model (yolov5 train flags; --cfg NAME from model_yamls/)
   val              validate a checkpoint (yolov5 val flags)
   layers           list the registered attention layers (--markdown: the README table)
+  insert           write a variant YAML: --base B --layer L --after ROW... | --replace-concat L, --out F
+  transfer         report how a checkpoint's tensors map onto a model YAML: --weights W --cfg C
   generate-yamls   regenerate model_yamls/ from yolov5's yolov5s.yaml
 """
 
@@ -45,6 +47,10 @@ def cli(argv=None):
         from yolo_attn.cli.train import main
     elif command == "val":
         from yolo_attn.cli.val import main
+    elif command == "insert":
+        from yolo_attn.cli.insert import main
+    elif command == "transfer":
+        from yolo_attn.cli.transfer import main
     elif command == "layers":
         main = _layers
     elif command == "generate-yamls":

@@ -1,5 +1,6 @@
 """Small, additive patches that let yolov5==7.0.14 run on today's numpy, Pillow and torch, offline."""
 import functools
+import os
 import sys
 import types
 from pathlib import Path
@@ -81,7 +82,7 @@ _YOLOV5_DIR = None
 
 def _called_from_yolov5(depth=2):
     caller = sys._getframe(depth).f_globals.get("__file__") or ""
-    return caller.startswith(_YOLOV5_DIR)
+    return caller.startswith(_YOLOV5_DIR + os.sep)  # the package folder itself, not e.g. site-packages/yolov5_x
 
 
 def patch_torch_load():
@@ -117,9 +118,22 @@ def silence_amp_deprecation():
     warnings.filterwarnings("ignore", message=r".*torch\.cuda\.amp\.(autocast|GradScaler).*deprecated")
 
 
+def patch_pil_open():
+    """yolov5 7.0.14 imports ultralytics (for ``check_requirements``), and recent ultralytics (8.4 here) replaces
+    ``PIL.Image.open`` with a wrapper that, on the first file Pillow cannot identify, pip-installs pi-heif (offline it
+    fails with "No module named 'pi_heif'" instead of Pillow's "cannot identify image file"). yolov5 reads no HEIF
+    images: give ``Image.open`` back to Pillow, so a corrupt image is reported as such and nothing is installed."""
+    from PIL import Image
+
+    patches = sys.modules.get("ultralytics.utils.patches")
+    if patches is not None and Image.open is getattr(patches, "image_open", None):
+        Image.open = patches._image_open
+
+
 def patch_yolov5():
     silence_amp_deprecation()
     patch_pillow_getsize()
     patch_torch_load()
     patch_numpy_trapz()
     patch_fonts()
+    patch_pil_open()

@@ -127,11 +127,13 @@ def verify_image_label(args):
     skip an unreadable image or label with a warning; both become a DatasetError naming the file."""
     im_file = args[0]
     if _is_truncated_jpeg(im_file):
-        raise DatasetError(f"{im_file}: truncated JPEG (no end-of-image marker). yolov5 would overwrite it with a "
-                           f"re-encoded copy; yolo-attn never changes your files. Re-save or remove it, then run again.")
+        raise DatasetError(f"{im_file}: truncated JPEG (it does not end with the end-of-image marker; it is cut off or "
+                           f"has extra bytes after it). yolov5 would overwrite it with a re-encoded copy; yolo-attn "
+                           f"never changes your files. Re-save or remove it, then run again.")
     result = _original_verify(args)
     if result[0] is None:
-        raise DatasetError(f"{im_file}: unusable image or label ({result[-1].split(': ', 2)[-1]}). "
+        reason = result[-1].split(f"{im_file}: ", 1)[-1].split("ignoring corrupt image/label: ", 1)[-1]
+        raise DatasetError(f"{im_file}: unusable image or label ({reason}). "
                            f"Fix or remove the image and its label file, then run again.")
     return result
 

@@ -15,6 +15,7 @@ from torch import nn
 
 from yolo_attn.errors import ModelConfigError
 from yolo_attn.registry.layers import find_layer, layer_names, suggest
+from yolo_attn.transfer.identity import IdentityStart
 
 # yolov5 layers whose first arg is the output channel count (scaled by width_multiple); the names are
 # resolved from yolov5.models.common at parse time, exactly as yolov5's parse_model lists them.
@@ -103,7 +104,10 @@ def resolve_activation(text):
         cls = None
     if cls is None:
         raise ModelConfigError(f"{where}: {text!r} is not a torch.nn layer with literal arguments")
-    return cls(*args, **kwargs)
+    try:
+        return cls(*args, **kwargs)
+    except (TypeError, ValueError) as e:
+        raise ModelConfigError(f"{where}: cannot build {text!r}: {e}") from None
 
 
 def _row_label(i, n_backbone):
@@ -119,6 +123,9 @@ def _check_from(f, i, where):
         if j == -1 and i == 0:
             continue  # the image
         if not (-i <= j < i):
+            if i == 0:
+                raise ModelConfigError(f"{where}: 'from' index {j} does not name an earlier layer; the first layer "
+                                       f"reads the input image: write -1.")
             raise ModelConfigError(
                 f"{where}: 'from' index {j} does not name an earlier layer; layer {i} can take "
                 f"-1..-{i} (relative) or 0..{i - 1} (absolute).")
@@ -186,7 +193,15 @@ def _attention_layer(spec, f, n, args, ch, i, gw, where):
     return [c1, *args], kwargs, c1
 
 
-def _build(cls, args, kwargs, n, where, spec=None):
+def _attention_init(d):
+    """The yolo-attn YAML key ``attention_init``: 'default' (the modules' own init) or 'identity'."""
+    value = d.get("attention_init", "default")
+    if value not in ("default", "identity"):
+        raise ModelConfigError(f"model YAML 'attention_init:' must be 'default' or 'identity', got {value!r}")
+    return value == "identity"
+
+
+def _build(cls, args, kwargs, n, where, spec=None, given=None):
     try:
         modules = [cls(*args, **kwargs) for _ in range(n)]
     except (TypeError, ValueError) as e:
@@ -194,12 +209,26 @@ def _build(cls, args, kwargs, n, where, spec=None):
         if spec is not None:
             hint = (f" {spec.name} takes the hyper-parameters "
                     f"{', '.join(f'{k}={v!r}' for k, v in spec.hyper_parameters.items())}.")
-        raise ModelConfigError(f"{where}: cannot build it with args {args[1:]!r} {kwargs or ''}: {e}.{hint}") from None
+        raise ModelConfigError(f"{where}: cannot build it with args {given!r}: {e}.{hint}") from None
     return nn.Sequential(*modules) if n > 1 else modules[0]
 
 
 def parse_model(d, ch):
-    """Drop-in replacement for ``yolov5.models.yolo.parse_model(model_dict, [input_channels])``."""
+    """Drop-in replacement for ``yolov5.models.yolo.parse_model(model_dict, [input_channels])``.
+
+    The YAML's ``activation:`` applies to the model being built only: yolov5 left ``Conv.default_act`` set
+    class-wide afterwards, so every model built later in the same process silently used that activation too.
+    """
+    from yolov5.models.common import Conv
+
+    default_act = Conv.default_act
+    try:
+        return _parse_model(d, ch)
+    finally:
+        Conv.default_act = default_act
+
+
+def _parse_model(d, ch):
     from yolov5.models.common import Concat, Contract, Expand
     from yolov5.models.yolo import Conv, Detect, Segment
     from yolov5.utils.general import LOGGER, colorstr, make_divisible
@@ -208,7 +237,7 @@ def parse_model(d, ch):
     rows = _validate_rows(d)
     nc, gd, gw, anchors, act = d["nc"], d["depth_multiple"], d["width_multiple"], d["anchors"], d.get("activation")
     if act:
-        Conv.default_act = resolve_activation(act)  # yolov5 sets this class-wide, as its own parser does
+        Conv.default_act = resolve_activation(act)  # read by Conv.__init__; parse_model restores it afterwards
         LOGGER.info(f"{colorstr('activation:')} {act}")
     na = (len(anchors[0]) // 2) if isinstance(anchors, list) else anchors
     no = na * (nc + 5)
@@ -216,13 +245,15 @@ def parse_model(d, ch):
     conv_like = {_torch_layer(x) if x.startswith("nn.") else yolov5_layers[x] for x in _CONV_LIKE}
     repeated = {yolov5_layers[x] for x in _REPEATED}
 
+    identity_start = _attention_init(d)
     layers, save = [], []
     for i, (where, f, n, kind, m, args) in enumerate(rows):
+        given, n_yaml = list(args), n  # as written in the YAML (symbols substituted), for messages and checks
         n = n_ = max(round(n * gd), 1) if n > 1 else n
         kwargs, spec = {}, None
         if kind == "attention":
             spec = m
-            args, kwargs, c2 = _attention_layer(spec, f, n, args, ch, i, gw, where)
+            args, kwargs, c2 = _attention_layer(spec, f, n_yaml, args, ch, i, gw, where)
             m = spec.cls
         elif m is Concat:
             sources = f if isinstance(f, list) else [f]
@@ -230,6 +261,9 @@ def parse_model(d, ch):
         elif m in (Detect, Segment):
             if not isinstance(f, list):
                 raise ModelConfigError(f"{where}: Detect takes the list of feature layers as 'from', got {f!r}")
+            wanted = "[nc, anchors, nm, npr]" if m is Segment else "[nc, anchors]"
+            if len(args) < (4 if m is Segment else 2):
+                raise ModelConfigError(f"{where}: expected the args {wanted}, got {args!r}")
             args.append([ch[x] for x in f])
             if isinstance(args[1], int):
                 args[1] = [list(range(args[1] * 2))] * len(f)
@@ -258,7 +292,9 @@ def parse_model(d, ch):
             else:
                 c2 = ch[f]
 
-        m_ = _build(m, args, kwargs, n, where, spec)
+        m_ = _build(m, args, kwargs, n, where, spec, given)
+        if spec is not None and identity_start and spec.inputs == 1 and c2 == ch[f]:
+            m_ = IdentityStart(m_)
         t = f"{m.__module__}.{m.__qualname__}".replace("__main__.", "")
         np_ = sum(x.numel() for x in m_.parameters())
         m_.i, m_.f, m_.type, m_.np = i, f, t, np_

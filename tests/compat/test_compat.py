@@ -1,0 +1,341 @@
+"""Each compatibility patch: the original yolov5 7.0.14 symptom on today's stack, and the fix."""
+import copy
+import importlib.machinery
+import inspect
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from packaging.version import Version
+from PIL import Image, ImageFont
+import PIL
+
+import yolo_attn  # noqa: F401  (applies the patches before yolov5 is imported)
+from yolo_attn.compat import pkg_resources_shim, yolov5_patches
+
+import yolov5
+import yolov5.utils.general as general
+import yolov5.utils.metrics as metrics
+import yolov5.utils.plots as plots
+from yolov5.models import yolo
+
+YOLOV5_DIR = Path(yolov5.__file__).parent
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_python(code, tmp_path):
+    """A fresh interpreter (outside the repo folder), so nothing this process patched is inherited."""
+    return subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+
+
+def original_function(module, name, **overrides):
+    """yolov5's own version of a function that yolo_attn replaced, re-created from the module's source."""
+    src = inspect.getsource(module)
+    start = src.index(f"\ndef {name}(") + 1
+    end = src.find("\ndef ", start + 1)
+    namespace = dict(vars(module), **overrides)
+    exec(compile(src[start:end], module.__file__, "exec"), namespace)
+    return namespace[name]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# (a) pkg_resources (removed in setuptools 81)
+
+
+REAL_PKG_RESOURCES = importlib.machinery.PathFinder.find_spec("pkg_resources") is not None  # ignores sys.modules
+
+
+@pytest.mark.skipif(REAL_PKG_RESOURCES, reason="the real pkg_resources is installed: nothing to reproduce")
+def test_pkg_resources_symptom_and_fix(tmp_path):
+    plain = run_python("import yolov5.utils.general", tmp_path)
+    assert plain.returncode != 0
+    assert "No module named 'pkg_resources'" in plain.stderr
+
+    fixed = run_python("import yolo_attn, sys, yolov5.utils.general as g\n"
+                       "assert sys.modules['pkg_resources'].__doc__.startswith('yolo-attn shim')\n"
+                       "print(g.check_version('2.10.0', '2.9.1'), g.check_version('1.0', '2.0'))\n"
+                       "from yolov5.models import yolo\n"
+                       "print(yolo.parse_model is yolo_attn.registry.parser.parse_model)", tmp_path)
+    assert fixed.returncode == 0, fixed.stderr
+    assert fixed.stdout.split() == ["True", "False", "True"]  # and a fresh process builds through the safe parser
+
+
+def test_pkg_resources_shim_offers_parse_version_and_is_only_installed_when_missing(monkeypatch):
+    shim = sys.modules["pkg_resources"]
+    assert shim.parse_version("1.10") > shim.parse_version("1.9")
+    assert shim.parse_version("2.0.0rc1") < shim.parse_version("2.0.0")
+    assert general.check_version("2.10.0", "2.9.1") and not general.check_version("1.0", "2.0")
+    # idempotent: a second call (module present) installs nothing
+    assert pkg_resources_shim.install_pkg_resources_shim() is False
+    assert sys.modules["pkg_resources"] is shim
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# (b) np.trapz (removed in numpy 2.4)
+
+
+@pytest.mark.skipif(hasattr(np, "trapz"), reason="this numpy still has trapz: nothing to reproduce")
+def test_numpy_has_no_trapz_but_yolov5_metrics_does():
+    with pytest.raises(AttributeError):
+        np.trapz  # noqa: B018  (the symptom: yolov5's compute_ap calls it)
+    assert metrics.np.trapz is np.trapezoid
+    assert metrics.np.linspace is np.linspace  # every other numpy name is numpy's own
+
+
+def test_compute_ap_matches_a_hand_computed_area():
+    # precision envelope: 1 up to recall .25, linear to .5 at recall .5, linear to 0 at recall 1 (the sentinel);
+    # area = .25 * 1 + .25 * (1 + .5) / 2 + .5 * .5 / 2 = 0.5625 (exact for the 101-point grid)
+    ap, mpre, mrec = metrics.compute_ap(np.array([0.25, 0.5]), np.array([1.0, 0.5]))
+    assert ap == pytest.approx(0.5625, abs=1e-12)
+    assert mrec.tolist() == [0.0, 0.25, 0.5, 1.0] and mpre.tolist() == [1.0, 1.0, 0.5, 0.0]
+
+
+def _expected_ap(recall, precision):
+    """COCO 101-point AP written out: sentinels, precision envelope, manual trapezoid rule."""
+    mrec = np.concatenate(([0.0], recall, [1.0]))
+    mpre = np.concatenate(([1.0], precision, [0.0]))
+    envelope = np.array([mpre[k:].max() for k in range(len(mpre))])
+    x = np.linspace(0, 1, 101)
+    y = np.interp(x, mrec, envelope)
+    return float(np.sum((x[1:] - x[:-1]) * (y[1:] + y[:-1]) / 2))
+
+
+def test_compute_ap_matches_a_manual_trapezoid_on_a_random_curve():
+    rng = np.random.default_rng(0)
+    recall = np.sort(rng.uniform(0, 1, 50))
+    precision = rng.uniform(0, 1, 50)
+    ap, _, _ = metrics.compute_ap(recall, precision)
+    assert ap == pytest.approx(_expected_ap(recall, precision), rel=1e-12)
+    assert 0 < ap < 1
+
+
+def test_ap_per_class_runs_end_to_end():
+    tp = np.array([[1], [1], [0], [1]], dtype=bool)  # 4 detections of one class, sorted by confidence
+    conf = np.array([0.9, 0.8, 0.7, 0.6])
+    out = metrics.ap_per_class(tp, conf, np.zeros(4), np.zeros(4), names={0: "a"})
+    ap = out[5]
+    # 4 labels: recall .25, .5, .5, .75; precision 1, 1, 2/3, 3/4
+    expected = _expected_ap(np.array([0.25, 0.5, 0.5, 0.75]), np.array([1, 1, 2 / 3, 0.75]))
+    assert ap.shape == (1, 1) and ap[0, 0] == pytest.approx(expected, rel=1e-9)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# (c) Pillow FreeTypeFont.getsize (removed in Pillow 10)
+
+
+@pytest.mark.skipif(Version(PIL.__version__) < Version("10"), reason="Pillow < 10 still has getsize")
+def test_pillow_lost_getsize_and_the_patch_restores_it(tmp_path):
+    plain = run_python("from PIL import ImageFont; print(hasattr(ImageFont.FreeTypeFont, 'getsize'))", tmp_path)
+    assert plain.stdout.strip() == "False", plain.stderr
+    assert ImageFont.FreeTypeFont.getsize is yolov5_patches._getsize
+    assert ImageFont.ImageFont.getsize is yolov5_patches._getsize
+
+
+def test_getsize_is_the_text_extent():
+    font = ImageFont.truetype(str(yolov5_patches.fallback_font_path()), 20)
+    w, h = font.getsize("Hello")
+    left, top, right, bottom = font.getbbox("Hello")
+    assert (w, h) == (right, bottom) and w > 30 and h > 10
+    assert font.getsize("Hello world")[0] > w
+
+
+def test_annotator_draws_a_labelled_box_with_pil():
+    im = np.zeros((96, 128, 3), dtype=np.uint8)
+    annotator = plots.Annotator(im.copy(), line_width=2, pil=True)
+    assert isinstance(annotator.font, ImageFont.FreeTypeFont)
+    annotator.box_label((20, 40, 90, 80), "cat 0.91", color=(255, 0, 0), txt_color=(255, 255, 255))
+    out = np.asarray(annotator.result())
+    assert out.shape == im.shape
+    red = (out[..., 0] == 255) & (out[..., 1] == 0) & (out[..., 2] == 0)
+    assert red[40, 20:90].all() and red[40:80, 20].all()  # the box outline
+    w, h = annotator.font.getsize("cat 0.91")
+    label = red[40 - h:40, 20:20 + w]
+    assert label.mean() > 0.3  # the filled label background above the box
+    white = (out[40 - h:40, 20:20 + w + 1] > 200).all(-1)
+    assert white.any()  # the text
+    assert not red[85:, :].any() and not red[:, 100:].any()  # nothing outside
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# (d) fonts: yolov5 downloads Arial.ttf from the internet; yolo-attn uses a local font
+
+
+@pytest.fixture
+def no_downloads(monkeypatch):
+    calls = []
+
+    def refuse(url, *args, **kwargs):
+        calls.append(url)
+        raise ConnectionError(f"test: no network ({url})")
+
+    monkeypatch.setattr(torch.hub, "download_url_to_file", refuse)
+    return calls
+
+
+def test_yolov5s_own_check_font_would_download(no_downloads, tmp_path):
+    check_font = original_function(general, "check_font", CONFIG_DIR=tmp_path)
+    with pytest.raises(ConnectionError):
+        check_font("Arial.ttf")
+    assert no_downloads == ["https://ultralytics.com/assets/Arial.ttf"]
+
+
+def test_fonts_are_found_offline(no_downloads, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert general.check_font is yolov5_patches.check_font_offline
+    assert plots.check_pil_font is yolov5_patches.check_pil_font_offline
+    path = general.check_font("Arial.ttf", progress=True)
+    assert Path(path).is_file()
+    font = plots.check_pil_font("Arial.Unicode.ttf", size=14)
+    assert isinstance(font, ImageFont.FreeTypeFont) and font.size == 14
+    assert no_downloads == []
+
+
+def test_check_dataset_on_a_local_dataset_needs_no_network(no_downloads, tmp_path):
+    for split in ("train", "val"):
+        (tmp_path / "images" / split).mkdir(parents=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / "images" / split / "a.jpg")
+    data = tmp_path / "tiny.yaml"
+    data.write_text(yaml.safe_dump({"path": str(tmp_path), "train": "images/train", "val": "images/val",
+                                    "names": {0: "a", 1: "b"}}))
+    out = general.check_dataset(str(data))
+    assert out["nc"] == 2 and out["names"] == {0: "a", 1: "b"}
+    assert out["val"] == str(tmp_path / "images" / "val")
+    assert no_downloads == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# (e) torch.load: weights_only=True by default since torch 2.6; yolov5 checkpoints are pickled modules
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from yolov5.utils.general import LOGGER
+
+    level = LOGGER.level
+    LOGGER.setLevel("WARNING")
+    try:
+        d = yaml.safe_load((REPO / "model_yamls" / "yolov5s-cbam.yaml").read_text())
+        d["depth_multiple"], d["width_multiple"] = 0.33, 0.25
+        torch.manual_seed(0)
+        model = yolo.Model(d).eval()
+    finally:
+        LOGGER.setLevel(level)
+    path = tmp_path_factory.mktemp("ckpt") / "last.pt"
+    torch.save({"epoch": -1, "model": copy.deepcopy(model), "optimizer": None}, path)  # as yolov5's train.py does
+    return model, path
+
+
+def test_plain_torch_load_refuses_a_yolov5_checkpoint(checkpoint):
+    _, path = checkpoint
+    assert Version(torch.__version__.split("+")[0]) >= Version("2.6")
+    with pytest.raises(pickle.UnpicklingError, match="weights_only"):
+        torch.load(path)  # called from outside yolov5: torch's safe default is kept
+
+
+def test_yolov5_attempt_load_reads_the_checkpoint(checkpoint, quiet_yolov5):
+    from yolov5.models.experimental import attempt_load
+
+    model, path = checkpoint
+    loaded = attempt_load(str(path), device="cpu", fuse=True)
+    assert type(loaded) is yolo.DetectionModel and not loaded.training
+    assert sum(type(m).__name__ == "CBAM" for m in loaded.model) == 3
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        expected, got = model(x)[0], loaded(x)[0]
+    torch.testing.assert_close(got, expected, rtol=1e-3, atol=1e-3)  # Conv+BN fused: float rounding only
+
+
+def test_the_torch_load_patch_is_scoped_to_yolov5(checkpoint, tmp_path):
+    _, path = checkpoint
+    assert torch.load._yolo_attn_patched and not getattr(torch.load._original, "_yolo_attn_patched", False)
+    yolov5_patches.patch_torch_load()  # idempotent: no double wrapping
+    assert not getattr(torch.load._original, "_yolo_attn_patched", False)
+
+    def caller_in(filename):
+        namespace = {"__file__": filename, "torch": torch}
+        exec(compile("def load(p):\n    return torch.load(p)\n", filename, "exec"), namespace)
+        return namespace["load"]
+
+    assert "model" in caller_in(str(YOLOV5_DIR / "utils" / "fake.py"))(path)
+    for outsider in (str(REPO / "yolo_attn" / "fake.py"), str(YOLOV5_DIR) + "_lookalike/fake.py"):
+        with pytest.raises(pickle.UnpicklingError, match="weights_only"):
+            caller_in(outsider)(path)
+    # an explicit choice is always respected
+    assert "model" in torch.load(path, weights_only=False)
+    torch.save({"w": torch.arange(3)}, tmp_path / "plain.pt")
+    assert torch.equal(torch.load(tmp_path / "plain.pt")["w"], torch.arange(3))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# (f) torchvision: its compiled ops must match the installed torch ("operator torchvision::nms does not exist")
+
+
+def test_torchvision_nms_runs():
+    import torchvision
+
+    boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [20, 20, 30, 30], [0, 0, 10, 10.5]], dtype=torch.float32)
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.95])
+    keep = torchvision.ops.nms(boxes, scores, iou_threshold=0.5)
+    assert keep.tolist() == [3, 2]
+
+
+def test_yolov5_non_max_suppression_runs():
+    pred = torch.zeros(1, 3, 85)
+    pred[0, :, :4] = torch.tensor([[50, 50, 20, 20], [51, 51, 20, 20], [150, 150, 30, 30]])  # xywh
+    pred[0, :, 4] = torch.tensor([0.9, 0.8, 0.7])  # objectness
+    pred[0, 0, 5 + 2] = pred[0, 1, 5 + 2] = 1.0  # class 2
+    pred[0, 2, 5 + 7] = 1.0  # class 7
+    out = general.non_max_suppression(pred, conf_thres=0.25, iou_thres=0.45)
+    assert len(out) == 1
+    det = out[0]
+    assert det.shape == (2, 6)
+    torch.testing.assert_close(det[:, :4], torch.tensor([[40.0, 40, 60, 60], [135, 135, 165, 165]]))
+    assert det[:, 5].tolist() == [2.0, 7.0]
+    torch.testing.assert_close(det[:, 4], torch.tensor([0.9, 0.7]))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# (g) PIL.Image.open: ultralytics (a yolov5 dependency) wraps it to pip-install pi-heif on unidentifiable files
+
+
+def test_ultralytics_image_open_would_try_to_install_a_package(monkeypatch, tmp_path):
+    patches = pytest.importorskip("ultralytics.utils.patches")
+    import ultralytics.utils.checks as ultralytics_checks
+
+    noise = tmp_path / "noise.jpg"
+    noise.write_bytes(np.random.default_rng(0).integers(0, 256, 2048, dtype=np.uint8).tobytes())
+    installs = []
+
+    def record(requirements, *args, **kwargs):
+        installs.append(requirements)
+        raise RuntimeError("test: no installs")
+
+    monkeypatch.setattr(ultralytics_checks, "check_requirements", record)
+    with pytest.raises(RuntimeError, match="no installs"):
+        patches.image_open(noise)  # the symptom: a corrupt image triggers a package install
+    assert installs == ["pi-heif"]
+
+
+def test_image_open_is_pillows_own_again(monkeypatch, tmp_path):
+    patches = pytest.importorskip("ultralytics.utils.patches")
+    import ultralytics.utils.checks as ultralytics_checks
+
+    assert Image.open is patches._image_open
+    installs = []
+    monkeypatch.setattr(ultralytics_checks, "check_requirements", lambda *a, **k: installs.append(a))
+    noise = tmp_path / "noise.jpg"
+    noise.write_bytes(np.random.default_rng(0).integers(0, 256, 2048, dtype=np.uint8).tobytes())
+    with pytest.raises(PIL.UnidentifiedImageError, match="cannot identify image file"):
+        Image.open(noise)
+    assert installs == []
+    good = tmp_path / "good.png"
+    Image.new("RGB", (12, 10), (1, 2, 3)).save(good)
+    with Image.open(good) as im:
+        assert im.size == (12, 10) and im.getpixel((0, 0)) == (1, 2, 3)
