@@ -5,7 +5,7 @@ import logging
 import pytest
 import torch
 
-_ONE_THREAD_DIRS = {"registry", "model_yaml", "compat", "datasets"}
+_ONE_THREAD_DIRS = {"registry", "model_yaml", "compat", "datasets", "modules", "inject"}
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -41,8 +41,29 @@ def resolve_cfg(name):
                  "Give a path to your own YAML, or generate a variant with `yolo-attn insert`.")
 
 
+# ``--data coco`` / ``--data voc``: a local conversion in data/<name>/ (``yolo-attn convert``) when there is one,
+# else yolov5's own definition, which downloads the dataset.
+DATA_ALIASES = {"coco": "coco.yaml", "voc": "VOC.yaml"}
+
+
+def local_copy(alias):
+    """data/coco/data.yaml or data/voc/data.yaml (any case of the folder name) if present, else None."""
+    for folder in dict.fromkeys((alias, alias.upper(), alias.lower())):
+        candidate = DATA_DIR / folder / "data.yaml"
+        if candidate.is_file():
+            return candidate.resolve()
+    return None
+
+
 def resolve_data(name):
-    """A data YAML given as a path or a name in data/ (then yolov5's data/, e.g. coco.yaml, VOC.yaml)."""
+    """A data YAML given as a path or a name in data/ (then yolov5's data/, e.g. coco.yaml, VOC.yaml).
+
+    The bare names ``coco`` and ``voc`` (any case) mean the local conversion in data/coco/ or data/voc/ if there is
+    one, else yolov5's coco.yaml / VOC.yaml.
+    """
+    alias = str(name).lower()
+    if alias in DATA_ALIASES and not Path(name).expanduser().exists():
+        return local_copy(alias) or (yolov5_root() / "data" / DATA_ALIASES[alias]).resolve()
     return _find(name, [DATA_DIR, yolov5_root() / "data"], "data YAML", yolov5_root() / "data",
                  "Give a path to your dataset's YAML (see README, 'Your own data').")
 

@@ -37,8 +37,10 @@ def test_args_are_passed_as_hyper_parameters(tmp_path):
 
 
 @pytest.mark.parametrize("argv,needle", [
-    (["--layer", "aff", "--after", "4"], "not a registered one-input layer"),
-    (["--replace-concat", "cbam"], "not a registered two-input layer"),
+    (["--layer", "aff", "--after", "4"], "not a registered one-input, channel-keeping layer"),
+    (["--replace-concat", "cbam"], "not a registered two-input fusion layer"),
+    (["--replace-concat", "attngate"], "not a registered two-input fusion layer"),
+    (["--layer", "selectivekernel", "--after", "4"], "not a registered one-input, channel-keeping layer"),
     (["--layer", "cbam"], "--after"),
     (["--layer", "cbam", "--after", "24"], "must stay last"),
     (["--layer", "cbam", "--after", "4", "--args", "0.5"], "must be a YAML list"),

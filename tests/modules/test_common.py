@@ -11,8 +11,10 @@ KNOWN = ['relu', 'relu6', 'silu', 'swish', 'hard_swish', 'hswish', 'sigmoid', 'h
 
 
 def test_exports():
-    assert set(mods.__all__) == {'SE', 'ECA', 'CBAM', 'CoordAtt', 'MSCAM', 'AFF', 'iAFF',
-                                 'PooledBatchNorm2d', 'get_act_layer', 'make_rd_channels'}
+    from yolo_attn.registry import registered_layers
+
+    helpers = {'PooledBatchNorm2d', 'get_act_layer', 'make_rd_channels'}
+    assert set(mods.__all__) == {spec.cls.__name__ for spec in registered_layers()} | helpers
     for name in mods.__all__:
         assert getattr(mods, name) is not None
 

@@ -23,6 +23,11 @@ MODEL_YAMLS = REPO / "model_yamls"
 YOLOV5_MODELS = Path(yolo.__file__).parent
 SCALES = {"n": (0.33, 0.25), "s": (0.33, 0.5), "m": (0.67, 0.75), "l": (1.0, 1.0), "x": (1.33, 1.25)}
 SHIPPED = sorted(p.name for p in MODEL_YAMLS.glob("*.yaml"))
+# shipped variant: (attention layers, rows added to yolov5s, yolov5s rows it replaces); default: 3 inserted layers
+VARIANT_SHAPE = {"yolov5s-aff.yaml": (4, 0, (12, 16, 19, 22)), "yolov5s-iaff.yaml": (4, 0, (12, 16, 19, 22)),
+                 "yolov5s-nonlocal.yaml": (1, 1, ()), "yolov5s-doubleattn.yaml": (1, 1, ()),
+                 "yolov5s-attngate.yaml": (2, 2, ()), "yolov5s-selectivekernel.yaml": (3, 0, (3, 5, 7)),
+                 "yolov5s-splitattn.yaml": (3, 0, (3, 5, 7)), "yolov5s-selfcalibconv.yaml": (3, 0, (3, 5, 7))}
 
 
 def load(path):
@@ -86,7 +91,7 @@ def test_every_shipped_yaml_builds_through_yolov5s_model_class(name, quiet_yolov
     assert model.stride.tolist() == [8.0, 16.0, 32.0]
     assert sum(m.np for m in model.model) == nparams(model)
     attention = [m for m in model.model if m.type.startswith("yolo_attn.modules.")]
-    assert len(attention) == {"yolov5s.yaml": 0, "yolov5s-aff.yaml": 4}.get(name, 3)
+    assert len(attention) == 0 if name == "yolov5s.yaml" else VARIANT_SHAPE.get(name, (3,))[0]
     model.eval()
     with torch.no_grad():
         out, _ = model(torch.rand(1, 3, 64, 64))
@@ -158,13 +163,13 @@ def test_shipped_attention_variants_only_add_attention_to_the_baseline(name):
     variant, _ = parser.parse_model(load(MODEL_YAMLS / name), ch=[3])
     attention = tuple(spec.cls for spec in yolo_attn.registered_layers())
     n_att = sum(isinstance(m, attention) for m in variant)
-    if name == "yolov5s-aff.yaml":
-        assert n_att == 4 and len(variant) == len(base)
+    n, added, replaced = VARIANT_SHAPE.get(name, (3, 3, ()))
+    assert n_att == n and len(variant) == len(base) + added
+    if name in ("yolov5s-aff.yaml", "yolov5s-iaff.yaml"):
         assert not any(isinstance(m, Concat) for m in variant)
-    else:
-        assert n_att == 3 and len(variant) == len(base) + 3
-        others = [[p.shape for p in m.parameters()] for m in variant if not isinstance(m, attention)]
-        assert others == [[p.shape for p in m.parameters()] for m in base]
+        return  # the C3 after each fusion reads C channels instead of 2C
+    others = [[p.shape for p in m.parameters()] for m in variant if not isinstance(m, attention)]
+    assert others == [[p.shape for p in m.parameters()] for m in base if m.i not in replaced]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -347,7 +352,7 @@ def test_unknown_layer_fails_before_building_anything(monkeypatch):
     msg = str(e.value)
     assert "layer 12 (head row 2)" in msg and "unknown layer type 'Concatt'" in msg
     assert "Did you mean 'Concat'?" in msg
-    assert "attention layers (yolo-attn): SE, ECA, CBAM, CoordAtt, MSCAM, AFF, iAFF" in msg
+    assert "attention layers (yolo-attn): SE, ECA, CBAM, CoordAtt, MSCAM, AFF, iAFF, NonLocal" in msg
     assert "C3" in msg and "nn.Upsample" in msg
     assert built == []
     parser.parse_model(yolov5s(), ch=[3])  # the spy itself works

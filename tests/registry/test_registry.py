@@ -12,7 +12,11 @@ from yolo_attn.registry import layers
 from yolo_attn.registry.layers import LayerSpec
 
 BUILTIN = {"SE": modules.SE, "ECA": modules.ECA, "CBAM": modules.CBAM, "CoordAtt": modules.CoordAtt,
-           "MSCAM": modules.MSCAM, "AFF": modules.AFF, "iAFF": modules.iAFF}
+           "MSCAM": modules.MSCAM, "AFF": modules.AFF, "iAFF": modules.iAFF,
+           "NonLocal": modules.NonLocal, "DoubleAttn": modules.DoubleAttn, "SelectiveKernel": modules.SelectiveKernel,
+           "SplitAttn": modules.SplitAttn, "SelfCalibConv": modules.SelfCalibConv, "SGE": modules.SGE,
+           "scSE": modules.scSE, "AttnGate": modules.AttnGate, "SECBAM": modules.SECBAM, "Chain": modules.Chain}
+CHANNEL_CHANGING = {"DoubleAttn", "SelectiveKernel", "SplitAttn", "SelfCalibConv"}
 
 
 @pytest.fixture
@@ -55,13 +59,44 @@ def test_aliases_resolve_to_their_layer(alias, cls):
     assert type(yolo_attn.create_attn(alias, 16)) is cls
 
 
-@pytest.mark.parametrize("name", list(BUILTIN))
+@pytest.mark.parametrize("name", [n for n in BUILTIN if n not in CHANNEL_CHANGING | {"Chain", "SGE"}])
 def test_create_attn_builds_a_working_layer_of_the_given_width(name):
     m = yolo_attn.create_attn(name, 16).eval()
     x = torch.randn(2, 16, 8, 8)
     with torch.no_grad():
         y = m(x, torch.randn_like(x)) if yolo_attn.find_layer(name).inputs == 2 else m(x)
     assert y.shape == x.shape
+
+
+@pytest.mark.parametrize("name", sorted(CHANNEL_CHANGING))
+def test_create_attn_channel_changing_layers_take_the_output_channels_next(name):
+    assert yolo_attn.find_layer(name).changes_channels
+    m = yolo_attn.create_attn(name, 64, 96).eval()
+    with torch.no_grad():
+        assert m(torch.randn(2, 64, 8, 8)).shape == (2, 96, 8, 8)
+        assert yolo_attn.create_attn(name, 64).eval()(torch.randn(1, 64, 4, 4)).shape == (1, 64, 4, 4)
+
+
+def test_create_attn_gate_chain_and_groups():
+    gate = yolo_attn.create_attn("attngate", 16, 32)  # skip channels, gate channels
+    x, g = torch.randn(2, 16, 8, 8), torch.randn(2, 32, 4, 4)
+    assert gate(x, g).shape == x.shape and gate([x, g]).shape == x.shape
+    chain = yolo_attn.create_attn("chain", 16, "se", ["cbam", {"rd_ratio": 0.25}])
+    assert [type(c) for c in chain.children()] == [modules.SE, modules.CBAM]
+    assert yolo_attn.create_attn("sge", 128).groups == 64 and yolo_attn.create_attn("SGE", 16, 4).groups == 4
+
+
+@pytest.mark.parametrize("alias, name", [("A2", "DoubleAttn"), ("sk", "SelectiveKernel"), ("SKConv", "SelectiveKernel"),
+                                         ("splat", "SplitAttn"), ("SelfCalibratedConv", "SelfCalibConv"),
+                                         ("AttentionGate", "AttnGate"), ("nl", "NonLocal"), ("SCSE", "scSE")])
+def test_new_aliases(alias, name):
+    assert yolo_attn.find_layer(alias).name == name
+
+
+def test_the_2020_self_calibrated_conv_is_not_named_scconv():
+    """SCConv is the 2023 spatial/channel reconstruction conv: the name must not resolve to Liu et al. 2020."""
+    assert yolo_attn.find_layer("SCConv") is None
+    assert "2023" in modules.SelfCalibConv.__doc__ and "Liu" in modules.SelfCalibConv.__doc__
 
 
 def test_create_attn_passes_hyper_parameters_through():
@@ -94,9 +129,20 @@ def test_find_layer_returns_none_for_unknown_names():
     assert yolo_attn.find_layer(None) is None
 
 
-def test_two_input_layers_are_exactly_aff_and_iaff():
-    assert {s.name for s in yolo_attn.registered_layers() if s.inputs == 2} == {"AFF", "iAFF"}
-    assert all(s.inputs == 1 for s in yolo_attn.registered_layers() if s.name not in ("AFF", "iAFF"))
+def test_two_input_layers_are_exactly_aff_iaff_and_the_attention_gate():
+    assert {s.name for s in yolo_attn.registered_layers() if s.inputs == 2} == {"AFF", "iAFF", "AttnGate"}
+    assert all(s.inputs == 1 for s in yolo_attn.registered_layers() if s.name not in ("AFF", "iAFF", "AttnGate"))
+    assert [s.name for s in yolo_attn.registered_layers() if s.out_from_first] == ["AttnGate"]
+    assert {s.name for s in yolo_attn.registered_layers() if s.changes_channels} == CHANNEL_CHANGING
+
+
+def test_every_layer_names_its_paper_and_deviations_in_its_docstring():
+    for spec in yolo_attn.registered_layers():
+        doc = spec.cls.__doc__ or ""
+        assert len(doc) > 200, spec.name
+        if spec.family != "composite":
+            assert "Paper:" in doc, spec.name
+        assert hasattr(spec.cls, "attention_maps"), spec.name
 
 
 def _expected_hyper_parameters(cls, n_channel_args=1):
@@ -108,10 +154,12 @@ def _expected_hyper_parameters(cls, n_channel_args=1):
 @pytest.mark.parametrize("spec", yolo_attn.registered_layers(), ids=lambda s: s.name)
 def test_hyper_parameters_match_the_constructor(spec):
     hp = spec.hyper_parameters
-    assert hp == _expected_hyper_parameters(spec.cls)
-    assert "channels" not in hp and "self" not in hp
+    assert hp == _expected_hyper_parameters(spec.cls, spec.channel_args)
+    assert "channels" not in hp and "self" not in hp and "in_channels" not in hp and "out_channels" not in hp
     # every listed hyper-parameter is accepted by name with its default value
-    m = spec.cls(16, **{k: v for k, v in hp.items() if v is not inspect.Parameter.empty})
+    channel_args = (64,) * spec.channel_args
+    members = ("se",) if spec.name == "Chain" else ()
+    m = spec.cls(*channel_args, *members, **{k: v for k, v in hp.items() if v is not inspect.Parameter.empty})
     assert isinstance(m, spec.cls)
 
 
@@ -163,3 +211,13 @@ def test_register_rejects_non_module_classes_and_bad_input_counts(isolated_regis
     with pytest.raises(ValueError, match="inputs must be 1 or 2"):
         yolo_attn.register(LayerSpec("Three", Gate, 3, "test", "channel"))
     assert yolo_attn.find_layer("Fn") is None and yolo_attn.find_layer("Three") is None
+
+
+def test_out_from_first_is_only_for_two_input_channel_keeping_layers(isolated_registry):
+    spec = LayerSpec("Gate2", Gate, 2, "test", "gate", out_from_first=True)
+    assert spec.channel_args == 2
+    with pytest.raises(ValueError, match="out_from_first"):
+        yolo_attn.register(LayerSpec("Bad1", Gate, 1, "test", "gate", out_from_first=True))
+    with pytest.raises(ValueError, match="out_from_first"):
+        yolo_attn.register(LayerSpec("Bad2", Gate, 2, "test", "gate", changes_channels=True, out_from_first=True))
+    assert yolo_attn.find_layer("Bad1") is None and yolo_attn.find_layer("Bad2") is None

@@ -27,10 +27,14 @@ def _parser():
 
 
 def _spec(name, inputs):
+    def fits(spec):  # insert: one input, same channels out; replace Concat: two equal-channel inputs fused
+        return spec is not None and spec.inputs == inputs and not spec.changes_channels and \
+            not getattr(spec, "out_from_first", False)
+
     spec = find_layer(name)
-    if spec is None or spec.inputs != inputs:
-        kind = "one-input" if inputs == 1 else "two-input"
-        known = [n for n in layer_names() if find_layer(n).inputs == inputs]
+    if not fits(spec):
+        kind = "one-input, channel-keeping" if inputs == 1 else "two-input fusion"
+        known = [n for n in layer_names() if fits(find_layer(n))]
         raise UsageError(f"{name!r} is not a registered {kind} layer; known: {', '.join(known)}")
     return spec
 

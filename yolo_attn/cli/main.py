@@ -1,16 +1,23 @@
-"""``yolo-attn`` command: train, val, layers, generate-yamls."""
+"""``yolo-attn COMMAND``: one entry point for every tool (the scripts/*.sh call the same modules)."""
+import importlib
 import sys
 
-USAGE = """usage: yolo-attn COMMAND [ARGS]
-
-commands:
-  train            train a model (yolov5 train flags; --cfg NAME from model_yamls/)
-  val              validate a checkpoint (yolov5 val flags)
-  layers           list the registered attention layers (--markdown: the README table)
-  insert           write a variant YAML: --base B --layer L --after ROW... | --replace-concat L, --out F
-  transfer         report how a checkpoint's tensors map onto a model YAML: --weights W --cfg C
-  generate-yamls   regenerate model_yamls/ from yolov5's yolov5s.yaml
-"""
+# command -> (module in yolo_attn.cli with main(argv), one-line help)
+COMMANDS = {
+    "train": ("train", "train a model (yolov5 train flags; --cfg NAME from model_yamls/)"),
+    "val": ("val", "validate a checkpoint (yolov5 val flags)"),
+    "detect": ("detect", "run detection with a checkpoint (yolov5 detect flags)"),
+    "export": ("export", "export a checkpoint to ONNX/TorchScript, checked against PyTorch"),
+    "heatmap": ("heatmap", "Grad-CAM-family heatmaps per detection, and attention gates"),
+    "bench": ("bench", "ablation table: params, GFLOPs, latency, mAP per variant"),
+    "convert": ("convert", "convert a local VOC or COCO dataset to the yolov5 layout"),
+    "insert": ("insert", "write a variant YAML (insert layers / replace Concat), re-numbered"),
+    "transfer": ("transfer", "report how a checkpoint's tensors map onto a model YAML"),
+    "layers": (None, "list the registered layers (--markdown: the README table)"),
+    "generate-yamls": (None, "regenerate model_yamls/ from yolov5's yolov5s.yaml"),
+}
+USAGE = "usage: yolo-attn COMMAND [ARGS]   (COMMAND --help for its options)\n\ncommands:\n" + "\n".join(
+    f"  {name:<16} {text}" for name, (_, text) in COMMANDS.items())
 
 
 def _layers(argv):
@@ -20,10 +27,9 @@ def _layers(argv):
     if "--markdown" in argv:
         print(layer_table())
         return
-
     for spec in registered_layers():
         params = ", ".join(f"{k}={v!r}" for k, v in spec.hyper_parameters.items())
-        print(f"{spec.name:<10} inputs={spec.inputs}  {spec.paper}\n{'':<10} hyper-parameters: {params}")
+        print(f"{spec.name:<16} inputs={spec.inputs}  {spec.paper}\n{'':<16} hyper-parameters: {params}")
 
 
 def _generate(argv):
@@ -41,21 +47,12 @@ def cli(argv=None):
         print(USAGE)
         raise SystemExit(0 if argv else 2)
     command, rest = argv[0], argv[1:]
-    from yolo_attn.cli import common
-
-    if command == "train":
-        from yolo_attn.cli.train import main
-    elif command == "val":
-        from yolo_attn.cli.val import main
-    elif command == "insert":
-        from yolo_attn.cli.insert import main
-    elif command == "transfer":
-        from yolo_attn.cli.transfer import main
-    elif command == "layers":
-        main = _layers
-    elif command == "generate-yamls":
-        main = _generate
-    else:
+    if command not in COMMANDS:
         print(f"yolo-attn: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
         raise SystemExit(2)
+    from yolo_attn.cli import common
+
+    module = COMMANDS[command][0]
+    main = importlib.import_module(f"yolo_attn.cli.{module}").main if module else \
+        {"layers": _layers, "generate-yamls": _generate}[command]
     raise SystemExit(common.run_cli(main, rest))

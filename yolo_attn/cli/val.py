@@ -2,6 +2,8 @@
 
 Usage: val.sh --weights W [--data D] [any yolov5 val flag]
 Without --data (or --imgsz) it uses the dataset (and image size) the checkpoint was trained with.
+On COCO-format data (a data YAML from ``yolo-attn convert coco``, or yolov5's downloaded coco.yaml) it also reports
+the official COCO AP (pycocotools), as the line ``COCO AP <x> AP50 <y>`` and in summary.json.
 """
 from pathlib import Path
 
@@ -39,15 +41,48 @@ def build_argv(argv):
 
 def main(argv):
     import yolov5.val as yolov5_val
+    from yolov5.utils.callbacks import Callbacks
     from yolov5.utils.general import increment_path
+
+    from yolo_attn.metrics import coco_eval
 
     argv = build_argv(argv)
     with patched_argv(argv, "yolo-attn val"):
         opt = yolov5_val.parse_opt()
     save_dir = increment_path(Path(opt.project) / opt.name, exist_ok=opt.exist_ok)
     opt.name, opt.exist_ok = save_dir.name, True
-    results, _, _, _ = yolov5_val.run(**vars(opt))
-    summarize(results, save_dir, weights=opt.weights, data=opt.data, imgsz=opt.imgsz)
+    callbacks = Callbacks()
+    target, note = coco_eval.target_for(opt.data, task=opt.task, single_cls=opt.single_cls)
+    if target is not None:
+        # our own COCO evaluation, with the original ids; yolov5's (coco.yaml only) would replace its mAP by COCO's
+        opt.save_json = False
+        collector = coco_eval.Collector(target)
+        callbacks.register_action("on_val_image_end", "yolo_attn_coco", collector)
+    results, _, _, _ = yolov5_val.run(**vars(opt), callbacks=callbacks)
+    coco = {}
+    if target is not None:
+        print(f"\nCOCO evaluation (pycocotools) of {target.source} against {target.annotations}:")
+        predictions = save_dir / f"{_stem(opt.weights)}_predictions.json"
+        if target.unknown:
+            print(f"WARNING: {len(target.unknown)} image(s) not in the COCO image ids, their predictions were left "
+                  f"out, e.g. {sorted(target.unknown)[0]}")
+        try:
+            stats = coco_eval.evaluate(target, collector.results, save_json=predictions)
+        except Exception as e:  # yolov5's own numbers are still worth their summary after a long validation
+            print(f"COCO AP not computed: pycocotools failed on {target.annotations}: {type(e).__name__}: {e}")
+        else:
+            coco = {"coco_AP": round(stats["AP"], 4), "coco_AP50": round(stats["AP50"], 4),
+                    "coco_stats": {k: round(v, 4) for k, v in stats.items()},
+                    "coco_predictions": str(predictions)}
+    elif note:
+        print(f"\n{note}")
+    summarize(results, save_dir, weights=opt.weights, data=opt.data, imgsz=opt.imgsz, **coco)
+    if coco:
+        print(f"COCO AP {stats['AP']:.4f} AP50 {stats['AP50']:.4f}")
+
+
+def _stem(weights):
+    return Path(weights[0] if isinstance(weights, (list, tuple)) else weights).stem
 
 
 def cli():

@@ -6,6 +6,11 @@ test in tests/compat that reproduces the original failure. Pins were rejected fo
 because they would hold users on unmaintained releases (setuptools < 81, numpy < 2.4, Pillow < 10,
 torch < 2.6); the one pin we do keep is ``torch>=2.14`` (see pyproject.toml), because the registry's
 torchvision only works with the registry's own torch build.
+
+Also here (tests in tests/export and tests/checkpoints): yolov5's checkpoint loads go through
+``yolo_attn.checkpoints`` (logged, restricted to model classes), its ONNX export uses the TorchScript-based
+exporter it was written for (torch >= 2.9 defaults to the dynamo exporter, which cannot write the opsets yolov5
+asks for), and local weights files never trigger a Hugging Face Hub or GitHub lookup.
 """
 from yolo_attn.compat.pkg_resources_shim import install_pkg_resources_shim
 from yolo_attn.compat.yolov5_patches import patch_yolov5

@@ -1,6 +1,7 @@
 """Small, additive patches that let yolov5==7.0.14 run on today's numpy, Pillow and torch, offline."""
 import functools
 import os
+import pickle
 import sys
 import types
 from pathlib import Path
@@ -88,9 +89,11 @@ def _called_from_yolov5(depth=2):
 def patch_torch_load():
     """torch >= 2.6 loads with ``weights_only=True``, which cannot read yolov5 checkpoints (pickled modules).
 
-    Only calls made from inside the yolov5 package that do not choose ``weights_only`` themselves get
-    ``weights_only=False``; every other caller keeps torch's safe default. Checkpoints are pickles: load
-    only files you trust (see README, "Checkpoints are pickles").
+    Calls made from inside the yolov5 package that do not choose ``weights_only`` themselves (attempt_load in
+    detect/val/export, train's --weights/--resume, strip_optimizer, hub) go through
+    ``yolo_attn.checkpoints.load_checkpoint``: it logs the file, allows only yolov5/yolo-attn/torch.nn model classes
+    in the pickle (``YOLO_ATTN_TRUST_CHECKPOINTS=1`` lifts that for trusted files) and refuses non-checkpoints with
+    a clear message. Every other caller keeps torch's safe default. Checkpoints are pickles: see README.
     """
     global _YOLOV5_DIR
     import yolov5
@@ -103,12 +106,83 @@ def patch_torch_load():
     @functools.wraps(original)
     def load(f, *args, **kwargs):
         if "weights_only" not in kwargs and len(args) < 3 and _called_from_yolov5():
+            if not args and set(kwargs) <= {"map_location"}:
+                from yolo_attn.checkpoints import load_for_yolov5
+
+                return load_for_yolov5(f, **kwargs)
             kwargs["weights_only"] = False
-        return original(f, *args, **kwargs)
+        try:
+            return original(f, *args, **kwargs)
+        except pickle.UnpicklingError as e:  # torch's safe default met a yolov5 checkpoint: say how to read it
+            if "yolov5.models." not in str(e) and "yolo_attn." not in str(e):
+                raise
+            raise pickle.UnpicklingError(
+                f"{e}\n\nyolo-attn: this is a yolov5/yolo-attn checkpoint. Load it with "
+                f"yolo_attn.checkpoints.load_checkpoint(path), which allows its model classes and nothing else "
+                f"(see README, 'Checkpoints are pickles').") from None
 
     load._yolo_attn_patched = True
     load._original = original
     torch.load = load
+
+
+def patch_onnx_export():
+    """torch >= 2.9 exports ONNX with the dynamo exporter by default. yolov5's export asks for opset 12 (``run``) or
+    17 (its CLI); the dynamo exporter only implements opset >= 18, so it exports 18 instead, after printing a failed
+    down-conversion traceback, and handles ``dynamic_axes`` differently. Calls made from inside the yolov5 package
+    that do not choose ``dynamo`` get ``dynamo=False``: the TorchScript-based exporter yolov5 was written for, which
+    honours the requested opset and dynamic axes. Every other caller keeps torch's default."""
+    import torch.onnx
+
+    if getattr(torch.onnx.export, "_yolo_attn_patched", False):
+        return
+    original = torch.onnx.export
+
+    @functools.wraps(original)
+    def export(*args, **kwargs):
+        if "dynamo" not in kwargs and _called_from_yolov5():
+            kwargs["dynamo"] = False
+        return original(*args, **kwargs)
+
+    export._yolo_attn_patched = True
+    export._original = original
+    torch.onnx.export = export
+
+
+def patch_local_weights_offline():
+    """yolov5 asks the Hugging Face Hub about every weights path before using it, even a local file
+    (``attempt_download_from_hub('best.pt')`` queries huggingface.co; offline it crashes with a ConnectionError),
+    and ``attempt_download`` may ask GitHub. A path that exists on disk is used as it is, with no network call;
+    other names keep yolov5's behaviour (yolo-attn's commands refuse missing weights before that, see paths.py)."""
+    import yolov5.utils.downloads as downloads
+
+    if getattr(downloads.attempt_download_from_hub, "_yolo_attn_patched", False):
+        return
+    from_hub, download = downloads.attempt_download_from_hub, downloads.attempt_download
+
+    def _local(name):
+        try:
+            return Path(str(name).strip()).exists()
+        except (OSError, ValueError):
+            return False
+
+    @functools.wraps(from_hub)
+    def attempt_download_from_hub(repo_id, *args, **kwargs):
+        return None if _local(repo_id) else from_hub(repo_id, *args, **kwargs)
+
+    @functools.wraps(download)
+    def attempt_download(file, *args, **kwargs):
+        return str(Path(str(file).strip())) if _local(file) else download(file, *args, **kwargs)
+
+    attempt_download_from_hub._yolo_attn_patched = attempt_download._yolo_attn_patched = True
+    replacements = {from_hub: attempt_download_from_hub, download: attempt_download}
+    downloads.attempt_download_from_hub, downloads.attempt_download = attempt_download_from_hub, attempt_download
+    for name, module in list(sys.modules.items()):  # modules that already imported the names (by value)
+        if module is None or not (name == "yolov5" or name.startswith(("yolov5.", "models.", "utils."))):
+            continue
+        for attr in ("attempt_download_from_hub", "attempt_download"):
+            if vars(module).get(attr) in replacements:
+                setattr(module, attr, replacements[vars(module)[attr]])
 
 
 def silence_amp_deprecation():
@@ -134,6 +208,8 @@ def patch_yolov5():
     silence_amp_deprecation()
     patch_pillow_getsize()
     patch_torch_load()
+    patch_onnx_export()
+    patch_local_weights_offline()
     patch_numpy_trapz()
     patch_fonts()
     patch_pil_open()

@@ -30,8 +30,10 @@ def label_path(image):
 
 
 def _online():
+    """Whether yolov5's downloads (GitHub releases) can work: github.com must resolve and accept a connection.
+    (A bare connection to 1.1.1.1, yolov5's own test, succeeds behind sandboxes and proxies that let nothing out.)"""
     try:
-        socket.create_connection(("1.1.1.1", 443), timeout=2).close()
+        socket.create_connection(("github.com", 443), timeout=3).close()
         return True
     except OSError:
         return False
@@ -71,6 +73,9 @@ def prepare(data_yaml, is_yolov5_builtin=False):
     if is_yolov5_builtin:
         root = Path(data.get("path") or "")
         if not root.is_absolute():
+            from yolo_attn.paths import yolov5_root
+
+            _offline_download_check(data_yaml, data, (yolov5_root() / root).resolve())
             return data_yaml  # yolov5's own definitions (coco.yaml, VOC.yaml) keep yolov5's own resolution
     else:
         root = Path(data.get("path") or ".")
@@ -83,8 +88,7 @@ def prepare(data_yaml, is_yolov5_builtin=False):
             if data.get("download"):
                 if _online():
                     return data_yaml  # yolov5 downloads it
-                how = ("\nThe YAML has a download: section, but this machine is offline, so yolov5 cannot fetch it. "
-                       "Copy the dataset there, or point path: at a local copy (see README, 'COCO and VOC').")
+                how = _offline_hint(data_yaml)
             raise DatasetError(f"{data_yaml}: the {key} split is not on disk. Looked for:\n"
                                + "\n".join(f"  {p}" for p in missing) + how)
         images = [im for p in entries for im in _images_of(p)]
@@ -106,6 +110,35 @@ def prepare(data_yaml, is_yolov5_builtin=False):
     with tmp:
         yaml.safe_dump(resolved, tmp, sort_keys=False)
     return Path(tmp.name)
+
+
+_CONVERT_HINTS = {
+    "coco": "yolo-attn convert coco annotations/instances_train2017.json train2017 "
+            "annotations/instances_val2017.json val2017 data/coco",
+    "voc": "yolo-attn convert voc path/to/VOCdevkit data/voc",
+}
+
+
+def _offline_hint(data_yaml):
+    how = ("\nThe YAML has a download: section, but this machine is offline, so yolov5 cannot fetch it. "
+           "Copy the dataset there, or point path: at a local copy (see README, 'COCO and VOC').")
+    kind = next((k for k in _CONVERT_HINTS if Path(data_yaml).stem.lower() == k), None)
+    if kind:
+        how += (f"\nIf you have {kind.upper()} on disk in its original format, convert it once, offline:\n"
+                f"  {_CONVERT_HINTS[kind]}\nthen pass --data {kind} (data/{kind}/data.yaml is used when present) "
+                f"or --data path/to/OUT/data.yaml.")
+    return how
+
+
+def _offline_download_check(data_yaml, data, root):
+    """yolov5's own YAMLs (coco.yaml, VOC.yaml) download what is missing: on an offline machine say so up front,
+    with the way to use a copy already on disk, instead of letting yolov5's download fail."""
+    if not data.get("download"):
+        return
+    missing = [p for key in ("train", "val") for p in _split_paths(data, root, key) if not p.exists()]
+    if missing and not _online():
+        raise DatasetError(f"{data_yaml}: the dataset is not on disk. Looked for:\n"
+                           + "\n".join(f"  {p}" for p in missing) + _offline_hint(data_yaml))
 
 
 def _is_truncated_jpeg(path):

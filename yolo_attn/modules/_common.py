@@ -75,3 +75,21 @@ class PooledBatchNorm2d(nn.BatchNorm2d):
             return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
                                 False, 0.0, self.eps)
         return super().forward(x)
+
+
+def two_maps(x, y=None):
+    """Unpack forward(x, y) or forward([x, y]) for two inputs that may differ in channels and resolution."""
+    if y is None:
+        if not isinstance(x, (list, tuple)) or len(x) != 2:
+            raise ValueError('expected two inputs: call as forward(x, y) or forward([x, y])')
+        x, y = x
+    if x.dim() != 4 or y.dim() != 4 or x.shape[0] != y.shape[0]:
+        raise ValueError(f'expected two N×C×H×W maps with the same N, got {tuple(x.shape)} and {tuple(y.shape)}')
+    return x, y
+
+
+def check_divisible(name, channels, groups, what='groups'):
+    """Raise a ValueError naming the module when ``channels`` cannot be split into ``groups``."""
+    if groups < 1 or channels % groups:
+        raise ValueError(f'{name}: {channels} channels cannot be split into {what}={groups}; '
+                         f'choose {what} dividing the channel count')

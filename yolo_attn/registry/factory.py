@@ -6,8 +6,9 @@ from yolo_attn.registry.layers import find_layer, layer_names, suggest
 def create_attn(name, channels, *args, **kwargs):
     """Build the registered attention layer ``name`` (case-insensitive) for ``channels`` input channels.
 
-    Two-input layers (``aff``, ``iaff``) are called as ``m(x, y)``; layers that change the channel count
-    take the output channels as the first extra argument.
+    Two-input layers (``aff``, ``iaff``, ``attngate``) are called as ``m(x, y)``; the attention gate takes the gating
+    signal's channels as the first extra argument (``create_attn('attngate', 128, 256)``, default: equal). Layers that
+    change the channel count take the output channels as the first extra argument (default: ``channels``).
     """
     spec = find_layer(name)
     if spec is None:

@@ -163,6 +163,18 @@ def _split_kwargs(args):
     return list(args), {}
 
 
+def _two_channel_layer(spec, src, n, args, kwargs, ca, cb, where):
+    """A two-input layer whose inputs may differ (e.g. an attention gate [skip, gate]); output: the first's channels."""
+    if src[0] == src[1]:
+        raise ModelConfigError(
+            f"{where}: both inputs are layer {src[0]}. {spec.name} takes [skip, gate]: the feature to gate and a "
+            f"signal from a coarser (deeper) layer, e.g. from: [6, 10] in yolov5s; gating a map with itself loses "
+            f"the idea of the gate.")
+    if n != 1:
+        raise ModelConfigError(f"{where}: a two-input layer cannot be repeated ('number' must be 1, got {n})")
+    return [ca, cb, *args], kwargs, ca
+
+
 def _attention_layer(spec, f, n, args, ch, i, gw, where):
     """(constructor args, kwargs, output channels) for a registered attention row."""
     from yolov5.utils.general import make_divisible
@@ -170,10 +182,14 @@ def _attention_layer(spec, f, n, args, ch, i, gw, where):
     args, kwargs = _split_kwargs(args)
     if spec.inputs == 2:
         if not (isinstance(f, list) and len(f) == 2):
+            if spec.out_from_first:
+                raise ModelConfigError(f"{where}: {spec.name} takes 'from' as [skip, gate] (two inputs), got {f!r}")
             raise ModelConfigError(f"{where}: a fusion layer takes 'from' as [a, b] (two inputs), got {f!r}")
         (a, b), (ca, cb) = f, (ch[f[0]], ch[f[1]])
+        src = [x if x >= 0 else i + x for x in f]
+        if spec.out_from_first:
+            return _two_channel_layer(spec, src, n, args, kwargs, ca, cb, where)
         if ca != cb:
-            src = [x if x >= 0 else i + x for x in f]
             raise ModelConfigError(
                 f"{where}: inputs have different channel counts: layer {src[0]} gives {ca}, layer {src[1]} "
                 f"gives {cb}. {spec.name} fuses equal-channel maps; pick inputs with equal channels or add a Conv "
@@ -193,12 +209,13 @@ def _attention_layer(spec, f, n, args, ch, i, gw, where):
     return [c1, *args], kwargs, c1
 
 
-def _attention_init(d):
-    """The yolo-attn YAML key ``attention_init``: 'default' (the modules' own init) or 'identity'."""
-    value = d.get("attention_init", "default")
-    if value not in ("default", "identity"):
-        raise ModelConfigError(f"model YAML 'attention_init:' must be 'default' or 'identity', got {value!r}")
-    return value == "identity"
+def _identity_rows(d, n_rows):
+    """The yolo-attn YAML key ``identity_start: [rows]``: attention rows that start as the identity."""
+    rows = d.get("identity_start") or []
+    if not (isinstance(rows, list) and all(isinstance(r, int) and 0 <= r < n_rows for r in rows)):
+        raise ModelConfigError(f"model YAML 'identity_start:' must be a list of row indices 0..{n_rows - 1}, "
+                               f"got {rows!r}")
+    return set(rows)
 
 
 def _build(cls, args, kwargs, n, where, spec=None, given=None):
@@ -245,7 +262,7 @@ def _parse_model(d, ch):
     conv_like = {_torch_layer(x) if x.startswith("nn.") else yolov5_layers[x] for x in _CONV_LIKE}
     repeated = {yolov5_layers[x] for x in _REPEATED}
 
-    identity_start = _attention_init(d)
+    identity_rows = _identity_rows(d, len(rows))
     layers, save = [], []
     for i, (where, f, n, kind, m, args) in enumerate(rows):
         given, n_yaml = list(args), n  # as written in the YAML (symbols substituted), for messages and checks
@@ -293,7 +310,12 @@ def _parse_model(d, ch):
                 c2 = ch[f]
 
         m_ = _build(m, args, kwargs, n, where, spec, given)
-        if spec is not None and identity_start and spec.inputs == 1 and c2 == ch[f]:
+        if spec is not None and hasattr(m_, "where"):
+            m_.where = where  # layers that check their input shapes at run time name their YAML row
+        if i in identity_rows:
+            if spec is None or spec.inputs != 1 or spec.changes_channels or c2 != ch[f]:
+                raise ModelConfigError(f"{where}: identity_start lists this row, but only one-input attention "
+                                       f"layers that keep their channels can start as the identity")
             m_ = IdentityStart(m_)
         t = f"{m.__module__}.{m.__qualname__}".replace("__main__.", "")
         np_ = sum(x.numel() for x in m_.parameters())

@@ -1,0 +1,34 @@
+"""One torch thread for the benchmark tests: they run on small, shared machines next to other test processes."""
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def yolov5_model():
+    """Build a yolov5 DetectionModel from a YAML in model_yamls/ quietly (the stock constructor)."""
+    import logging
+
+    import yolo_attn  # noqa: F401
+    from yolov5.models.yolo import Model
+    from yolov5.utils.general import LOGGER
+
+    from yolo_attn import paths
+
+    def build(name, nc=80):
+        level = LOGGER.level
+        LOGGER.setLevel(logging.WARNING)
+        try:
+            torch.manual_seed(0)
+            return Model(str(paths.resolve_cfg(name)), ch=3, nc=nc)
+        finally:
+            LOGGER.setLevel(level)
+
+    return build

@@ -1,0 +1,52 @@
+"""Batch-norm folding inside attention modules, where yolov5's ``fuse()`` does not reach.
+
+yolov5's ``BaseModel.fuse()`` folds the BN of its own ``Conv``/``DWConv`` blocks only. The attention
+modules keep theirs: MS-CAM/AFF/iAFF (conv -> BN in both branches, one of them a full-resolution
+C×H×W pass), CBAM (spatial conv -> BN), Coordinate Attention (conv1 -> bn1). ``fold_attention_bn``
+folds every such conv -> BN pair of an eval-mode model into the conv (yolov5's ``fuse_conv_and_bn``) and
+puts an ``nn.Identity`` in the BN's place; outputs are unchanged up to float rounding.
+
+Used by ``scripts/bench.sh --fold-attn-bn`` to show what folding is worth; not applied by yolov5's own
+val/detect/export.
+"""
+import torch
+import torch.nn as nn
+
+# conv -> BN pairs held as attributes (the forward applies the BN directly to the conv's output)
+_ATTRIBUTE_PAIRS = {"CBAM": [("spatial_conv", "spatial_bn")], "CoordAtt": [("conv1", "bn1")]}
+
+
+def _foldable(conv, bn):
+    return (isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d) and bn.affine and bn.track_running_stats
+            and bn.running_mean is not None and conv.out_channels == bn.num_features)
+
+
+def fold_attention_bn(model, attention_types=None):
+    """Fold conv -> BN pairs inside the attention modules of an eval-mode ``model``; returns how many."""
+    from yolov5.utils.torch_utils import fuse_conv_and_bn
+
+    if attention_types is None:
+        from yolo_attn.registry import registered_layers
+
+        attention_types = tuple(spec.cls for spec in registered_layers())
+    if model.training:
+        raise ValueError("fold_attention_bn folds running statistics: call model.eval() first")
+    folded = 0
+    with torch.no_grad():
+        for module in model.modules():
+            if not isinstance(module, attention_types):
+                continue
+            for sub in module.modules():
+                if isinstance(sub, nn.Sequential):
+                    for i in range(len(sub) - 1):
+                        if _foldable(sub[i], sub[i + 1]):
+                            sub[i] = fuse_conv_and_bn(sub[i], sub[i + 1])
+                            sub[i + 1] = nn.Identity()
+                            folded += 1
+            for conv_name, bn_name in _ATTRIBUTE_PAIRS.get(type(module).__name__, ()):
+                conv, bn = getattr(module, conv_name, None), getattr(module, bn_name, None)
+                if _foldable(conv, bn):
+                    setattr(module, conv_name, fuse_conv_and_bn(conv, bn))
+                    setattr(module, bn_name, nn.Identity())
+                    folded += 1
+    return folded

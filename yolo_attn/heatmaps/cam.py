@@ -1,0 +1,346 @@
+"""Class-activation heatmaps for each final detection of a yolov5 detector, all detections' gradients in one pass.
+
+Pipeline for one image (``DetectionCAM``):
+
+1. **Detect.** One forward pass without gradients. The rows before the first heatmap layer (the *prefix*) run
+   once, their outputs are cached. yolov5's own NMS runs on the decoded predictions and keeps, for every final
+   detection, the index of its row among the raw predictions (``targets.nms_with_rows``).
+2. **Gradients.** Each detection's target (``targets.target_value``: objectness, class probability, box outputs, or
+   their sum) is a scalar function of its own raw row. The gradients of all N targets at the heatmap layers are
+   taken from *one* forward pass of the rows after the prefix (the *suffix*) and one vectorised backward pass
+   (``torch.func.vjp`` + ``torch.func.vmap``; the detections are the vmap batch). The backward stops at the heatmap
+   layers and computes no parameter gradients. Strategies (``strategy=``):
+
+   - ``"batched"`` (default): as above. Falls back to ``"replicate"`` if a module cannot run under torch.func.
+   - ``"replicate"``: the suffix runs once on a batch of N copies of the cached prefix outputs, then one backward
+     of the sum of the per-copy targets (copies do not interact in eval mode, so each copy's gradient is its own
+     detection's).
+   - ``"sequential"``: one forward, then one backward per detection (activations only) - the reference the others
+     are tested against, and the baseline of ``yolo_attn.benchmarks.heatmap_speed``.
+
+3. **Maps.** pytorch-grad-cam (the ``grad-cam`` package) turns activations and gradients into maps: the chosen
+   method's ``get_cam_image`` (Grad-CAM, Grad-CAM++, XGrad-CAM, HiRes-CAM, Layer-CAM, Eigen-CAM, ...), ReLU,
+   ``scale_cam_image`` to the model input size and ``aggregate_multi_layers`` over the layers, exactly as its
+   ``BaseCAM`` does. Gradient-free methods (Eigen-CAM, KPCA-CAM, FEM) give one map per image, the same for every
+   detection.
+
+Layers are the modules named in ``model.named_modules()`` (a YAML row ``model.5`` or any module inside a row);
+each must return one N×C×H×W feature map and run once per forward pass.
+"""
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from yolo_attn.errors import UsageError
+from yolo_attn.heatmaps.model import device_of, freeze, resolve_layers, unfreeze
+from yolo_attn.heatmaps.targets import TARGETS, nms_with_rows, target_cotangents, target_value
+
+STRATEGIES = ("batched", "replicate", "sequential")
+
+# pytorch-grad-cam classes whose maps come from one forward/backward (activations and gradients): usable here.
+_METHODS = {
+    "gradcam": "GradCAM",
+    "gradcam++": "GradCAMPlusPlus",
+    "xgradcam": "XGradCAM",
+    "hirescam": "HiResCAM",
+    "layercam": "LayerCAM",
+    "eigencam": "EigenCAM",
+    "eigengradcam": "EigenGradCAM",
+    "gradcamelementwise": "GradCAMElementWise",
+    "kpcacam": "KPCA_CAM",
+    "fem": "FEM",
+}
+_ALIASES = {"gradcampp": "gradcam++", "gradcamplusplus": "gradcam++", "grad-cam": "gradcam", "eigen-cam": "eigencam"}
+# grad-cam methods that need many extra forward passes per target (perturbations) or input gradients.
+_NOT_SUPPORTED = {
+    "scorecam": "one forward pass per activation channel and detection",
+    "ablationcam": "one forward pass per activation channel and detection",
+    "fullgrad": "gradients with respect to the input and every bias, not a layer's activations",
+    "shapleycam": "second-order gradients (Hessian-vector products) per detection",
+    "finercam": "comparisons between classifier categories",
+    "randomcam": "nothing (random weights)",
+}
+METHODS = tuple(_METHODS)
+
+
+def method_class(name):
+    """The pytorch-grad-cam class of a method name (case-insensitive; aliases gradcampp, grad-cam, eigen-cam)."""
+    import pytorch_grad_cam
+
+    key = _ALIASES.get(name.lower(), name.lower())
+    if key in _NOT_SUPPORTED:
+        raise UsageError(f"--method {name}: not supported for detections: it needs {_NOT_SUPPORTED[key]}. "
+                         f"Supported: {', '.join(METHODS)}")
+    if key not in _METHODS:
+        raise UsageError(f"--method {name}: unknown; choose one of {', '.join(METHODS)}")
+    return getattr(pytorch_grad_cam, _METHODS[key])
+
+
+@dataclass
+class Explained:
+    """Detections of one image and their heatmaps, both in model-input pixels.
+
+    detections: (n, 7) float array: x1, y1, x2, y2, conf, cls, row (row: index into the raw predictions).
+    maps: (n, h, w) float32 in [0, 1], one per detection (pytorch-grad-cam's normalisation).
+    """
+    detections: np.ndarray
+    maps: np.ndarray
+
+
+class _Probe:
+    """Forward hooks on the heatmap layers: record each output and (when set) add a zero 'delta' to it, so the
+    gradient with respect to the delta is the gradient with respect to the layer's output."""
+
+    def __init__(self, layers):
+        self.layers = layers
+        self.deltas = None
+        self.acts = [None] * len(layers)
+        self.handles = []
+
+    def __enter__(self):
+        for k, layer in enumerate(self.layers):
+            self.handles.append(layer.module.register_forward_hook(self._hook(k)))
+        return self
+
+    def __exit__(self, *exc):
+        for h in self.handles:
+            h.remove()
+        self.handles.clear()
+        self.deltas = None
+        self.acts = [None] * len(self.layers)
+
+    def reset(self, deltas=None):
+        self.deltas = deltas
+        self.acts = [None] * len(self.layers)
+
+    def _hook(self, k):
+        def hook(module, inputs, output):
+            if not (isinstance(output, torch.Tensor) and output.dim() == 4):
+                kind = type(output).__name__ if not isinstance(output, torch.Tensor) else f"a {output.dim()}-D tensor"
+                raise UsageError(f"layer {self.layers[k].label} returns {kind}, not a feature map (N×C×H×W); "
+                                 f"choose another --layer")
+            if self.acts[k] is not None:
+                raise UsageError(f"layer {self.layers[k].label} runs more than once per forward pass, so its "
+                                 f"activations are ambiguous; choose the row or another module")
+            self.acts[k] = output
+            if self.deltas is not None:
+                return output + self.deltas[k]
+            return None
+        return hook
+
+    def activations(self):
+        missing = [self.layers[k].label for k, a in enumerate(self.acts) if a is None]
+        if missing:
+            raise UsageError(f"layer(s) {', '.join(missing)} did not run in the forward pass")
+        return list(self.acts)
+
+
+class DetectionCAM:
+    """Per-detection heatmaps of a yolov5 detector (see the module docstring).
+
+    model: a yolov5 DetectionModel in eval mode (its parameters stop requiring gradients while it is used here).
+    layers: specs for ``model.resolve_layers`` (row indices, module names, layer types, 'neck', 'attention'), or
+        ``Layer`` objects; None: the neck outputs Detect reads.
+    method: a pytorch-grad-cam method name (``METHODS``); target: one of ``targets.TARGETS``.
+    batch_size: detections per vectorised backward pass (memory grows with it).
+    """
+
+    def __init__(self, model, layers=None, method="gradcam", target="all", conf_thres=0.25, iou_thres=0.45,
+                 classes=None, max_det=300, batch_size=16, strategy="batched", eigen_smooth=False):
+        if target not in TARGETS:
+            raise UsageError(f"--target {target}: choose one of {', '.join(TARGETS)}")
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+        if not 0 <= conf_thres <= 1 or not 0 <= iou_thres <= 1:
+            raise UsageError(f"--conf and --iou are probabilities in [0, 1], got {conf_thres} and {iou_thres}")
+        if batch_size < 1:
+            raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+        self.model = model.eval()
+        self.layers = layers if layers and all(hasattr(x, "module") for x in layers) else resolve_layers(model, layers)
+        self.method = method
+        self.cam = method_class(method)(model=model, target_layers=[])  # grad-cam's maths only; no hooks
+        self.target, self.conf_thres, self.iou_thres = target, conf_thres, iou_thres
+        self.classes, self.max_det, self.batch_size = classes, max_det, batch_size
+        self.strategy, self.eigen_smooth = strategy, eigen_smooth
+        self.start = min(layer.row for layer in self.layers)  # first row of the suffix
+        self.device = device_of(model)
+
+    # -- forward passes -------------------------------------------------------------------------------------------
+    def _run(self, x, y, start):
+        """Rows ``start``.. of the model (yolov5's _forward_once) on ``x`` = output of row start-1, outputs ``y``."""
+        for m in self.model.model[start:]:
+            if m.f != -1:
+                x = y[m.f] if isinstance(m.f, int) else [x if j == -1 else y[j] for j in m.f]
+            x = m(x)
+            y.append(x)
+        return x
+
+    def _prefix(self, image):
+        y = []
+        with torch.no_grad():
+            x = self._run_rows(image, y, self.start)
+        return x, y
+
+    def _run_rows(self, x, y, stop):
+        for m in self.model.model[:stop]:
+            if m.f != -1:
+                x = y[m.f] if isinstance(m.f, int) else [x if j == -1 else y[j] for j in m.f]
+            x = m(x)
+            y.append(x)
+        return x
+
+    def _suffix(self, cache, n=1):
+        """Detect's outputs (z, [raw per level]) for the suffix run on the cached prefix outputs (repeated n times)."""
+        x, y = cache
+        if n > 1:
+            rep = lambda t: t.expand(n, *t.shape[1:]).contiguous() if isinstance(t, torch.Tensor) else t  # noqa: E731
+            x, y = rep(x), [rep(t) for t in y]
+        z, raw = self._run(x, list(y), self.start)
+        return z, raw
+
+    # -- public API -----------------------------------------------------------------------------------------------
+    def detect(self, image):
+        """Final detections (n, 7) of a (1, 3, h, w) input, and the state the gradient pass reuses."""
+        if image.dim() != 4 or image.shape[0] != 1:
+            raise ValueError(f"one image at a time: expected a (1, 3, h, w) tensor, got {tuple(image.shape)}")
+        image = image.to(self.device)
+        flags = freeze(self.model)
+        try:
+            with _Probe(self.layers) as probe, torch.no_grad():
+                cache = self._prefix(image)
+                z, raw = self._suffix(cache)
+                acts = [a.detach() for a in probe.activations()]
+        finally:
+            unfreeze(self.model, flags)
+        det = nms_with_rows(z, self.conf_thres, self.iou_thres, self.classes, self.max_det)[0]
+        sizes = [r[0].numel() // r.shape[-1] for r in raw]  # rows per level, in z's order
+        return det, {"cache": cache, "acts": acts, "size": (image.shape[3], image.shape[2]), "levels": sizes}
+
+    def explain(self, image):
+        """Detections and one heatmap per detection for a (1, 3, h, w) input in [0, 1] (RGB, letterboxed)."""
+        det, state = self.detect(image)
+        return Explained(det.cpu().numpy(), self.maps(det, state))
+
+    __call__ = explain
+
+    def maps(self, det, state, strategy=None):
+        """(n, h, w) heatmaps of detections ``det`` (from ``detect``) at the model-input size."""
+        n = len(det)
+        w, h = state["size"]
+        if n == 0:
+            return np.zeros((0, h, w), np.float32)
+        acts = [a.cpu().numpy() for a in state["acts"]]
+        if not self.cam.uses_gradients:  # Eigen-CAM & co: a property of the image, not of a detection
+            return np.repeat(self._cam_maps(acts, [None] * len(acts), (w, h)), n, axis=0)
+        grads = self.gradients(state, det[:, 6].long(), det[:, 5].long(), strategy or self.strategy)
+        return self._cam_maps(acts, [g.cpu().numpy() for g in grads], (w, h))
+
+    def gradients(self, state, rows, cls, strategy=None):
+        """Per layer, the (n, C, H, W) gradients of the n detections' targets at that layer's output.
+
+        Detections are grouped by Detect level: a target reads one level's output only, so its backward pass
+        starts there (a P3 detection's never runs through the rows that only feed P4 and P5)."""
+        strategy = strategy or self.strategy
+        offsets = np.cumsum([0] + state["levels"])
+        level = torch.as_tensor(np.searchsorted(offsets, rows.cpu().numpy(), side="right") - 1)
+        grads = [torch.zeros((len(rows), *a.shape[1:]), dtype=a.dtype, device=a.device) for a in state["acts"]]
+        flags = freeze(self.model)
+        try:
+            with _Probe(self.layers) as probe:
+                for lv in level.unique().tolist():
+                    idx = (level == lv).nonzero()[:, 0]
+                    local = rows[idx] - int(offsets[lv])
+                    for k, g in enumerate(self._level_gradients(probe, state, lv, local, cls[idx], strategy)):
+                        grads[k][idx] = g
+        finally:
+            unfreeze(self.model, flags)
+        return grads
+
+    def _level_gradients(self, probe, state, level, local, cls, strategy):
+        if strategy == "batched":
+            try:
+                return self._batched(probe, state, level, local, cls)
+            except (RuntimeError, NotImplementedError) as e:  # a module torch.func cannot transform
+                warnings.warn(f"vectorised backward unavailable ({type(e).__name__}: {str(e)[:200]}); "
+                              f"falling back to strategy 'replicate'", RuntimeWarning)
+                probe.reset()
+                self.strategy = strategy = "replicate"
+        if strategy == "replicate":
+            return self._replicate(probe, state, level, local, cls)
+        return self._sequential(probe, state, level, local, cls)
+
+    # -- gradient strategies (one Detect level; ``local``: rows within that level's raw output) -------------------
+    def _zeros(self, state, n):
+        return [torch.zeros((n, *a.shape[1:]), dtype=a.dtype, device=a.device) for a in state["acts"]]
+
+    @staticmethod
+    def _rows(raw_level, n=1):
+        return raw_level.reshape(n, -1, raw_level.shape[-1])
+
+    def _batched(self, probe, state, level, local, cls):
+        def selected_rows(*deltas):
+            probe.reset(deltas)
+            _, raw = self._suffix(state["cache"])
+            return self._rows(raw[level])[0, local]
+
+        with torch.enable_grad():
+            out, vjp_fn = torch.func.vjp(selected_rows, *self._zeros(state, 1))
+            cot = target_cotangents(out, cls, self.target)  # (n, no): d target_i / d row_i
+            n = len(local)
+            grads = [[] for _ in self.layers]
+            for s in range(0, n, self.batch_size):
+                k = min(self.batch_size, n - s)
+                onehot = torch.zeros((k, n, cot.shape[1]), dtype=cot.dtype, device=cot.device)
+                onehot[torch.arange(k), torch.arange(s, s + k)] = cot[s:s + k]
+                for layer_grads, g in zip(grads, torch.func.vmap(vjp_fn)(onehot)):
+                    layer_grads.append(g[:, 0])
+        probe.reset()
+        return [torch.cat(g) for g in grads]
+
+    def _replicate(self, probe, state, level, local, cls):
+        n = len(local)
+        grads = [[] for _ in self.layers]
+        for s in range(0, n, self.batch_size):
+            k = min(self.batch_size, n - s)
+            deltas = [d.requires_grad_(True) for d in self._zeros(state, k)]
+            probe.reset(deltas)
+            with torch.enable_grad():
+                _, raw = self._suffix(state["cache"], k)
+                rows = self._rows(raw[level], k)[torch.arange(k), local[s:s + k]]
+                total = target_value(rows, cls[s:s + k], self.target).sum()
+                gs = torch.autograd.grad(total, deltas, allow_unused=True)
+            for layer_grads, g, d in zip(grads, gs, deltas):
+                layer_grads.append(torch.zeros_like(d) if g is None else g)
+        probe.reset()
+        return [torch.cat(g) for g in grads]
+
+    def _sequential(self, probe, state, level, local, cls):
+        deltas = [d.requires_grad_(True) for d in self._zeros(state, 1)]
+        probe.reset(deltas)
+        grads = [[] for _ in self.layers]
+        with torch.enable_grad():
+            _, raw = self._suffix(state["cache"])
+            rows = self._rows(raw[level])[0]
+            for r, c in zip(local, cls):
+                t = target_value(rows[r][None], c[None], self.target).sum()
+                gs = torch.autograd.grad(t, deltas, retain_graph=True, allow_unused=True)
+                for layer_grads, g, d in zip(grads, gs, deltas):
+                    layer_grads.append(torch.zeros_like(d) if g is None else g)
+        probe.reset()
+        return [torch.cat(g) for g in grads]
+
+    # -- maps -----------------------------------------------------------------------------------------------------
+    def _cam_maps(self, acts, grads, size):
+        """pytorch-grad-cam's BaseCAM.compute_cam_per_layer + aggregate_multi_layers on our activations/gradients."""
+        from pytorch_grad_cam.utils.image import scale_cam_image
+
+        per_layer = []
+        for layer, a, g in zip(self.layers, acts, grads):
+            if g is not None:
+                a = np.broadcast_to(a, g.shape)
+            cam = self.cam.get_cam_image(None, layer.module, None, a, g, self.eigen_smooth)
+            cam = np.maximum(cam, 0)
+            per_layer.append(scale_cam_image(cam, size)[:, None, :])
+        return self.cam.aggregate_multi_layers(per_layer).astype(np.float32)

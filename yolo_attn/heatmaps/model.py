@@ -1,0 +1,147 @@
+"""The detector to explain: loading a checkpoint, and naming the layers a heatmap is taken at."""
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from yolo_attn.errors import UsageError
+
+
+def load_detector(weights, device="cpu"):
+    """(model, imgsz) from a yolov5/yolo-attn checkpoint: the EMA weights if saved, float32, eval mode, not fused.
+
+    ``imgsz`` is the image size the checkpoint was trained with (None if it does not say)."""
+    import yolo_attn  # noqa: F401  (registers the layers, patches yolov5)
+    from yolo_attn.checkpoints import load_checkpoint
+
+    ckpt = load_checkpoint(weights)
+    model = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
+    model = model.float().eval().to(device)
+    check_detector(model, weights)
+    opt = ckpt.get("opt")
+    opt = vars(opt) if hasattr(opt, "__dict__") and not isinstance(opt, dict) else (opt or {})
+    imgsz = opt.get("imgsz")
+    if isinstance(imgsz, (list, tuple)):
+        imgsz = max(imgsz)
+    return model, (int(imgsz) if imgsz else None)
+
+
+def check_detector(model, source="the model"):
+    from yolov5.models.yolo import Detect, Segment
+
+    rows = getattr(model, "model", None)
+    if not isinstance(rows, nn.Sequential) or not len(rows) or not isinstance(rows[-1], Detect):
+        raise UsageError(f"{source} is not a yolov5 detection model (its last layer must be Detect)")
+    if isinstance(rows[-1], Segment):
+        raise UsageError(f"{source} is a segmentation model; heatmaps support detection models (Detect head)")
+
+
+def names_of(model):
+    names = getattr(model, "names", None)
+    nc = model.model[-1].nc
+    if isinstance(names, dict):
+        return {int(k): str(v) for k, v in names.items()}
+    if isinstance(names, (list, tuple)) and len(names) == nc:
+        return dict(enumerate(map(str, names)))
+    return {i: f"class{i}" for i in range(nc)}
+
+
+@dataclass
+class Layer:
+    """A module whose output a heatmap is computed at: its name in ``model.named_modules()`` and its YAML row."""
+    name: str
+    module: nn.Module
+    row: int
+
+    @property
+    def label(self):
+        kind = type(self.module).__name__
+        return f"row {self.row} {kind}" if self.name == f"model.{self.row}" else f"{self.name} ({kind})"
+
+
+def _row_of(name):
+    parts = name.split(".")
+    if len(parts) >= 2 and parts[0] == "model" and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+def is_attention(module):
+    return callable(getattr(module, "attention_maps", None))
+
+
+def attention_rows(model):
+    return [i for i, m in enumerate(model.model[:-1]) if is_attention(m)]
+
+
+def neck_rows(model):
+    """The rows Detect reads (the neck outputs P3, P4, P5 in every shipped YAML and in stock yolov5)."""
+    f = model.model[-1].f
+    return sorted(f if isinstance(f, (list, tuple)) else [f])
+
+
+DEFAULT_LAYERS = "neck"
+KEYWORDS = {"neck": neck_rows, "attention": attention_rows}
+
+
+def _describe_rows(model):
+    return "\n".join(f"  {i:>3}  {type(m).__name__}" for i, m in enumerate(model.model))
+
+
+def resolve_layers(model, specs=None):
+    """Layers from ``specs``: YAML row indices ('5'), module names ('model.20.cv3', or '20.cv3'), layer types
+    ('CBAM': all rows of that type), or the keywords 'neck' (the rows Detect reads: the default) and 'attention'
+    (every attention row). No specs: the default, 'neck', which exists in every yolov5 detector."""
+    specs = [DEFAULT_LAYERS] if not specs else [str(s) for s in specs]
+    modules = dict(model.named_modules())
+    rows = model.model
+    last = len(rows) - 1
+    chosen = []
+    for spec in specs:
+        if spec.lower() in KEYWORDS:
+            found = KEYWORDS[spec.lower()](model)
+            if not found:
+                raise UsageError(f"--layer {spec}: this model has no {spec} rows; its rows are:\n{_describe_rows(model)}")
+            names = [f"model.{i}" for i in found]
+        elif spec.lstrip("-").isdigit():
+            i = int(spec)
+            if not 0 <= i < last:
+                raise UsageError(f"--layer {spec}: rows are numbered 0..{last - 1} (row {last} is Detect, whose output "
+                                 f"is not a feature map); the rows are:\n{_describe_rows(model)}")
+            names = [f"model.{i}"]
+        elif spec in modules or f"model.{spec}" in modules:
+            names = [spec if spec in modules else f"model.{spec}"]
+        else:
+            typed = [i for i, m in enumerate(rows[:-1]) if type(m).__name__.lower() == spec.lower()]
+            if not typed:
+                raise UsageError(f"--layer {spec!r}: not a row index, a module name (as in model.named_modules(), "
+                                 f"e.g. model.20.cv3), a layer type of this model, or one of {', '.join(KEYWORDS)}. "
+                                 f"The rows are:\n{_describe_rows(model)}")
+            names = [f"model.{i}" for i in typed]
+        for name in names:
+            row = _row_of(name)
+            if row is None or row == last:
+                raise UsageError(f"--layer {spec}: {name} is not inside a row before Detect (row {last})")
+            if name not in (layer.name for layer in chosen):
+                chosen.append(Layer(name, modules[name], row))
+    return chosen
+
+
+def freeze(model):
+    """Stop gradients to the parameters (heatmaps need them for activations only); returns the previous flags."""
+    flags = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return flags
+
+
+def unfreeze(model, flags):
+    for p, flag in zip(model.parameters(), flags):
+        p.requires_grad_(flag)
+
+
+def device_of(model):
+    try:
+        return next(model.parameters()).device
+    except StopIteration:
+        return torch.device("cpu")

@@ -1,0 +1,1 @@
+"""Metrics beside yolov5's own: the official COCO evaluation (``coco_eval``)."""
