@@ -42,11 +42,15 @@ def _reference_gradients(model, cam, image, det):
 
 @pytest.mark.parametrize("cfg,layers,target", [
     ("yolov5s-cbam.yaml", None, "all"),
+    ("yolov5s-cbam.yaml", ["neck"], "all"),
     ("yolov5s-cbam.yaml", ["attention"], "class"),
     ("yolov5s-cbam.yaml", ["model.20.cv3", "13"], "conf"),  # a module inside a row, and a row before it
     ("yolov5s-aff.yaml", ["AFF"], "box"),
 ])
-def test_every_strategy_gives_each_detection_its_own_gradient(detector, cfg, layers, target):
+def test_every_strategy_gives_each_detection_its_own_gradient(detector, monkeypatch, cfg, layers, target):
+    vectorised = []
+    batched = DetectionCAM._batched
+    monkeypatch.setattr(DetectionCAM, "_batched", lambda self, *a: vectorised.append(len(a[3])) or batched(self, *a))
     model = detector(cfg)
     cam = DetectionCAM(model, layers, target=target, conf_thres=0.0, max_det=N, batch_size=4)  # 2 vmap chunks
     image = _image()
@@ -61,6 +65,7 @@ def test_every_strategy_gives_each_detection_its_own_gradient(detector, cfg, lay
         for g, r in zip(grads, reference):
             assert g.shape == r.shape
             torch.testing.assert_close(g, r, rtol=1e-4, atol=1e-5 * float(r.abs().max() + 1e-12))
+    assert max(vectorised) >= 2  # the vmap path ran on a group of detections (single ones go one at a time)
     assert not any(p.requires_grad is False for p in model.parameters())  # flags restored
 
 
@@ -116,7 +121,7 @@ def test_every_method_runs(detector, method):
     cam = DetectionCAM(detector("yolov5s-coordatt.yaml"), method=method, conf_thres=0.0, max_det=3)
     res = cam.explain(_image(3))
     assert res.maps.shape == (3, 64, 96) and np.isfinite(res.maps).all()
-    if method in ("eigencam", "kpcacam", "fem"):  # gradient-free: one map for the image
+    if method in ("eigencam", "fem"):  # gradient-free: one map for the image
         assert np.array_equal(res.maps[0], res.maps[1])
 
 
@@ -143,7 +148,10 @@ def test_layer_keywords_types_and_defaults(detector):
     from yolo_attn.heatmaps.model import resolve_layers
 
     cbam = detector("yolov5s-cbam.yaml")
-    assert [l.row for l in resolve_layers(cbam)] == [20, 23, 26]  # the neck outputs Detect reads
+    assert [l.row for l in resolve_layers(cbam)] == [5, 8, 12]  # backbone rows the head reads: CBAM, CBAM, SPPF
+    assert [l.row for l in resolve_layers(detector(STOCK_YOLOV5S))] == [4, 6, 9]  # the same places in stock yolov5s
+    assert [l.row for l in resolve_layers(detector("yolov5s-aff.yaml"))] == [4, 6, 9]  # AFF sits in the neck
+    assert [l.row for l in resolve_layers(cbam, ["neck"])] == [20, 23, 26]  # the rows Detect reads
     assert [l.row for l in resolve_layers(cbam, ["attention"])] == [5, 8, 11]
     assert [l.row for l in resolve_layers(cbam, ["cbam", "5"])] == [5, 8, 11]  # type, case-insensitive; no repeats
     assert [l.name for l in resolve_layers(cbam, ["20.cv3"])] == ["model.20.cv3"]
@@ -161,3 +169,21 @@ def test_targets_are_validated(detector):
     with pytest.raises(UsageError, match="--target"):
         DetectionCAM(detector("yolov5s.yaml"), target="score")
     assert set(TARGETS) == {"conf", "class", "box", "all"}
+
+
+def test_a_model_torch_func_cannot_transform_falls_back_with_a_warning(detector, monkeypatch):
+    model = detector("yolov5s-se.yaml")
+    cam = DetectionCAM(model, ["neck"], conf_thres=0.0, max_det=N)
+    det, state = cam.detect(_image(5))
+    rows, cls = det[:, 6].long(), det[:, 5].long()
+    expected = cam.gradients(state, rows, cls, "sequential")
+
+    def no_vmap(*args, **kwargs):
+        raise RuntimeError("vmap: batching rule not implemented for some_op")
+
+    monkeypatch.setattr(torch.func, "vmap", no_vmap)
+    with pytest.warns(RuntimeWarning, match="falling back to strategy 'replicate'"):
+        grads = cam.gradients(state, rows, cls, "batched")
+    for g, e in zip(grads, expected):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-5 * float(e.abs().max() + 1e-12))
+    assert cam.strategy == "replicate"  # remembered: later images do not retry (nor warn again)

@@ -98,3 +98,15 @@ def test_help_lists_methods_and_targets(capsys):
     assert e.value.code == 0
     text = capsys.readouterr().out
     assert "gradcam++" in text and "conf,class,box,all" in text and "--attention" in text
+
+
+def test_the_speed_benchmark_runs_and_compares_the_same_maps(checkpoint, image_file, capsys):
+    from yolo_attn.benchmarks.heatmap_speed import main as bench_main
+
+    assert bench_main(["--weights", str(checkpoint("yolov5s-cbam.yaml")), "--source", str(image_file()),
+                       "--detections", "1", "4", "--repeats", "1", "--threads", "1"]) == 0
+    out = capsys.readouterr().out
+    for name in ("one-at-a-time, full backward", "one-at-a-time, layers only", "replicated batch",
+                 "vectorised (default)"):
+        assert out.count(name) == 2
+    assert "4 detections, layers row 5 CBAM, row 8 CBAM, row 12 SPPF" in out and "heatmaps/s" in out

@@ -44,17 +44,18 @@ def trained(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def heatmaps(trained, tmp_path_factory):
-    """The command's output on the 20 val images, per target (default layers = the neck, Grad-CAM)."""
+    """The command's output (records and .npy maps) on the 20 val images, per (method, layers, target)."""
     from yolo_attn.heatmaps.run import run
 
     done = {}
 
-    def make(target):
-        if target not in done:
-            out = tmp_path_factory.mktemp(f"hm-{target}")
-            done[target] = run(trained["weights"], trained["val"], out, target=target, save_npy=True,
-                               log=lambda *_: None), out
-        return done[target]
+    def make(method="layercam", layers=None, target="all"):
+        key = (method, tuple(layers or ()), target)
+        if key not in done:
+            out = tmp_path_factory.mktemp(f"hm-{method}-{target}")
+            done[key] = run(trained["weights"], trained["val"], out, method=method, layers=layers, target=target,
+                            save_npy=True, log=lambda *_: None), out
+        return done[key]
     return make
 
 
@@ -62,27 +63,35 @@ def _records(entries):
     return [rec for entry in entries for rec in entry["detections"]]
 
 
-@pytest.mark.parametrize("target,fraction,median", [("all", 0.95, 3.0), ("conf", 0.95, 3.0), ("class", 0.95, 3.0)])
-def test_each_detections_map_has_more_heat_inside_its_box_than_outside(heatmaps, target, fraction, median):
-    """Measured on this model (110 detections on the 20 val images): more heat inside for 100% of them, median
-    mean-inside/mean-outside 4.2-4.6, smallest 1.05-1.98. On the 0.86-mAP50 yolov5s-cbam of the README (286
-    detections): 98.6% (all), 100% (conf), 99.3% (class)."""
-    entries, _ = heatmaps(target)
+@pytest.mark.parametrize("method,layers,target,fraction,median", [
+    ("layercam", None, "all", 0.95, 5.0),  # the defaults: Layer-CAM at the backbone outputs (rows 5, 8, 12)
+    ("layercam", None, "conf", 0.95, 5.0),
+    ("layercam", None, "class", 0.95, 5.0),
+    ("gradcam", ["neck"], "all", 0.95, 2.5),  # the classic: Grad-CAM at the neck outputs Detect reads
+])
+def test_each_detections_map_has_more_heat_inside_its_box_than_outside(heatmaps, method, layers, target, fraction,
+                                                                      median):
+    """Mean heat inside the detection's box > mean heat outside it. Measured on this model (110 detections on the
+    20 val images): 100% for all four; median inside/outside ratio 9.7 (all), 9.6 (conf), 9.8 (class), 4.5 (Grad-CAM
+    at the neck); 5th percentile 5.3, 5.1, 5.7, 2.7. On the README's yolov5s-cbam (mAP50 0.86, 286 detections on 40
+    val images): 100% with ratio median 12.0 (defaults), 98.6% with median 5.1 (Grad-CAM at the neck)."""
+    entries, _ = heatmaps(method, layers, target)
     recs = _records(entries)
     assert len(recs) >= 60
     inside = np.mean([r["more_heat_inside"] for r in recs])
     ratios = [r["heat_in_box"] if r["heat_in_box"] is not None else np.inf for r in recs]
-    assert inside >= fraction, (target, inside)
-    assert np.median(ratios) >= median, (target, np.median(ratios))
+    assert inside >= fraction, (method, target, inside)
+    assert np.median(ratios) >= median, (method, target, np.median(ratios))
 
 
 def test_each_map_belongs_to_its_own_detection(heatmaps):
-    """Control: a detection's map, scored against the box of another, non-overlapping detection of the same image,
-    shows far less heat there than in its own box (the test above cannot pass on maps that merely light up every
-    object)."""
+    """Control: a detection's map has more heat in its own box than in the box of another, non-overlapping
+    detection of the same image -- the maps are per detection, not one picture of every object. Measured 99.6% of
+    472 pairs with the defaults (99.9% of 2006 on the README model). Grad-CAM, whose channel weights are global,
+    lights up look-alike objects too: 76% here (74% there), so it is not the default."""
     from yolo_attn.heatmaps.metrics import heat_in_box
 
-    entries, out = heatmaps("all")
+    entries, out = heatmaps()
     own_wins, pairs = 0, 0
     for entry in entries:
         dets = entry["detections"]
@@ -108,7 +117,7 @@ def test_heatmaps_are_for_yolov5s_final_detections(trained, heatmaps):
 
     from yolo_attn.heatmaps.model import load_detector
 
-    entries, out = heatmaps("all")
+    entries, out = heatmaps()
     model, imgsz = load_detector(trained["weights"])
     for entry in entries[:8]:
         img = cv2.imread(entry["image"])
@@ -126,15 +135,17 @@ def test_heatmaps_are_for_yolov5s_final_detections(trained, heatmaps):
             assert np.load(out / r["npy"]).shape == img.shape[:2]
 
 
-def test_batched_gradients_are_faster_than_one_backward_per_detection(trained):
-    """heatmap_speed's comparison at 10 detections on this model, interleaved medians, one thread. Measured here
-    (shared 2-core machine): see the README; the assertion keeps a wide margin for a loaded machine."""
+@pytest.mark.parametrize("layers,speedup", [(None, 1.4), (["neck"], 2.5)])
+def test_batched_gradients_are_faster_than_one_full_backward_per_detection(trained, layers, speedup):
+    """heatmap_speed's comparison at 10 detections on this model (one thread, interleaved medians; it also checks
+    that every approach gives the same maps). Measured here: x2.1 (default backbone layers) and x4.7 (neck) against
+    the copied script's full backward per detection; the bounds leave room for a loaded machine."""
     from yolo_attn.benchmarks.heatmap_speed import bench
     from yolo_attn.heatmaps.images import letterbox_tensor, read_image
     from yolo_attn.heatmaps.model import load_detector
 
     model, imgsz = load_detector(trained["weights"])
     image, _ = letterbox_tensor(read_image(sorted(trained["val"].glob("*.jpg"))[0]), imgsz, 32)
-    found, med, _ = bench(model, image, 10, repeats=5)  # also checks that all approaches give the same maps
+    found, med, _ = bench(model, image, 10, layers=layers, repeats=5)
     assert found == 10
-    assert med["one-at-a-time, full backward"] / med["vectorised (default)"] >= 2.0, med
+    assert med["one-at-a-time, full backward"] / med["vectorised (default)"] >= speedup, med

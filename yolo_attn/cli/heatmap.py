@@ -1,8 +1,8 @@
 """``scripts/heatmap.sh``: a heatmap per final detection (after NMS), an overview per image, attention gates.
 
 Usage:
-  heatmap.sh --weights W --source IMG|DIR --out DIR [--method gradcam|gradcam++|xgradcam|hirescam|layercam|
-             eigencam|eigengradcam|gradcamelementwise|kpcacam|fem] [--layer ROW|NAME|TYPE|neck|attention ...]
+  heatmap.sh --weights W --source IMG|DIR --out DIR [--method layercam|gradcam|gradcam++|xgradcam|hirescam|
+             eigencam|eigengradcam|gradcamelementwise|fem] [--layer ROW|NAME|TYPE|backbone|neck|attention ...]
              [--target conf|class|box|all] [--conf 0.25] [--iou 0.45] [--renormalize] [--save-npy] [--attention]
 
 Writes to --out, per image: <stem>_detNN_<class>.png (each detection's heatmap, box, label and score),
@@ -26,15 +26,18 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parser():
-    p = _Parser(prog="heatmap.sh", description=__doc__.split("\n\n")[0],
+    p = _Parser(prog="heatmap.sh", description="A heatmap per final detection (after NMS), an overview per image, "
+                "and (--attention) the attention layers' own gates.", epilog=__doc__[__doc__.index("Writes to"):],
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--weights", required=True, help="a yolov5 / yolo-attn checkpoint (.pt)")
     p.add_argument("--source", required=True, help="an image, or a folder of images")
     p.add_argument("--out", required=True, help="output folder (created)")
-    p.add_argument("--method", default="gradcam", help=f"pytorch-grad-cam method: {', '.join(METHODS)}")
+    p.add_argument("--method", default="layercam",
+                   help=f"pytorch-grad-cam method: {', '.join(METHODS)} (default: layercam)")
     p.add_argument("--layer", nargs="+", default=None, metavar="ROW",
-                   help="YAML row index, module name (model.20.cv3), layer type (CBAM), 'neck' (the rows Detect "
-                        "reads, the default) or 'attention' (all attention rows); several are averaged")
+                   help="YAML row index, module name (model.20.cv3), layer type (CBAM), or a keyword: 'backbone' "
+                        "(the backbone rows the head reads, P3-P5: the default), 'neck' (the rows Detect reads), "
+                        "'attention' (all attention rows); several layers are averaged")
     p.add_argument("--target", default="all", choices=TARGETS,
                    help="what is explained: objectness, class probability, box outputs, or their sum (default)")
     p.add_argument("--conf", type=float, default=0.25, help="detection confidence threshold (NMS)")

@@ -6,12 +6,14 @@ Pipeline for one image (``DetectionCAM``):
    once, their outputs are cached. yolov5's own NMS runs on the decoded predictions and keeps, for every final
    detection, the index of its row among the raw predictions (``targets.nms_with_rows``).
 2. **Gradients.** Each detection's target (``targets.target_value``: objectness, class probability, box outputs, or
-   their sum) is a scalar function of its own raw row. The gradients of all N targets at the heatmap layers are
-   taken from *one* forward pass of the rows after the prefix (the *suffix*) and one vectorised backward pass
-   (``torch.func.vjp`` + ``torch.func.vmap``; the detections are the vmap batch). The backward stops at the heatmap
-   layers and computes no parameter gradients. Strategies (``strategy=``):
+   their sum) is a scalar function of its own raw row, which one Detect level produces. Per level, the gradients
+   of all its detections' targets at the heatmap layers are taken from *one* forward pass of the rows after the
+   prefix (the *suffix*) and *one* vectorised backward pass (``torch.func.vjp`` + ``torch.func.vmap``; the
+   detections are the vmap batch, ``batch_size`` at a time). The backward starts at that level's output, stops at
+   the heatmap layers, and computes no parameter gradients. Strategies (``strategy=``):
 
-   - ``"batched"`` (default): as above. Falls back to ``"replicate"`` if a module cannot run under torch.func.
+   - ``"batched"`` (default): as above (a level with a single detection goes the sequential way). Falls back to
+     ``"replicate"``, with a warning, if a module cannot run under torch.func.
    - ``"replicate"``: the suffix runs once on a batch of N copies of the cached prefix outputs, then one backward
      of the sum of the per-copy targets (copies do not interact in eval mode, so each copy's gradient is its own
      detection's).
@@ -21,7 +23,7 @@ Pipeline for one image (``DetectionCAM``):
 3. **Maps.** pytorch-grad-cam (the ``grad-cam`` package) turns activations and gradients into maps: the chosen
    method's ``get_cam_image`` (Grad-CAM, Grad-CAM++, XGrad-CAM, HiRes-CAM, Layer-CAM, Eigen-CAM, ...), ReLU,
    ``scale_cam_image`` to the model input size and ``aggregate_multi_layers`` over the layers, exactly as its
-   ``BaseCAM`` does. Gradient-free methods (Eigen-CAM, KPCA-CAM, FEM) give one map per image, the same for every
+   ``BaseCAM`` does. Gradient-free methods (Eigen-CAM, FEM) give one map per image, the same for every
    detection.
 
 Layers are the modules named in ``model.named_modules()`` (a YAML row ``model.5`` or any module inside a row);
@@ -49,7 +51,6 @@ _METHODS = {
     "eigencam": "EigenCAM",
     "eigengradcam": "EigenGradCAM",
     "gradcamelementwise": "GradCAMElementWise",
-    "kpcacam": "KPCA_CAM",
     "fem": "FEM",
 }
 _ALIASES = {"gradcampp": "gradcam++", "gradcamplusplus": "gradcam++", "grad-cam": "gradcam", "eigen-cam": "eigencam"}
@@ -61,6 +62,7 @@ _NOT_SUPPORTED = {
     "shapleycam": "second-order gradients (Hessian-vector products) per detection",
     "finercam": "comparisons between classifier categories",
     "randomcam": "nothing (random weights)",
+    "kpcacam": "kernel PCA of every layer's positions (sklearn), which fails on small feature maps; use eigencam",
 }
 METHODS = tuple(_METHODS)
 
@@ -141,13 +143,13 @@ class DetectionCAM:
     """Per-detection heatmaps of a yolov5 detector (see the module docstring).
 
     model: a yolov5 DetectionModel in eval mode (its parameters stop requiring gradients while it is used here).
-    layers: specs for ``model.resolve_layers`` (row indices, module names, layer types, 'neck', 'attention'), or
-        ``Layer`` objects; None: the neck outputs Detect reads.
+    layers: specs for ``model.resolve_layers`` (row indices, module names, layer types, 'backbone', 'neck',
+        'attention'), or ``Layer`` objects; None: 'backbone' (the backbone rows the head reads).
     method: a pytorch-grad-cam method name (``METHODS``); target: one of ``targets.TARGETS``.
     batch_size: detections per vectorised backward pass (memory grows with it).
     """
 
-    def __init__(self, model, layers=None, method="gradcam", target="all", conf_thres=0.25, iou_thres=0.45,
+    def __init__(self, model, layers=None, method="layercam", target="all", conf_thres=0.25, iou_thres=0.45,
                  classes=None, max_det=300, batch_size=16, strategy="batched", eigen_smooth=False):
         if target not in TARGETS:
             raise UsageError(f"--target {target}: choose one of {', '.join(TARGETS)}")
@@ -168,9 +170,10 @@ class DetectionCAM:
         self.device = device_of(model)
 
     # -- forward passes -------------------------------------------------------------------------------------------
-    def _run(self, x, y, start):
-        """Rows ``start``.. of the model (yolov5's _forward_once) on ``x`` = output of row start-1, outputs ``y``."""
-        for m in self.model.model[start:]:
+    def _run(self, x, y, start, stop=None):
+        """Rows start..stop-1 as yolov5's _forward_once runs them: ``x`` is row start-1's output (the image for
+        start 0), ``y`` the outputs of rows 0..start-1 (appended to)."""
+        for m in self.model.model[start:stop]:
             if m.f != -1:
                 x = y[m.f] if isinstance(m.f, int) else [x if j == -1 else y[j] for j in m.f]
             x = m(x)
@@ -178,18 +181,11 @@ class DetectionCAM:
         return x
 
     def _prefix(self, image):
+        """The rows before the first heatmap layer, run once and cached: (their last output, all their outputs)."""
         y = []
         with torch.no_grad():
-            x = self._run_rows(image, y, self.start)
+            x = self._run(image, y, 0, self.start)
         return x, y
-
-    def _run_rows(self, x, y, stop):
-        for m in self.model.model[:stop]:
-            if m.f != -1:
-                x = y[m.f] if isinstance(m.f, int) else [x if j == -1 else y[j] for j in m.f]
-            x = m(x)
-            y.append(x)
-        return x
 
     def _suffix(self, cache, n=1):
         """Detect's outputs (z, [raw per level]) for the suffix run on the cached prefix outputs (repeated n times)."""
@@ -259,6 +255,8 @@ class DetectionCAM:
         return grads
 
     def _level_gradients(self, probe, state, level, local, cls, strategy):
+        if strategy == "batched" and len(local) == 1:  # nothing to vectorise: torch.func would only add overhead
+            strategy = "sequential"
         if strategy == "batched":
             try:
                 return self._batched(probe, state, level, local, cls)
@@ -266,7 +264,7 @@ class DetectionCAM:
                 warnings.warn(f"vectorised backward unavailable ({type(e).__name__}: {str(e)[:200]}); "
                               f"falling back to strategy 'replicate'", RuntimeWarning)
                 probe.reset()
-                self.strategy = strategy = "replicate"
+                self.strategy = strategy = "replicate"  # for the next images too (one warning)
         if strategy == "replicate":
             return self._replicate(probe, state, level, local, cls)
         return self._sequential(probe, state, level, local, cls)

@@ -60,7 +60,7 @@ class Frame:
 
 
 def letterbox_tensor(img, imgsz, stride, device="cpu"):
-    """yolov5's letterbox (minimum rectangle, as detect.py) -> (1, 3, h, w) float tensor in [0, 1], RGB, and its Frame."""
+    """yolov5's letterbox (minimum rectangle, as detect.py): a (1, 3, h, w) RGB float tensor in [0, 1], and its Frame."""
     from yolov5.utils.augmentations import letterbox
 
     h0, w0 = img.shape[:2]

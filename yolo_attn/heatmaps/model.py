@@ -80,8 +80,24 @@ def neck_rows(model):
     return sorted(f if isinstance(f, (list, tuple)) else [f])
 
 
-DEFAULT_LAYERS = "neck"
-KEYWORDS = {"neck": neck_rows, "attention": attention_rows}
+def backbone_rows(model):
+    """The backbone rows the head reads: the backbone's outputs at P3, P4 and P5 (after the attention layer where
+    a variant puts one there). Stock yolov5s: 4, 6, 9; yolov5s-cbam: 5, 8, 12 (two CBAM rows and SPPF)."""
+    yaml = getattr(model, "yaml", None)
+    if not isinstance(yaml, dict) or not isinstance(yaml.get("backbone"), list):
+        return neck_rows(model)
+    nb = len(yaml["backbone"])
+    read = set()
+    for i, m in enumerate(model.model[nb:-1], start=nb):
+        for j in (m.f if isinstance(m.f, (list, tuple)) else [m.f]):
+            src = i - 1 if j == -1 else j
+            if 0 <= src < nb:
+                read.add(src)
+    return sorted(read) or neck_rows(model)
+
+
+DEFAULT_LAYERS = "backbone"
+KEYWORDS = {"backbone": backbone_rows, "neck": neck_rows, "attention": attention_rows}
 
 
 def _describe_rows(model):
@@ -90,8 +106,9 @@ def _describe_rows(model):
 
 def resolve_layers(model, specs=None):
     """Layers from ``specs``: YAML row indices ('5'), module names ('model.20.cv3', or '20.cv3'), layer types
-    ('CBAM': all rows of that type), or the keywords 'neck' (the rows Detect reads: the default) and 'attention'
-    (every attention row). No specs: the default, 'neck', which exists in every yolov5 detector."""
+    ('CBAM': all rows of that type), or the keywords 'backbone' (the backbone rows the head reads: the default,
+    the same places in every shipped YAML and in stock yolov5), 'neck' (the rows Detect reads) and 'attention'
+    (every attention row)."""
     specs = [DEFAULT_LAYERS] if not specs else [str(s) for s in specs]
     modules = dict(model.named_modules())
     rows = model.model
@@ -101,7 +118,8 @@ def resolve_layers(model, specs=None):
         if spec.lower() in KEYWORDS:
             found = KEYWORDS[spec.lower()](model)
             if not found:
-                raise UsageError(f"--layer {spec}: this model has no {spec} rows; its rows are:\n{_describe_rows(model)}")
+                raise UsageError(f"--layer {spec}: this model has no {spec} rows; its rows are:\n"
+                                 f"{_describe_rows(model)}")
             names = [f"model.{i}" for i in found]
         elif spec.lstrip("-").isdigit():
             i = int(spec)

@@ -54,17 +54,20 @@ def explain_image(cam, img, imgsz, stride, names, renormalize=False):
     return records, (np.stack(maps) if maps else np.zeros((0, h0, w0), np.float32)), frame, x
 
 
-def run(weights, source, out, method="gradcam", layers=None, target="all", conf=0.25, iou=0.45, classes=None,
+def run(weights, source, out, method="layercam", layers=None, target="all", conf=0.25, iou=0.45, classes=None,
         max_det=300, imgsz=None, renormalize=False, save_npy=False, attention=False, device="cpu", batch_size=16,
         eigen_smooth=False, log=print):
     """Write the heatmap pictures (and arrays/records) of every image in ``source`` to ``out``; return the records."""
     from yolov5.utils.general import check_img_size
 
     from yolo_attn.heatmaps.attention import attention_figure, attention_gates
-    from yolo_attn.heatmaps.model import load_detector, names_of
+    from yolo_attn.heatmaps.model import attention_rows, load_detector, names_of
 
     files = image_files(source)
     model, trained_imgsz = load_detector(weights, device)
+    if attention and not attention_rows(model):
+        raise UsageError(f"--attention: {weights} has no attention layers (no row has attention_maps); "
+                         f"leave out --attention for its detection heatmaps")
     stride = int(model.stride.max())
     imgsz = check_img_size(imgsz or trained_imgsz or 640, s=stride)
     cam = DetectionCAM(model, layers, method, target, conf, iou, classes, max_det, batch_size,

@@ -146,7 +146,8 @@ def convert(voc_root, out, images="link", overwrite=False, log=print):
             s = stats[split]
             log(f"{split}: {s['images']} images, {s['boxes']} boxes, {s['negatives']} images without boxes; "
                 f"left out: {s['difficult']} difficult, {s['unknown_class']} of other classes, "
-                f"{s['degenerate']} without area; {s['clipped']} clipped to the image")
+                f"{s['degenerate']} without area; {s['clipped']} clipped to the image"
+                + (f"; {s['size_from_image']} without <size>: read from the image" if s["size_from_image"] else ""))
         names = [f"{s}{y}" for y, s in found]
         if "test2007" in names:
             train = [s for s in TRAIN_ORDER if s in names]
@@ -161,7 +162,7 @@ def convert(voc_root, out, images="link", overwrite=False, log=print):
             test = None
             protocol = "train -> val (no VOC2007 test set found, so not yolov5's VOC07 test protocol)"
             log(f"note: no VOC2007/ImageSets/Main/test.txt under {devkit}: val is {', '.join(val)}; {protocol}")
-        write_data_yaml(tmp, out, f"PASCAL VOC converted by `yolo-attn convert voc` from {devkit}\n"
+        write_data_yaml(tmp, out, f"PASCAL VOC converted by `yolo-attn convert voc` from {devkit.absolute()}\n"
                                   f"protocol: {protocol}", train, val, CLASSES, test=test)
         write_marker(tmp, tool="yolo-attn convert voc", source=str(devkit.absolute()), protocol=protocol,
                      images=placer.describe(), splits=stats)
