@@ -1,20 +1,14 @@
-"""Shared helpers for the registry/model_yaml/compat tests (tests/modules has its own conftest)."""
+"""Shared test fixtures: one torch thread, quiet yolov5, small model builds."""
 import copy
 import logging
 
 import pytest
 import torch
 
-_ONE_THREAD_DIRS = {"registry", "model_yaml", "compat", "datasets", "modules", "inject"}
-
-
 @pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread(request):
-    """These tests run many tiny forwards: with several OpenMP threads per process on a small, shared machine they
-    oversubscribe the cores and run 10-100x slower. One thread keeps them fast (other test folders are untouched)."""
-    if request.path.parent.name not in _ONE_THREAD_DIRS:
-        yield
-        return
+def _one_torch_thread():
+    """The tests run many tiny forwards: with several OpenMP threads per process on a small, shared machine they
+    oversubscribe the cores and run 10-100x slower. One thread keeps them fast (subprocesses keep their default)."""
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

@@ -1,14 +1,6 @@
-"""One torch thread for the benchmark tests: they run on small, shared machines next to other test processes."""
+"""Fixtures for the benchmark tests (one torch thread comes from tests/conftest.py)."""
 import pytest
 import torch
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture

@@ -24,14 +24,6 @@ from yolo_attn.errors import UsageError
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def run_python(code, cwd, env=None, timeout=300):
     """A fresh interpreter outside the repository, one thread (so its floats match this process)."""
     base = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

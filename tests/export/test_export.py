@@ -22,14 +22,6 @@ TOLERANCE = 1e-4  # max |onnx - torch| / max |torch|
 IMGSZ = 64
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def randomize_norms(model, seed=0):
     """Random BN statistics and affine parameters (a fresh model's are 0/1: BN would be the identity, and a folded
     or dropped BN, e.g. after global pooling, would go unnoticed)."""

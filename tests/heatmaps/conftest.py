@@ -7,15 +7,6 @@ import torch
 from heatmap_helpers import yaml_path
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small forward/backward passes on a small shared machine: one thread avoids oversubscription."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture
 def detector(build_small):
     """An untrained DetectionModel (eval mode, nc=4) of a YAML name, built at 64 px with random BN statistics,
