@@ -16,6 +16,7 @@ from yolo_attn.cli.convert import main as convert_main
 from yolo_attn.datasets import checks
 from yolo_attn.datasets.convert import coco
 from yolo_attn.errors import DatasetError
+from label_helpers import assert_rows_close, read_labels
 
 CATEGORIES = [{"id": 5, "name": "dog"}, {"id": 1, "name": "cat"}, {"id": 3, "name": "bird"}]  # -> cat, bird, dog
 VAL_IMAGES = [
@@ -55,17 +56,6 @@ def make_split(root, name, images, annotations, categories=CATEGORIES):
     for k, im in enumerate(images):
         write_image(root / name / im["file_name"], im["width"], im["height"], seed=k)
     return ann, root / name
-
-
-def read_labels(file):
-    rows = [line.split() for line in Path(file).read_text().splitlines() if line.strip()]
-    return [(int(r[0]), *map(float, r[1:])) for r in rows]
-
-
-def assert_rows_close(got, expected, tol=1e-6):
-    assert len(got) == len(expected), (got, expected)
-    for g, e in zip(got, expected):
-        assert g[0] == e[0] and np.allclose(g[1:], e[1:], atol=tol), (got, expected)
 
 
 def quiet(*_):

@@ -16,6 +16,7 @@ from yolo_attn.cli.convert import main as convert_main
 from yolo_attn.datasets import checks
 from yolo_attn.datasets.convert import voc
 from yolo_attn.errors import DatasetError
+from label_helpers import assert_rows_close, read_labels
 
 # (year, id, (width, height) in the XML, (width, height) of the image, objects: name, difficult, xmin, ymin, xmax, ymax)
 # difficult None: no <difficult> tag. Sizes (0, 0) in the XML: read from the image.
@@ -67,18 +68,6 @@ def make_devkit(root, images=IMAGES, sets=SETS):
     for (year, image_set), ids in sets.items():
         (devkit / f"VOC{year}" / "ImageSets" / "Main" / f"{image_set}.txt").write_text("".join(i + "\n" for i in ids))
     return devkit
-
-
-def read_labels(file):
-    rows = [line.split() for line in Path(file).read_text().splitlines() if line.strip()]
-    return [(int(r[0]), *map(float, r[1:])) for r in rows]
-
-
-def assert_rows_close(got, expected, tol=1e-6):
-    assert len(got) == len(expected), (got, expected)
-    for g, e in zip(got, expected):
-        assert g[0] == e[0], (got, expected)
-        assert np.allclose(g[1:], e[1:], atol=tol), (got, expected)
 
 
 @pytest.fixture
