@@ -54,7 +54,9 @@ class CBAM(nn.Module):
 
     def forward(self, x):
         x = x * self._channel_attn(x)
-        return x * self._spatial_attn(x)
+        ms = self._spatial_attn(x)
+        # inference: scale our own temporary in place (one full-size allocation less); autograd needs it intact
+        return x * ms if torch.is_grad_enabled() else x.mul_(ms)
 
 
 class CoordAtt(nn.Module):
@@ -101,4 +103,6 @@ class CoordAtt(nn.Module):
 
     def forward(self, x):
         a_h, a_w = self._attn(x)
-        return x * a_h * a_w
+        out = x * a_h
+        # inference: scale our own temporary in place (one full-size allocation less); autograd needs it intact
+        return out * a_w if torch.is_grad_enabled() else out.mul_(a_w)
