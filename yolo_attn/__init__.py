@@ -1,21 +1,17 @@
-"""yolo-attn: attention modules from the computer-vision literature as YOLOv5 layer types.
+"""yolo-attn: attention modules from the computer-vision literature as YOLO layer types.
 
-Importing the package makes yolov5 (7.0.14) work on today's stack (``yolo_attn.compat``) and makes it
-build models through the safe, registry-aware YAML parser (``yolo_attn.registry.parser``), so every
-registered layer can be named in a model YAML used by yolov5's own train/val/detect/export.
+Importing the package registers the layers and installs the engine adapters (``yolo_attn.engines``): when yolov5
+is imported (or already was), it builds models through the safe, registry-aware YAML parser and runs on today's
+stack. Nothing of yolov5, torch.load, torch.onnx or Pillow is touched until yolov5 is imported.
+
+Layers, bottom to top (a package imports only from its own layer and those below; tests/test_layers.py):
+  modules -> registry -> core (transfer, checkpoints, model_yaml.edit, inject, paths, datasets.shapes)
+  -> engines -> applications (cli, heatmaps, benchmarks, metrics, ablation, datasets tools, model_yaml.variants).
 """
-from yolo_attn import compat as _compat
+from yolo_attn import engines as _engines
+from yolo_attn.registry import LayerSpec, create_attn, find_layer, layer_names, register, registered_layers
 
-_compat.apply()
-
-from yolo_attn.registry import LayerSpec, create_attn, find_layer, layer_names, register, registered_layers  # noqa: E402
-from yolo_attn.registry import parser as _parser  # noqa: E402
-
-_parser.install()
-
-from yolo_attn.datasets import checks as _checks  # noqa: E402
-
-_checks.install_guards()
+_engines.install()
 
 __version__ = "0.1.0"
 __all__ = ["LayerSpec", "create_attn", "find_layer", "layer_names", "register", "registered_layers"]

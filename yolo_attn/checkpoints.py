@@ -26,7 +26,6 @@ import io
 import logging
 import os
 import pickle
-import re
 import zipfile
 from pathlib import Path
 
@@ -253,50 +252,4 @@ def load_checkpoint(path, map_location="cpu", trust=None):
     return ckpt
 
 
-_OFFICIAL = re.compile(r"^yolov5[nsmlx]6?(-seg|-cls)?\.pt$")
-
-
-def local_weights(weights):
-    """A weights path that exists, resolved; a bare official name (yolov5s.pt) not on disk goes to yolov5, which
-    downloads it where there is a network (paths.resolve_weights says so when there is none); anything else that
-    is not on disk is a UsageError, never a download attempt."""
-    from yolo_attn import paths
-
-    path = Path(weights).expanduser()
-    if path.is_file():
-        return str(path.resolve())
-    if _OFFICIAL.match(str(weights)):
-        return paths.resolve_weights(weights)
-    raise UsageError(f"weights {weights} not found (looked at {path.resolve()})")
-
-
-def save_checkpoint(model, path, opt=None, **extra):
-    """Write ``model`` (e.g. a ``yolov5.models.yolo.Model`` built from a YAML) as yolov5's training writes its final
-    weights: an FP16 copy with ``nc`` attached, no optimizer (what ``strip_optimizer`` leaves), so that yolov5's
-    detect/val/export and ``load_checkpoint`` take it. ``opt``: training options to record (e.g. ``{"imgsz": 64}``,
-    which export.sh/detect.sh/val.sh use as their default image size). Returns the path."""
-    from copy import deepcopy
-    from datetime import datetime
-
-    from yolov5 import __version__
-    from yolov5.utils.torch_utils import de_parallel
-
-    model = deepcopy(de_parallel(model)).half()
-    if not hasattr(model, "nc") and isinstance(getattr(model, "yaml", None), dict):
-        model.nc = model.yaml["nc"]  # train.py attaches it; val.py reads it
-    ckpt = {"epoch": -1, "best_fitness": None, "model": model, "ema": None,
-            "updates": None, "optimizer": None, "opt": dict(opt or {}), "date": datetime.now().isoformat(),
-            "yolov5pip_version": __version__, **extra}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(ckpt, path)
-    return path
-
-
-def load_for_yolov5(f, map_location=None):
-    """``torch.load`` as yolov5's own code calls it (attempt_load, train resume, strip_optimizer, hub): through
-    load_checkpoint. Installed by ``yolo_attn.compat`` for calls made from inside the yolov5 package."""
-    return load_checkpoint(f, map_location=map_location)
-
-
-__all__ = ["load_checkpoint", "save_checkpoint", "load_for_yolov5", "TRUST_ENV", "trusted_by_environment"]
+__all__ = ["load_checkpoint", "TRUST_ENV", "trusted_by_environment"]

@@ -15,3 +15,15 @@ class DatasetError(YoloAttnError):
 
 class UsageError(YoloAttnError):
     """A command-line argument that names nothing usable (unknown cfg, weights not found...)."""
+
+
+class BadParameter(UsageError):
+    """A parameter value that cannot be used. The message names the parameter as ``{name}``: the library shows it as
+    the parameter (``conf must be in [0, 1]``), the command-line tools as their flag (``--conf must be in [0, 1]``)."""
+
+    def __init__(self, param, message):
+        self.param, self.template = param, message
+        super().__init__(message.format(name=param))
+
+    def as_flag(self):
+        return self.template.format(name="--" + self.param.replace("_", "-"))

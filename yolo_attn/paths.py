@@ -1,19 +1,30 @@
-"""Where things are: the repository's model_yamls/ and data/, yolov5's own models/ and data/."""
+"""Where things are: the repository's model_yamls/ and data/, yolov5's own models/ and data/, and whether the
+network is there for yolov5's downloads."""
+import importlib.util
+import socket
 from pathlib import Path
 
-import yolo_attn
 from yolo_attn.errors import UsageError
 
-REPO_ROOT = Path(yolo_attn.__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL_YAMLS = REPO_ROOT / "model_yamls"
 DATA_DIR = REPO_ROOT / "data"
 EMBEDDED_DATASET = DATA_DIR / "shapes"
 
 
 def yolov5_root():
-    import yolov5
+    """yolov5's install folder (found without importing it)."""
+    return Path(importlib.util.find_spec("yolov5").origin).parent
 
-    return Path(yolov5.__file__).parent
+
+def online():
+    """Whether yolov5's downloads (GitHub releases) can work: github.com must resolve and accept a connection.
+    (A bare connection to 1.1.1.1, yolov5's own test, succeeds behind sandboxes and proxies that let nothing out.)"""
+    try:
+        socket.create_connection(("github.com", 443), timeout=3).close()
+        return True
+    except OSError:
+        return False
 
 
 def _with_yaml_suffix(name):
@@ -68,16 +79,6 @@ def resolve_data(name):
                  "Give a path to your dataset's YAML (see README, 'Your own data').")
 
 
-def resolve_weights(weights):
-    """A local checkpoint path; names like yolov5s.pt that are not on disk need the network, which we say."""
-    from yolo_attn.datasets.checks import _online
-
-    path = Path(weights).expanduser()
-    if path.is_file():
-        return str(path.resolve())
-    if _online():
-        return weights  # yolov5 fetches official weights (e.g. yolov5s.pt) from its GitHub releases
-    raise UsageError(
-        f"weights {weights!r} not found at {path.resolve()}, and this machine is offline, so yolov5 cannot download "
-        f"them from its GitHub releases. Download the file on a networked machine and pass its path, or train from "
-        f"scratch without --weights.")
+def is_yolov5_data(path):
+    """Whether a data YAML is one of yolov5's own (coco.yaml, VOC.yaml: paths relative to yolov5's folder)."""
+    return Path(path).resolve().parent == (yolov5_root() / "data").resolve()

@@ -81,9 +81,9 @@ def test_corrupt_image_is_reported_and_not_rewritten(run_cli, tmp_path):
 
 
 def test_missing_weights_offline_says_what_is_missing(run_cli, monkeypatch):
-    from yolo_attn.datasets import checks
+    from yolo_attn import paths
 
-    if checks._online():
+    if paths.online():
         import pytest
 
         pytest.skip("this check is about offline machines")

@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from yolo_attn.checkpoints import save_checkpoint
+from yolo_attn.engines.yolov5.model import save_checkpoint
 from yolo_attn.cli import detect as detect_cli
 from yolo_attn.cli.common import run_cli as run_main
 from yolo_attn.datasets import shapes

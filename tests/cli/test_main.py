@@ -23,7 +23,7 @@ def test_unknown_command_lists_the_commands(capsys):
 def test_layers_markdown_is_the_readme_table(capsys):
     from pathlib import Path
 
-    from yolo_attn.registry.docs import layer_table
+    from yolo_attn.benchmarks.layer_table import layer_table
 
     with pytest.raises(SystemExit) as e:
         cli(["layers", "--markdown"])

@@ -79,7 +79,7 @@ def test_an_interrupted_run_resumes_and_finishes_with_the_summary(run_cli, tmp_p
 
 
 def test_what_cannot_be_resumed_is_refused_clearly(tmp_path, monkeypatch, capsys):
-    from yolo_attn.checkpoints import save_checkpoint
+    from yolo_attn.engines.yolov5.model import save_checkpoint
     from yolo_attn.cli import train
 
     monkeypatch.chdir(tmp_path)

@@ -264,7 +264,7 @@ def test_data_aliases_prefer_a_local_conversion(tmp_path, monkeypatch):
 
 
 def test_yolov5_voc_yaml_offline_says_how_to_use_a_local_copy(monkeypatch):
-    monkeypatch.setattr(checks, "_online", lambda: False)
+    monkeypatch.setattr(checks, "online", lambda: False)
     voc_yaml = paths.resolve_data("VOC.yaml")
     root = (paths.yolov5_root() / "../datasets/VOC").resolve()
     if (root / "images" / "test2007").exists():

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 import yolo_attn  # noqa: F401
-from yolo_attn.checkpoints import save_checkpoint
+from yolo_attn.engines.yolov5.model import save_checkpoint
 from yolo_attn.cli import export as export_cli
 from yolo_attn.cli.common import run_cli
 
@@ -126,18 +126,25 @@ def test_export_command_refuses_what_it_cannot_export(tmp_path, capsys):
 
 def test_yolov5_export_calls_get_the_torchscript_exporter(monkeypatch):
     """torch >= 2.9 defaults to the dynamo exporter, which implements opset >= 18 only: yolov5's opset 12/17 requests
-    were exported as 18 after a failed down-conversion (the opset assertion above catches that). Calls from yolov5
-    that do not choose get dynamo=False; every other caller keeps torch's default."""
-    from yolo_attn.compat import yolov5_patches
+    were exported as 18 after a failed down-conversion (the opset assertion above catches that). yolov5's export
+    module gets dynamo=False unless it chooses; torch.onnx.export itself is unchanged for every other caller."""
+    import yolov5.export as yolov5_export
 
-    assert inspect.signature(torch.onnx.export._original).parameters["dynamo"].default is True
+    real = torch.onnx.export
+    assert real.__module__.startswith("torch.onnx") and inspect.signature(real).parameters["dynamo"].default is True
     calls = []
     monkeypatch.setattr(torch.onnx, "export", lambda *a, **k: calls.append(k.get("dynamo", "default")))
-    yolov5_patches.patch_onnx_export()  # wraps the recording stand-in (monkeypatch restores the real export)
-    namespace = {"__file__": str(Path(yolov5_patches._YOLOV5_DIR) / "fake_export.py"), "torch": torch}
-    exec(compile("def call(**k):\n    return torch.onnx.export(None, (), 'x.onnx', **k)\n", namespace["__file__"],
-                 "exec"), namespace)
-    namespace["call"]()  # from inside yolov5
-    namespace["call"](dynamo=True)  # from inside yolov5, choosing
-    torch.onnx.export(None, (), "y.onnx")  # from anywhere else
+    from yolo_attn.engines import yolov5 as engine
+
+    engine.uninstall()
+    engine.install()  # re-wraps the recording stand-in (monkeypatch restores the real export afterwards)
+    try:
+        yolov5_export.torch.onnx.export(None, (), "x.onnx")  # from inside yolov5
+        yolov5_export.torch.onnx.export(None, (), "x.onnx", dynamo=True)  # from inside yolov5, choosing
+        torch.onnx.export(None, (), "y.onnx")  # from anywhere else
+    finally:
+        monkeypatch.undo()
+        engine.uninstall()
+        engine.install()
     assert calls == [False, True, "default"]
+    assert yolov5_export.torch.onnx.export.__wrapped__ is real

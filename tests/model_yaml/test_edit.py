@@ -9,7 +9,7 @@ import yaml
 import yolo_attn  # noqa: F401
 from yolo_attn.errors import ModelConfigError
 from yolo_attn.model_yaml.edit import dump_model_yaml, insert_after, load_model_yaml, replace_concat
-from yolo_attn.registry import parser
+from yolo_attn.engines.yolov5 import parser
 
 from yolov5.models import yolo
 

@@ -10,11 +10,13 @@ KNOWN = ['relu', 'relu6', 'silu', 'swish', 'hard_swish', 'hswish', 'sigmoid', 'h
          'gelu', 'tanh', 'identity']
 
 
-def test_exports():
+def test_every_shipped_layer_is_declared_exported_and_registered():
     from yolo_attn.registry import registered_layers
 
-    helpers = {'PooledBatchNorm2d', 'get_act_layer', 'make_rd_channels'}
-    assert set(mods.__all__) == {spec.cls.__name__ for spec in registered_layers()} | helpers
+    assert [spec.cls for spec in registered_layers()][:len(mods.LAYERS)] == list(mods.LAYERS)
+    for cls in mods.LAYERS:
+        assert issubclass(cls, mods.AttentionModule) and cls.LAYER_INFO.name == cls.__name__
+        assert cls.__name__ in mods.__all__
     for name in mods.__all__:
         assert getattr(mods, name) is not None
 

@@ -3,6 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from yolo_attn import create_attn
 from yolo_attn.modules import CBAM, ECA, SE, SECBAM, Chain, scSE
 
 SIZES = [(2, 6, 6), (2, 5, 7), (2, 1, 1), (1, 5, 7), (1, 1, 1)]
@@ -45,7 +46,7 @@ def test_secbam_members_and_params():
 
 def test_chain_of_se_and_cbam_equals_secbam(randomize):
     secbam = randomize(SECBAM(16)).double().eval()
-    chain = Chain(16, 'se', 'cbam').double().eval()
+    chain = create_attn('chain', 16, 'se', 'cbam').double().eval()
     renamed = {k.replace('se.', '0.', 1).replace('cbam.', '1.', 1): v for k, v in secbam.state_dict().items()}
     chain.load_state_dict(renamed)  # strict: the same parameters, named 0.* and 1.*
     x = torch.randn(2, 16, 5, 7, dtype=torch.float64)
@@ -59,7 +60,7 @@ def test_chain_of_se_and_cbam_equals_secbam(randomize):
 
 @pytest.mark.parametrize('training', [True, False])
 def test_chain_applies_members_in_order_with_their_args(training, randomize, bn_ref):
-    m = randomize(Chain(16, ['SE', {'rd_ratio': 0.25}], ['eca', 5], 'cbam')).double().train(training)
+    m = randomize(create_attn('chain', 16, ['SE', {'rd_ratio': 0.25}], ['eca', 5], 'cbam')).double().train(training)
     assert [type(c) for c in m.children()] == [SE, ECA, CBAM]
     assert m.get_submodule('0').fc1.out_channels == 4
     assert m.get_submodule('1').conv.kernel_size == (5,)
@@ -82,11 +83,11 @@ def test_chain_applies_members_in_order_with_their_args(training, randomize, bn_
 ])
 def test_chain_refuses_what_it_cannot_chain(layers, match):
     with pytest.raises(ValueError, match=match):
-        Chain(16, *layers)
+        create_attn('chain', 16, *layers)
 
 
 def test_chain_gradients_and_nesting(randomize, check_grads):
-    m = randomize(Chain(16, 'scse', ['chain', ['se', {'rd_ratio': 0.5}], 'eca'])).double().train()
+    m = randomize(create_attn('chain', 16, 'scse', ['chain', ['se', {'rd_ratio': 0.5}], 'eca'])).double().train()
     assert type(m.get_submodule('1')) is Chain and type(m.get_submodule('0')) is scSE
     check_grads(m, [torch.randn(2, 16, 4, 3, dtype=torch.float64)])
     with pytest.raises(ValueError, match='single input'):

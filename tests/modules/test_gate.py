@@ -83,9 +83,6 @@ def test_shape_errors_are_clear(randomize):
         m(x, g[:1])
     with pytest.raises(ValueError, match='two inputs'):
         m(x)
-    m.where = 'layer 12 (head row 2), AttnGate'  # set by the parser for YAML rows
-    with pytest.raises(ModelConfigError, match=r'layer 12 \(head row 2\), AttnGate: the gating signal .* Swap'):
-        m(torch.randn(2, 16, 3, 3), torch.randn(2, 8, 6, 6))
 
 
 def test_gradients(randomize, check_grads):

@@ -23,7 +23,6 @@ import copy
 import csv
 import datetime
 import json
-import logging
 import platform
 import sys
 from dataclasses import dataclass, field
@@ -32,13 +31,14 @@ from pathlib import Path
 import torch
 
 from yolo_attn.benchmarks.flops import count_flops, yolov5_gflops
+from yolo_attn.engines.yolov5.model import build_model, quiet
+from yolo_attn.registry import find_layer
 from yolo_attn.benchmarks.latency import (inference_fn, interleaved_times, peak_cuda_memory, peak_tensor_memory,
                                           summarize_times, train_step_fn)
 
 BASELINE = "yolov5s.yaml"
 TRAIN_GOAL = 1.15
 # issue #6's CPU latency goals (ratio to the baseline, batch 1, 640 px, fused); other layers have none
-CPU_GOALS = {"SE": 1.05, "ECA": 1.05, "CBAM": 1.05, "CoordAtt": 1.05, "AFF": 1.10}
 MB = 2 ** 20
 
 FULL = dict(imgsz=640, rounds=30, warmup=3, train_imgsz=320, train_batch=2, train_rounds=10, train_warmup=2)
@@ -84,9 +84,10 @@ class Variant:
     @property
     def cpu_goal(self):
         """The CPU latency goal: the loosest of its layers' goals; None if any layer has none (or no layers)."""
-        if not self.layers or any(name not in CPU_GOALS for name in self.layers):
+        goals = [find_layer(name).cpu_goal for name in self.layers]
+        if not goals or None in goals:
             return None
-        return max(CPU_GOALS[name] for name in self.layers)
+        return max(goals)
 
 
 def _log(msg):
@@ -125,26 +126,18 @@ def attention_label(layers):
 
 def build_variant(cfg, nc=80, fold_attn_bn=False):
     """The model of ``cfg`` as trained (train mode) and a fused eval copy for inference."""
-    from yolov5.models.yolo import Model
-    from yolov5.utils.general import LOGGER
+    torch.manual_seed(0)
+    model = build_model(cfg, nc=nc)
+    params = sum(p.numel() for p in model.parameters())
+    infer = copy.deepcopy(model).eval()
+    with quiet(), torch.no_grad():
+        infer.fuse()
+        if fold_attn_bn:
+            from yolo_attn.benchmarks.fold import fold_attention_bn
 
-    level = LOGGER.level
-    LOGGER.setLevel(logging.WARNING)
-    try:
-        torch.manual_seed(0)
-        model = Model(str(cfg), ch=3, nc=nc)
-        params = sum(p.numel() for p in model.parameters())
-        infer = copy.deepcopy(model).eval()
-        with torch.no_grad():
-            infer.fuse()
-            if fold_attn_bn:
-                from yolo_attn.benchmarks.fold import fold_attention_bn
-
-                fold_attention_bn(infer)
-        for p in infer.parameters():
-            p.requires_grad_(False)
-    finally:
-        LOGGER.setLevel(level)
+            fold_attention_bn(infer)
+    for p in infer.parameters():
+        p.requires_grad_(False)
     layers = attention_layers(model)
     return Variant(Path(cfg).stem, Path(cfg), attention_label(layers), layers, params, model.train(), infer)
 

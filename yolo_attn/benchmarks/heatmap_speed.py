@@ -35,7 +35,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-import yolo_attn  # noqa: F401  (registers layers, patches yolov5)
 from yolo_attn import paths
 from yolo_attn.heatmaps.cam import DetectionCAM
 from yolo_attn.heatmaps.images import letterbox_tensor, read_image

@@ -9,28 +9,24 @@ in by structure (yolo_attn.transfer), once with the new attention rows starting 
 same data and image size.
 """
 import argparse
-import logging
 import tempfile
 from pathlib import Path
 
 import torch
 import yaml
 
-import yolo_attn  # noqa: F401
 from yolo_attn import paths
 from yolo_attn.checkpoints import load_checkpoint
 from yolo_attn.datasets import shapes
-from yolo_attn.transfer.identity import identity_rows
-from yolo_attn.transfer.structural import structural_transfer
+from yolo_attn.engines.yolov5.model import build_model, identity_rows, quiet
+from yolo_attn.transfer import structural_transfer
 
 
 def _variant_checkpoint(ckpt, cfg, init, folder):
-    from yolov5.models.yolo import Model
-
     source = (ckpt.get("ema") or ckpt["model"]).float()
     d = yaml.safe_load(Path(cfg).read_text())
     d["identity_start"] = identity_rows(source.state_dict(), d) if init == "identity" else []
-    model = Model(d, nc=int(source.nc))
+    model = build_model(d, nc=int(source.nc))
     mapped, report = structural_transfer(source.state_dict(), model.state_dict())
     model.load_state_dict(mapped, strict=False)
     model.names, model.nc, model.hyp = source.names, source.nc, getattr(source, "hyp", {})
@@ -53,19 +49,17 @@ def main(argv=None):
     p.add_argument("--cfg", required=True)
     p.add_argument("--data")
     opt = p.parse_args(argv)
-    from yolov5.utils.general import LOGGER
-
     ckpt = load_checkpoint(opt.weights)
     trained = ckpt.get("opt") or {}
     data = paths.resolve_data(opt.data) if opt.data else Path(trained.get("data") or shapes.ensure(paths.EMBEDDED_DATASET))
     imgsz = int(trained.get("imgsz", 640))
-    LOGGER.setLevel(logging.WARNING)
-    rows = [("baseline checkpoint", *_val(opt.weights, data, imgsz), "-")]
-    with tempfile.TemporaryDirectory() as folder:
-        for init in ("identity", "default"):
-            path, report = _variant_checkpoint(ckpt, paths.resolve_cfg(opt.cfg), init, folder)
-            rows.append((f"{Path(opt.cfg).stem}, {init} init", *_val(path, data, imgsz),
-                         f"{report.transferred}/{report.source_tensors}"))
+    with quiet():
+        rows = [("baseline checkpoint", *_val(opt.weights, data, imgsz), "-")]
+        with tempfile.TemporaryDirectory() as folder:
+            for init in ("identity", "default"):
+                path, report = _variant_checkpoint(ckpt, paths.resolve_cfg(opt.cfg), init, folder)
+                rows.append((f"{Path(opt.cfg).stem}, {init} init", *_val(path, data, imgsz),
+                             f"{report.transferred}/{report.source_tensors}"))
     print(f"\n{'model at step 0':<45}{'mAP50':>8}{'mAP50-95':>10}  transferred")
     for name, m50, m5095, moved in rows:
         print(f"{name:<45}{m50:>8.4f}{m5095:>10.4f}  {moved}")

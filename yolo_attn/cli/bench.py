@@ -68,8 +68,6 @@ def settings_from(opt, argv):
 
 
 def main(argv):
-    import yolo_attn  # noqa: F401  (registers the layers, patches yolov5)
-
     opt = parse_args(argv)
     settings = settings_from(opt, argv)
     rows, meta = ablation.measure(settings)

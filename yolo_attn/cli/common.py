@@ -1,9 +1,30 @@
 """Shared pieces of the command-line tools: error reporting, argv handling, the metrics summary."""
 import json
+import re
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 
-from yolo_attn.errors import YoloAttnError
+from yolo_attn import paths
+from yolo_attn.errors import UsageError, YoloAttnError
+
+_OFFICIAL = re.compile(r"^yolov5[nsmlx]6?(-seg|-cls)?\.pt$")
+
+
+def resolve_weights(weights):
+    """A weights path that exists, resolved; a bare official name (yolov5s.pt) that is not on disk goes to yolov5,
+    which downloads it where there is a network; anything else is a UsageError, never a download attempt."""
+    path = Path(weights).expanduser()
+    if path.is_file():
+        return str(path.resolve())
+    if not _OFFICIAL.match(str(weights)):
+        raise UsageError(f"weights {weights} not found (looked at {path.resolve()})")
+    if paths.online():
+        return weights  # yolov5 fetches official weights (e.g. yolov5s.pt) from its GitHub releases
+    raise UsageError(
+        f"weights {weights!r} not found at {path.resolve()}, and this machine is offline, so yolov5 cannot download "
+        f"them from its GitHub releases. Download the file on a networked machine and pass its path, or train from "
+        f"scratch without --weights.")
 
 
 def run_cli(main, argv=None):

@@ -15,10 +15,9 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
-import yolo_attn  # noqa: F401  (registers layers, patches yolov5)
 from yolo_attn import paths
-from yolo_attn.checkpoints import load_checkpoint, local_weights
-from yolo_attn.cli.common import flag_value, patched_argv, run_cli, without_flag
+from yolo_attn.checkpoints import load_checkpoint
+from yolo_attn.cli.common import flag_value, patched_argv, resolve_weights, run_cli, without_flag
 
 
 def _names(names):
@@ -61,7 +60,7 @@ def build_argv(argv):
     source = flag_value(argv, "--source")
     if not weights or not source:
         raise paths.UsageError("give a model and images: --weights runs/train/NAME/weights/best.pt --source PATH")
-    weights = local_weights(weights)
+    weights = resolve_weights(weights)
     if Path(weights).suffix == ".pt":
         ckpt = load_checkpoint(weights)  # refuses non-checkpoints clearly, before yolov5 starts
         imgsz = (ckpt.get("opt") or {}).get("imgsz")

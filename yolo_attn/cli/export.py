@@ -13,10 +13,9 @@ Usage: export.sh --weights W [--include onnx|torchscript ...] [--imgsz N] [--dyn
 """
 from pathlib import Path
 
-import yolo_attn  # noqa: F401  (registers layers, patches yolov5)
 from yolo_attn import paths
-from yolo_attn.checkpoints import load_checkpoint, local_weights
-from yolo_attn.cli.common import flag_value, patched_argv, run_cli, without_flag
+from yolo_attn.checkpoints import load_checkpoint
+from yolo_attn.cli.common import flag_value, patched_argv, resolve_weights, run_cli, without_flag
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript"}
 TOLERANCE = 1e-4
@@ -54,7 +53,7 @@ def build_argv(argv):
     weights = flag_value(argv, "--weights")
     if not weights:
         raise paths.UsageError("give a checkpoint with --weights PATH (e.g. runs/train/yolov5s-cbam/weights/best.pt)")
-    weights = local_weights(weights)
+    weights = resolve_weights(weights)
     if Path(weights).suffix != ".pt":
         raise paths.UsageError(f"--weights {weights}: export starts from a PyTorch checkpoint (.pt), the file training "
                                f"wrote (runs/train/NAME/weights/best.pt)")

@@ -13,7 +13,6 @@ detection's map as <stem>_detNN_<class>.npy (float32, original resolution, value
 """
 import argparse
 
-import yolo_attn  # noqa: F401  (registers layers, patches yolov5)
 from yolo_attn.cli.common import run_cli
 from yolo_attn.errors import UsageError
 from yolo_attn.heatmaps.cam import METHODS

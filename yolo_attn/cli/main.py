@@ -22,7 +22,7 @@ USAGE = "usage: yolo-attn COMMAND [ARGS]   (COMMAND --help for its options)\n\nc
 
 def _layers(argv):
     from yolo_attn.registry import registered_layers
-    from yolo_attn.registry.docs import layer_table
+    from yolo_attn.benchmarks.layer_table import layer_table
 
     if "--markdown" in argv:
         print(layer_table())

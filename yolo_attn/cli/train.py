@@ -16,13 +16,10 @@ from pathlib import Path
 
 import yaml
 
-import yolo_attn  # noqa: F401  (registers layers, patches yolov5)
 from yolo_attn import paths
 from yolo_attn.checkpoints import load_checkpoint
-from yolo_attn.compat.train_noval import resume_noval, use_noval
-from yolo_attn.cli.common import flag_value, patched_argv, run_cli, summarize, without_flag
+from yolo_attn.cli.common import flag_value, patched_argv, resolve_weights, run_cli, summarize, without_flag
 from yolo_attn.datasets import checks, shapes
-from yolo_attn.transfer.structural import intersect_dicts_by_structure
 
 # Chosen by measurement on a 2-core CPU (see README, "The embedded default").
 EMBEDDED_DEFAULTS = ["--epochs", "15", "--imgsz", "160", "--batch-size", "16", "--workers", "2", "--cache", "ram",
@@ -34,7 +31,7 @@ def build_argv(argv):
     cfg = flag_value(argv, "--cfg")
     data = flag_value(argv, "--data")
     weights = flag_value(argv, "--weights")
-    weights = paths.resolve_weights(weights) if weights else ""
+    weights = resolve_weights(weights) if weights else ""
     init = flag_value(argv, "--attention-init") or ("identity" if weights else "default")
     if init not in ("identity", "default"):
         raise paths.UsageError(f"--attention-init takes 'identity' or 'default', got {init!r}")
@@ -54,7 +51,7 @@ def build_argv(argv):
         out += EMBEDDED_DEFAULTS
     else:
         data_path = paths.resolve_data(data)
-        data_yaml = checks.prepare(data_path, is_yolov5_builtin=data_path.parent == paths.yolov5_root() / "data")
+        data_yaml = checks.prepare(data_path, is_yolov5_builtin=paths.is_yolov5_data(data_path))
     out += ["--data", str(data_yaml), "--weights", weights]
     return out + rest
 
@@ -113,7 +110,7 @@ def _with_identity_start(cfg_path, weights):
 
     The user's file is left as it is; the copy lists those rows under ``identity_start:``.
     """
-    from yolo_attn.transfer.identity import identity_rows
+    from yolo_attn.engines.yolov5.model import identity_rows
 
     d = yaml.safe_load(Path(cfg_path).read_text(encoding="utf-8"))
     ckpt = load_checkpoint(weights)
@@ -149,13 +146,7 @@ def main(argv):
     callbacks = Callbacks()
     callbacks.register_action("on_train_end", "yolo_attn_summary",
                               lambda last, best, epoch, results: finished.update(best=best, epoch=epoch, results=results))
-    if resuming:
-        resume_noval(yolov5_train, run_opt, callbacks)
-        run = argparse.Namespace(**run_opt)  # what yolov5 trains with: the run's saved options
-    else:
-        use_noval(yolov5_train, opt, callbacks)
-        run = opt
-    yolov5_train.intersect_dicts = intersect_dicts_by_structure
+    run = argparse.Namespace(**run_opt) if resuming else opt  # resuming: yolov5 trains with the run's saved options
     start = time.time()
     yolov5_train.main(opt, callbacks=callbacks)
     if not finished:

@@ -1,10 +1,11 @@
 """``yolo-attn transfer --weights W --cfg C``: print how a checkpoint's tensors map onto a model, without training."""
 import argparse
 
-import yolo_attn  # noqa: F401
 from yolo_attn import paths
 from yolo_attn.checkpoints import load_checkpoint
-from yolo_attn.transfer.structural import structural_transfer
+from yolo_attn.cli.common import resolve_weights
+from yolo_attn.engines.yolov5.model import build_model
+from yolo_attn.transfer import structural_transfer
 
 
 def main(argv):
@@ -13,18 +14,8 @@ def main(argv):
     p.add_argument("--cfg", required=True, help="target model YAML (path or name in model_yamls/)")
     p.add_argument("--nc", type=int, help="number of classes of the target (default: the checkpoint's)")
     opt = p.parse_args(argv)
-    import logging
-
-    from yolov5.models.yolo import Model
-    from yolov5.utils.general import LOGGER
-
-    ckpt = load_checkpoint(paths.resolve_weights(opt.weights))
+    ckpt = load_checkpoint(resolve_weights(opt.weights))
     source = (ckpt.get("ema") or ckpt["model"]).float()
-    level = LOGGER.level
-    LOGGER.setLevel(logging.WARNING)
-    try:
-        target = Model(str(paths.resolve_cfg(opt.cfg)), nc=opt.nc or int(source.nc))
-    finally:
-        LOGGER.setLevel(level)
+    target = build_model(paths.resolve_cfg(opt.cfg), nc=opt.nc or int(source.nc))
     _, report = structural_transfer(source.state_dict(), target.state_dict(), exclude=("anchor",))
     print(report.summary())

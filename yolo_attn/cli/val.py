@@ -7,10 +7,9 @@ the official COCO AP (pycocotools), as the line ``COCO AP <x> AP50 <y>`` and in 
 """
 from pathlib import Path
 
-import yolo_attn  # noqa: F401  (registers layers, patches yolov5)
 from yolo_attn import paths
 from yolo_attn.checkpoints import load_checkpoint
-from yolo_attn.cli.common import flag_value, patched_argv, run_cli, summarize, without_flag
+from yolo_attn.cli.common import flag_value, patched_argv, resolve_weights, run_cli, summarize, without_flag
 from yolo_attn.datasets import checks, shapes
 
 
@@ -22,12 +21,12 @@ def build_argv(argv):
     weights = flag_value(argv, "--weights")
     if not weights:
         raise paths.UsageError("give a checkpoint with --weights PATH (e.g. runs/train/yolov5s-cbam/weights/best.pt)")
-    weights = paths.resolve_weights(weights)
+    weights = resolve_weights(weights)
     trained = _training_opt(weights)
     data = flag_value(argv, "--data")
     if data is not None:
         data_path = paths.resolve_data(data)
-        data_yaml = checks.prepare(data_path, is_yolov5_builtin=data_path.parent == paths.yolov5_root() / "data")
+        data_yaml = checks.prepare(data_path, is_yolov5_builtin=paths.is_yolov5_data(data_path))
     elif trained.get("data") and Path(trained["data"]).is_file():
         data_yaml = checks.prepare(trained["data"])
     else:

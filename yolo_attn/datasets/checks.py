@@ -1,11 +1,11 @@
 """Check a dataset before yolov5 touches it, and keep yolov5 from rewriting or silently skipping user files."""
-import socket
 import tempfile
 from pathlib import Path
 
 import yaml
 
 from yolo_attn.errors import DatasetError
+from yolo_attn.paths import online, yolov5_root
 
 IMAGE_SUFFIXES = {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm"}
 
@@ -27,16 +27,6 @@ def label_path(image):
     s = str(image)
     sa, sb = f"/images/", f"/labels/"
     return Path(sb.join(s.rsplit(sa, 1)) if sa in s else s).with_suffix(".txt")
-
-
-def _online():
-    """Whether yolov5's downloads (GitHub releases) can work: github.com must resolve and accept a connection.
-    (A bare connection to 1.1.1.1, yolov5's own test, succeeds behind sandboxes and proxies that let nothing out.)"""
-    try:
-        socket.create_connection(("github.com", 443), timeout=3).close()
-        return True
-    except OSError:
-        return False
 
 
 def load_data_yaml(path):
@@ -73,8 +63,6 @@ def prepare(data_yaml, is_yolov5_builtin=False):
     if is_yolov5_builtin:
         root = Path(data.get("path") or "")
         if not root.is_absolute():
-            from yolo_attn.paths import yolov5_root
-
             _offline_download_check(data_yaml, data, (yolov5_root() / root).resolve())
             return data_yaml  # yolov5's own definitions (coco.yaml, VOC.yaml) keep yolov5's own resolution
     else:
@@ -86,7 +74,7 @@ def prepare(data_yaml, is_yolov5_builtin=False):
         if missing:
             how = ""
             if data.get("download"):
-                if _online():
+                if online():
                     return data_yaml  # yolov5 downloads it
                 how = _offline_hint(data_yaml)
             raise DatasetError(f"{data_yaml}: the {key} split is not on disk. Looked for:\n"
@@ -136,46 +124,6 @@ def _offline_download_check(data_yaml, data, root):
     if not data.get("download"):
         return
     missing = [p for key in ("train", "val") for p in _split_paths(data, root, key) if not p.exists()]
-    if missing and not _online():
+    if missing and not online():
         raise DatasetError(f"{data_yaml}: the dataset is not on disk. Looked for:\n"
                            + "\n".join(f"  {p}" for p in missing) + _offline_hint(data_yaml))
-
-
-def _is_truncated_jpeg(path):
-    try:
-        with open(path, "rb") as f:
-            if f.read(2) != b"\xff\xd8":
-                return False
-            f.seek(-2, 2)
-            return f.read() != b"\xff\xd9"
-    except OSError:
-        return False
-
-
-_original_verify = None
-
-
-def verify_image_label(args):
-    """yolov5's per-image check, made strict: it would re-save a truncated JPEG over the user's file, and
-    skip an unreadable image or label with a warning; both become a DatasetError naming the file."""
-    im_file = args[0]
-    if _is_truncated_jpeg(im_file):
-        raise DatasetError(f"{im_file}: truncated JPEG (it does not end with the end-of-image marker; it is cut off or "
-                           f"has extra bytes after it). yolov5 would overwrite it with a re-encoded copy; yolo-attn "
-                           f"never changes your files. Re-save or remove it, then run again.")
-    result = _original_verify(args)
-    if result[0] is None:
-        reason = result[-1].split(f"{im_file}: ", 1)[-1].split("ignoring corrupt image/label: ", 1)[-1]
-        raise DatasetError(f"{im_file}: unusable image or label ({reason}). "
-                           f"Fix or remove the image and its label file, then run again.")
-    return result
-
-
-def install_guards():
-    """Route yolov5's dataset verification through ``verify_image_label`` above (idempotent)."""
-    global _original_verify
-    import yolov5.utils.dataloaders as dataloaders
-
-    if dataloaders.verify_image_label is not verify_image_label:
-        _original_verify = dataloaders.verify_image_label
-        dataloaders.verify_image_label = verify_image_label

@@ -1,14 +1,14 @@
 """The attention layers' own gates for one image: what each module multiplies its input by.
 
-Every yolo-attn attention module has ``attention_maps(x[, y]) -> {name: tensor}`` (its named gates, computed
-from the same input as its forward pass). ``attention_gates`` runs the model once on an image, hands each
-attention row its real input, and collects the gates; ``attention_figure`` draws them:
+Every yolo-attn attention module is an ``AttentionModule``: its ``applied_gates(x[, y]) -> {name: tensor}`` are the
+gates it multiplies its input with, computed from the same input as its forward pass. ``attention_gates`` runs the
+model once on an image, hands each attention row its real input, and collects the gates; ``attention_figure``
+draws them:
 
 - a gate with spatial extent (N×C×H×W, H·W > 1: CBAM's spatial map, AFF/MS-CAM's fusion weight, SGE, scSE's
   spatial gate, ...) is shown as its mean over the channel axis, mapped back onto the original image (the
   letterbox undone), on its own value scale (0-1 for sigmoid gates, so a flat 0.5 looks flat);
-- Coordinate Attention's two 1-D gates ``h`` (C×H×1) and ``w`` (C×1×W) are combined into the gate the module
-  applies, a_h ⊗ a_w (C×H×W), and shown like a spatial gate;
+- Coordinate Attention's gate is a_h ⊗ a_w (C×H×W), the product of its two 1-D gates, shown like a spatial gate;
 - a per-channel gate (N×C×1×1: SE, ECA, CBAM's channel gate, ...) is shown as a bar per channel, in channel
   order, with its mean.
 """
@@ -38,21 +38,11 @@ class Gate:
         return f"row {self.row} {self.layer}: {self.name} ({c}×{h}×{w})"
 
 
-def _combine(maps):
-    """Coordinate Attention's separable pair {h: C×H×1, w: C×1×W} -> the applied gate h⊗w (others unchanged)."""
-    maps = dict(maps)
-    h, w = maps.get("h"), maps.get("w")
-    if h is not None and w is not None and h.dim() == 4 and w.dim() == 4 and h.shape[3] == 1 and w.shape[2] == 1:
-        maps.pop("h"), maps.pop("w")
-        maps = {"h⊗w": h * w, **maps}
-    return maps
-
-
 def attention_gates(model, image):
     """Gates of every attention row of ``model`` for a (1, 3, h, w) input, in row order."""
     rows = [(i, m) for i, m in enumerate(model.model) if is_attention(m)]
     if not rows:
-        raise UsageError("--attention: this model has no attention layers (no row has attention_maps)")
+        raise UsageError("--attention: this model has no attention layers (no row is an attention module)")
     inputs, handles = {}, []
     for i, m in rows:
         handles.append(m.register_forward_pre_hook(lambda mod, args, i=i: inputs.__setitem__(i, args)))
@@ -61,7 +51,7 @@ def attention_gates(model, image):
             model(image)
             gates = []
             for i, m in rows:
-                for name, g in _combine(m.attention_maps(*inputs[i])).items():
+                for name, g in m.applied_gates(*inputs[i]).items():
                     if not isinstance(g, torch.Tensor) or g.dim() != 4:
                         continue  # not a map over (channels, height, width)
                     gates.append(Gate(i, type(m).__name__, name, g[0].float().cpu().numpy()))

@@ -5,13 +5,13 @@ import torch
 import torch.nn as nn
 
 from yolo_attn.errors import UsageError
+from yolo_attn.modules import AttentionModule
 
 
 def load_detector(weights, device="cpu"):
     """(model, imgsz) from a yolov5/yolo-attn checkpoint: the EMA weights if saved, float32, eval mode, not fused.
 
     ``imgsz`` is the image size the checkpoint was trained with (None if it does not say)."""
-    import yolo_attn  # noqa: F401  (registers the layers, patches yolov5)
     from yolo_attn.checkpoints import load_checkpoint
 
     ckpt = load_checkpoint(weights)
@@ -67,7 +67,7 @@ def _row_of(name):
 
 
 def is_attention(module):
-    return callable(getattr(module, "attention_maps", None))
+    return isinstance(module, AttentionModule)
 
 
 def attention_rows(model):

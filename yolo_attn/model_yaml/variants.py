@@ -64,7 +64,7 @@ def gate_skips(d, skips, layer):
     return out
 
 
-_STAGES = """\
+_STAGES = """
 Placement: one {name} after the C3 that ends each backbone stage feeding the neck (yolov5s rows 4, 6, 8:
 P3/8, P4/16, P5/32), so every scale the neck and Detect read is re-weighted once. This mirrors the
 papers, which put the module at the end of every stage/block of the backbone, and keeps the cost low
@@ -77,68 +77,45 @@ Placement: replaces the stride-2 3x3 Conv that opens each backbone stage feeding
 output channel count (scaled by width_multiple) and the stride is kept; no rows are added. {name} uses
 its own BN and ReLU (the paper's), where the Conv had BN and SiLU."""
 
-VARIANTS = {
-    "yolov5s.yaml": (lambda d: d, "YOLOv5s baseline: yolov5 7.0.14's models/yolov5s.yaml, unchanged in structure\n"
-                                  "(7,235,389 params at nc=80)."),
-    "yolov5s-se.yaml": (lambda d: insert_after(d, BACKBONE_STAGE_OUTPUTS, "SE"),
-                        "YOLOv5s + SE (Hu et al., CVPR 2018), r=16.\n" + _STAGES.format(name="SE")),
-    "yolov5s-eca.yaml": (lambda d: insert_after(d, BACKBONE_STAGE_OUTPUTS, "ECA"),
-                         "YOLOv5s + ECA (Wang et al., CVPR 2020), adaptive kernel size.\n" + _STAGES.format(name="ECA")),
-    "yolov5s-cbam.yaml": (lambda d: insert_after(d, BACKBONE_STAGE_OUTPUTS, "CBAM"),
-                          "YOLOv5s + CBAM (Woo et al., ECCV 2018), r=16, 7x7 spatial kernel.\n"
-                          + _STAGES.format(name="CBAM")),
-    "yolov5s-coordatt.yaml": (lambda d: insert_after(d, BACKBONE_STAGE_OUTPUTS, "CoordAtt"),
-                              "YOLOv5s + Coordinate Attention (Hou et al., CVPR 2021), reduction 32.\n"
-                              + _STAGES.format(name="CoordAtt")),
-    "yolov5s-aff.yaml": (lambda d: replace_concat(d, "AFF"),
-                         "YOLOv5s + AFF (Dai et al., WACV 2021), r=4: the neck's four Concat fusions\n"
-                         "([-1,6], [-1,4], [-1,14], [-1,10]) become attentional feature fusion of the two\n"
-                         "equal-channel maps, so each following C3 reads C channels instead of 2C."),
-    "yolov5s-mscam.yaml": (lambda d: insert_after(d, BACKBONE_STAGE_OUTPUTS, "MSCAM"),
-                           "YOLOv5s + MS-CAM (Dai et al., WACV 2021), r=4, as a one-input attention.\n"
-                           + _STAGES.format(name="MSCAM")),
-    "yolov5s-iaff.yaml": (lambda d: replace_concat(d, "iAFF"),
-                          "YOLOv5s + iAFF (Dai et al., WACV 2021), r=4: the neck's four Concat fusions\n"
-                          "([-1,6], [-1,4], [-1,14], [-1,10]) become iterative attentional feature fusion of the\n"
-                          "two equal-channel maps, so each following C3 reads C channels instead of 2C."),
-    "yolov5s-nonlocal.yaml": (lambda d: insert_after(d, [SPPF_ROW], "NonLocal"),
-                              "YOLOv5s + Non-local block (Wang et al., CVPR 2018), embedded Gaussian, C/2 inner\n"
-                              "channels, zero-initialised output BN (the block starts as the identity).\n"
-                              "Placement: one block after SPPF (row 9), at P5/32 (20×20 at 640 px). Its affinity\n"
-                              "grows as (H·W)², so it is used only at the lowest resolution; the paper also adds\n"
-                              "it to a late, low-resolution stage (res4)."),
-    "yolov5s-doubleattn.yaml": (lambda d: insert_after(d, [SPPF_ROW], "DoubleAttn", [1024]),
-                                "YOLOv5s + A² double attention (Chen et al., NeurIPS 2018), c_m = c_n = C/4,\n"
-                                "residual. Placement: one block after SPPF (row 9), at P5/32, the lowest\n"
-                                "resolution, like the Non-local variant (A² summarises the whole map into\n"
-                                "global descriptors). Its arg is the output channel count (1024, scaled by\n"
-                                "width_multiple like a Conv), here equal to its input."),
-    "yolov5s-selectivekernel.yaml": (lambda d: replace_convs(d, STAGE_DOWNSAMPLES, "SelectiveKernel"),
-                                     "YOLOv5s + Selective Kernel convs (Li et al., CVPR 2019): M=2 branches (3x3 and\n"
-                                     + "3x3 dilated 2), G=32, r=16, L=32." + _CONVS.format(name="SelectiveKernel")),
-    "yolov5s-splitattn.yaml": (lambda d: replace_convs(d, STAGE_DOWNSAMPLES, "SplitAttn"),
-                               "YOLOv5s + split-attention convs (ResNeSt, Zhang et al. 2020): radix 2,\n"
-                               "cardinality 1, reduction 4." + _CONVS.format(name="SplitAttn")),
-    "yolov5s-selfcalibconv.yaml": (lambda d: replace_convs(d, STAGE_DOWNSAMPLES, "SelfCalibConv"),
-                                   "YOLOv5s + self-calibrated convs (Liu et al., CVPR 2020; not the 2023 SCConv),\n"
-                                   "pooling r=4." + _CONVS.format(name="SelfCalibConv")),
-    "yolov5s-sge.yaml": (lambda d: insert_after(d, BACKBONE_STAGE_OUTPUTS, "SGE"),
-                         "YOLOv5s + Spatial Group-wise Enhance (Li et al., 2019), 64 groups.\n"
-                         + _STAGES.format(name="SGE")),
-    "yolov5s-scse.yaml": (lambda d: insert_after(d, BACKBONE_STAGE_OUTPUTS, "scSE"),
-                          "YOLOv5s + scSE (Roy et al., MICCAI 2018), r=2, x·cSE + x·sSE.\n"
-                          + _STAGES.format(name="scSE")),
-    "yolov5s-secbam.yaml": (lambda d: insert_after(d, BACKBONE_STAGE_OUTPUTS, "SECBAM"),
-                            "YOLOv5s + SE then CBAM on one row ('dual attention' in tutorials), r=16, 7x7.\n"
-                            + _STAGES.format(name="SECBAM")),
-    "yolov5s-attngate.yaml": (lambda d: gate_skips(d, TOP_DOWN_SKIPS, "AttnGate"),
-                              "YOLOv5s + attention gates (Oktay et al., Attention U-Net, 2018) on the neck's\n"
-                              "top-down skips, as in the U-Net decoder: before each top-down Concat the backbone\n"
-                              "skip (P4 row 6, P3 row 4) is gated by the coarser map that is being upsampled into\n"
-                              "that Concat (the 1x1 Conv rows 10 and 14), i.e. from: [skip, gate] = [6, 10] and\n"
-                              "[4, 14] in the stock numbering. The gated skip keeps its channels, so the Concat\n"
-                              "and everything after it are unchanged; rows are re-numbered."),
+BASELINE = "yolov5s.yaml"
+_BASELINE_HEADER = ("YOLOv5s baseline: yolov5 7.0.14's models/yolov5s.yaml, unchanged in structure\n"
+                    "(7,235,389 params at nc=80).")
+
+# How each place of ``yolo_attn.modules.PLACES`` is made from yolov5s, and the text explaining it (if shared).
+_EDITS = {
+    "stage_outputs": (lambda d, layer, args: insert_after(d, BACKBONE_STAGE_OUTPUTS, layer, args), _STAGES),
+    "end_of_backbone": (lambda d, layer, args: insert_after(d, [SPPF_ROW], layer, args), ""),
+    "neck_fusions": (lambda d, layer, args: replace_concat(d, layer, args), ""),
+    "stage_downsamples": (lambda d, layer, args: replace_convs(d, STAGE_DOWNSAMPLES, layer), _CONVS),
+    "top_down_skips": (lambda d, layer, args: gate_skips(d, TOP_DOWN_SKIPS, layer), ""),
 }
+
+
+def _variant_name(spec, placement):
+    return f"yolov5s-{placement.file_tag or spec.name.lower()}.yaml"
+
+
+def variants():
+    """{file name: (build(model dict) -> model dict, header)} for the baseline and every declared placement."""
+    from yolo_attn.registry import registered_layers
+
+    out = {BASELINE: (lambda d: d, _BASELINE_HEADER)}
+    for spec in registered_layers():
+        for placement in spec.placements:
+            edit, text = _EDITS[placement.where]
+            build = (lambda d, e=edit, n=spec.name, a=list(placement.args): e(d, n, a))
+            out[_variant_name(spec, placement)] = (build, placement.header + text.format(name=spec.name))
+    return out
+
+
+def variant_names(spec):
+    """The shipped files that place layer ``spec``, in declaration order."""
+    return [_variant_name(spec, p) for p in spec.placements]
+
+
+def variant_dict(name):
+    """The model dict of shipped variant ``name``."""
+    return variants()[name][0](load_model_yaml(base_yaml_path()))
 
 
 def base_yaml_path():
@@ -149,7 +126,7 @@ def base_yaml_path():
 
 def render(name):
     """The text of shipped variant ``name``."""
-    build, header = VARIANTS[name]
+    build, header = variants()[name]
     generated = "Generated by `yolo-attn generate-yamls` from yolov5's models/yolov5s.yaml; edit variants.py, not this file."
     return dump_model_yaml(build(load_model_yaml(base_yaml_path())), f"{header}\n\n{generated}")
 
@@ -157,6 +134,7 @@ def render(name):
 def write_all(out_dir):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in VARIANTS:
+    names = sorted(variants())
+    for name in names:
         (out_dir / name).write_text(render(name), encoding="utf-8")
-    return sorted(VARIANTS)
+    return names

@@ -1,4 +1,10 @@
-"""Attention modules for YOLOv5 (class names are the YAML layer names)."""
+"""Attention modules: pure PyTorch, one small module per idea (class names are the YAML layer names).
+
+What lives here: the modules, their contract (``AttentionModule``: forward plus readable gates), the declaration
+that makes each one a YOLO layer type (``declare_layer``/``LayerInfo``, read by the registry), the shared helpers
+and ``IdentityStart``. Imports: torch only — never the registry, an engine (yolov5, ultralytics) or an application.
+"""
+from ._base import PLACES, AttentionModule, LayerInfo, Placement, declare_layer
 from ._common import PooledBatchNorm2d, get_act_layer, make_rd_channels
 from .channel import ECA, SE
 from .fusion import AFF, MSCAM, iAFF
@@ -8,7 +14,13 @@ from .kernel import SelectiveKernel, SelfCalibConv, SplitAttn
 from .spatial import SGE, scSE
 from .gate import AttnGate
 from .composite import SECBAM, Chain
+from .identity import IdentityStart
+
+# The shipped layer types, in the order the registry lists them.
+LAYERS = (SE, ECA, CBAM, CoordAtt, MSCAM, AFF, iAFF, NonLocal, DoubleAttn, SelectiveKernel, SplitAttn,
+          SelfCalibConv, SGE, scSE, AttnGate, SECBAM, Chain)
 
 __all__ = ['SE', 'ECA', 'CBAM', 'CoordAtt', 'MSCAM', 'AFF', 'iAFF', 'NonLocal', 'DoubleAttn', 'SelectiveKernel',
-           'SplitAttn', 'SelfCalibConv', 'SGE', 'scSE', 'AttnGate', 'SECBAM', 'Chain',
+           'SplitAttn', 'SelfCalibConv', 'SGE', 'scSE', 'AttnGate', 'SECBAM', 'Chain', 'IdentityStart', 'LAYERS',
+           'AttentionModule', 'LayerInfo', 'Placement', 'PLACES', 'declare_layer',
            'PooledBatchNorm2d', 'get_act_layer', 'make_rd_channels']

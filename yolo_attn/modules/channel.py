@@ -3,10 +3,13 @@ import math
 
 import torch.nn as nn
 
+from ._base import AttentionModule, Placement, declare_layer
 from ._common import get_act_layer, make_rd_channels, no_second_input
 
 
-class SE(nn.Module):
+@declare_layer(name="SE", paper="Hu et al., Squeeze-and-Excitation Networks, CVPR 2018", family="channel",
+               placements=(Placement("stage_outputs", "YOLOv5s + SE (Hu et al., CVPR 2018), r=16."),), cpu_goal=1.05)
+class SE(AttentionModule):
     """Squeeze-and-Excitation: out = x * gate(FC2(act(FC1(GAP(x))))).
 
     Paper: Hu, Shen, Sun, "Squeeze-and-Excitation Networks", CVPR 2018 (TPAMI 2019).
@@ -41,7 +44,10 @@ def eca_kernel_size(channels, gamma=2, beta=1):
     return t if t % 2 else t + 1
 
 
-class ECA(nn.Module):
+@declare_layer(name="ECA", paper="Wang et al., ECA-Net, CVPR 2020", family="channel",
+               placements=(Placement("stage_outputs",
+                                     "YOLOv5s + ECA (Wang et al., CVPR 2020), adaptive kernel size."),), cpu_goal=1.05)
+class ECA(AttentionModule):
     """Efficient Channel Attention: out = x * gate(Conv1d_k(GAP(x))) across the channel axis.
 
     Paper: Wang, Wu, Zhu, Li, Zuo, Hu, "ECA-Net: Efficient Channel Attention for Deep

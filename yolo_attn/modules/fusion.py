@@ -2,6 +2,7 @@
 import torch
 import torch.nn as nn
 
+from ._base import AttentionModule, Placement, declare_layer
 from ._common import PooledBatchNorm2d, get_act_layer, make_rd_channels, no_second_input, two_inputs
 
 
@@ -11,7 +12,11 @@ def _bottleneck(channels, rd, act_layer, norm_layer):
         nn.Conv2d(rd, channels, 1, bias=False), norm_layer(channels))
 
 
-class MSCAM(nn.Module):
+@declare_layer(name="MSCAM", paper="Dai et al., Attentional Feature Fusion (MS-CAM), WACV 2021", family="fusion",
+               aliases=("MS-CAM",),
+               placements=(Placement("stage_outputs",
+                                     "YOLOv5s + MS-CAM (Dai et al., WACV 2021), r=4, as a one-input attention."),))
+class MSCAM(AttentionModule):
     """Multi-Scale Channel Attention Module: M(x) = sigmoid(L(x) + G(GAP(x))), out = x * M(x).
 
     L and G are each 1x1 (C->C/r) -> BN -> act -> 1x1 (C/r->C) -> BN; G runs on the pooled
@@ -34,22 +39,29 @@ class MSCAM(nn.Module):
         self.local_att = _bottleneck(channels, rd, act_layer, nn.BatchNorm2d)
         self.global_att = _bottleneck(channels, rd, act_layer, PooledBatchNorm2d)
 
-    def _attn(self, x):
+    def fusion_weights(self, x):
+        """M(x) = sigmoid(L(x) + G(GAP(x))), the weight map AFF and iAFF blend their two inputs with."""
         return torch.sigmoid(self.local_att(x) + self.global_att(x.mean((2, 3), keepdim=True)))
 
     def attention_maps(self, x, y=None):
         no_second_input(y)
-        return {'fusion': self._attn(x)}
+        return {'fusion': self.fusion_weights(x)}
 
     def forward(self, x):
-        return x * self._attn(x)
+        return x * self.fusion_weights(x)
 
 
 def _blend(m, x, y):
     return y + m * (x - y)  # = m * x + (1 - m) * y, and exactly x when y == x
 
 
-class AFF(nn.Module):
+@declare_layer(name="AFF", paper="Dai et al., Attentional Feature Fusion, WACV 2021", family="fusion", inputs=2,
+               placements=(Placement("neck_fusions",
+                                     "YOLOv5s + AFF (Dai et al., WACV 2021), r=4: the neck's four Concat fusions\n"
+                                     "([-1,6], [-1,4], [-1,14], [-1,10]) become attentional feature fusion of the two\n"
+                                     "equal-channel maps, so each following C3 reads C channels instead of 2C."),),
+               cpu_goal=1.10)
+class AFF(AttentionModule):
     """Attentional Feature Fusion of two equal-shape maps: Z = M(X+Y) * X + (1 - M(X+Y)) * Y.
 
     M is an MSCAM (see its docstring for the branch layout, BN handling and the conv-bias choice).
@@ -69,14 +81,21 @@ class AFF(nn.Module):
 
     def attention_maps(self, x, y=None):
         x, y = two_inputs(x, y)
-        return {'fusion': self.mscam._attn(x + y)}
+        return {'fusion': self.mscam.fusion_weights(x + y)}
 
     def forward(self, x, y=None):
         x, y = two_inputs(x, y)
-        return _blend(self.mscam._attn(x + y), x, y)
+        return _blend(self.mscam.fusion_weights(x + y), x, y)
 
 
-class iAFF(nn.Module):
+@declare_layer(name="iAFF", paper="Dai et al., Attentional Feature Fusion (iterative), WACV 2021", family="fusion",
+               inputs=2,
+               placements=(Placement("neck_fusions",
+                                     "YOLOv5s + iAFF (Dai et al., WACV 2021), r=4: the neck's four Concat fusions\n"
+                                     "([-1,6], [-1,4], [-1,14], [-1,10]) become iterative attentional feature fusion "
+                                     "of the\ntwo equal-channel maps, so each following C3 reads C channels instead of "
+                                     "2C."),))
+class iAFF(AttentionModule):
     """Iterative AFF: X⊎Y = M1(X+Y) * X + (1 - M1(X+Y)) * Y; Z = M2(X⊎Y) * X + (1 - M2(X⊎Y)) * Y.
 
     M1 and M2 are two independent MSCAMs, each with its own local and global branch, as in the
@@ -94,8 +113,8 @@ class iAFF(nn.Module):
         self.mscam2 = MSCAM(channels, rd_ratio, rd_channels, act_layer)
 
     def _attn(self, x, y):
-        m1 = self.mscam1._attn(x + y)
-        return m1, self.mscam2._attn(_blend(m1, x, y))
+        m1 = self.mscam1.fusion_weights(x + y)
+        return m1, self.mscam2.fusion_weights(_blend(m1, x, y))
 
     def attention_maps(self, x, y=None):
         m1, m2 = self._attn(*two_inputs(x, y))

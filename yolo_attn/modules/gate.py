@@ -2,10 +2,20 @@
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ._base import AttentionModule, Placement, declare_layer
 from ._common import get_act_layer, make_rd_channels, two_maps
 
 
-class AttnGate(nn.Module):
+@declare_layer(name="AttnGate", paper="Oktay et al., Attention U-Net, MIDL 2018", family="gate", inputs=2,
+               channels="first", aliases=("AttentionGate", "AG"),
+               placements=(Placement("top_down_skips",
+                                     "YOLOv5s + attention gates (Oktay et al., Attention U-Net, 2018) on the neck's\n"
+                                     "top-down skips, as in the U-Net decoder: before each top-down Concat the backbone\n"
+                                     "skip (P4 row 6, P3 row 4) is gated by the coarser map that is being upsampled into\n"
+                                     "that Concat (the 1x1 Conv rows 10 and 14), i.e. from: [skip, gate] = [6, 10] and\n"
+                                     "[4, 14] in the stock numbering. The gated skip keeps its channels, so the Concat\n"
+                                     "and everything after it are unchanged; rows are re-numbered."),))
+class AttnGate(AttentionModule):
     """Additive attention gate: α = σ(ψ(act(W_x x + W_g g + b_g)) + b_ψ), out = x · α.
 
     x is the skip feature (C_x channels, higher resolution), g the gating signal from a coarser level (C_g
@@ -29,8 +39,6 @@ class AttnGate(nn.Module):
     attention_maps(x, g): {'gate': α, N×1×H_x×W_x}.
     """
 
-    where = None  # the YAML row, set by the parser so that a shape error names it
-
     def __init__(self, channels, gate_channels=None, rd_ratio=1 / 2, rd_channels=None, act_layer='relu',
                  gate_layer='sigmoid'):
         super().__init__()
@@ -42,22 +50,15 @@ class AttnGate(nn.Module):
         self.psi = nn.Conv2d(inter, 1, 1, bias=True)
         self.gate = get_act_layer(gate_layer)()
 
-    def _fail(self, message):
-        if self.where:
-            from yolo_attn.errors import ModelConfigError
-
-            raise ModelConfigError(f'{self.where}: {message}')
-        raise ValueError(f'AttnGate: {message}')
-
     def _inputs(self, x, g):
         x, g = two_maps(x, g)
         if x.shape[1] != self.w_x.in_channels or g.shape[1] != self.w_g.in_channels:
-            self._fail(f'expected a skip map with {self.w_x.in_channels} channels and a gating map with '
-                       f'{self.w_g.in_channels}, got {x.shape[1]} and {g.shape[1]}')
+            raise ValueError(f'AttnGate: expected a skip map with {self.w_x.in_channels} channels and a gating map '
+                             f'with {self.w_g.in_channels}, got {x.shape[1]} and {g.shape[1]}')
         if g.shape[2] > x.shape[2] or g.shape[3] > x.shape[3]:
-            self._fail(f'the gating signal ({g.shape[2]}×{g.shape[3]}) is finer than the skip feature '
-                       f'({x.shape[2]}×{x.shape[3]}); the inputs are [skip, gate]: the gate comes from a coarser '
-                       f'(deeper) level. Swap the two entries of from.')
+            raise ValueError(f'AttnGate: the gating signal ({g.shape[2]}×{g.shape[3]}) is finer than the skip '
+                             f'feature ({x.shape[2]}×{x.shape[3]}); the inputs are [skip, gate]: the gate comes from '
+                             f'a coarser (deeper) level. Swap the two entries of from.')
         return x, g
 
     def _attn(self, x, g):

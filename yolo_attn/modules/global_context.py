@@ -6,10 +6,19 @@ its gather step still summarises the whole map. Place them at low resolution (P5
 import torch
 import torch.nn as nn
 
+from ._base import AttentionModule, Placement, declare_layer
 from ._common import PooledBatchNorm2d, make_rd_channels, no_second_input
 
 
-class NonLocal(nn.Module):
+@declare_layer(name="NonLocal", paper="Wang et al., Non-local Neural Networks, CVPR 2018 (embedded Gaussian)",
+               family="global", aliases=("NL",), starts_as_identity=True,
+               placements=(Placement("end_of_backbone",
+                                     "YOLOv5s + Non-local block (Wang et al., CVPR 2018), embedded Gaussian, C/2 inner\n"
+                                     "channels, zero-initialised output BN (the block starts as the identity).\n"
+                                     "Placement: one block after SPPF (row 9), at P5/32 (20×20 at 640 px). Its affinity\n"
+                                     "grows as (H·W)², so it is used only at the lowest resolution; the paper also adds\n"
+                                     "it to a late, low-resolution stage (res4)."),))
+class NonLocal(AttentionModule):
     """Non-local block, embedded Gaussian: z = BN(W_z(y)) + x, y_i = Σ_j softmax_j(θ(x_i)ᵀ φ(x_j)) g(x_j).
 
     θ, φ, g are 1x1 convs C -> C/2; the softmax runs over the key positions j; W_z is a 1x1 conv
@@ -65,7 +74,15 @@ class NonLocal(nn.Module):
         return self.bn(self.w_z(y)) + x
 
 
-class DoubleAttn(nn.Module):
+@declare_layer(name="DoubleAttn", paper="Chen et al., A²-Nets: Double Attention Networks, NeurIPS 2018",
+               family="global", channels="out", yaml_args="[1024]", aliases=("A2", "DoubleAttention"),
+               placements=(Placement("end_of_backbone",
+                                     "YOLOv5s + A² double attention (Chen et al., NeurIPS 2018), c_m = c_n = C/4,\n"
+                                     "residual. Placement: one block after SPPF (row 9), at P5/32, the lowest\n"
+                                     "resolution, like the Non-local variant (A² summarises the whole map into\n"
+                                     "global descriptors). Its arg is the output channel count (1024, scaled by\n"
+                                     "width_multiple like a Conv), here equal to its input.", args=(1024,)),))
+class DoubleAttn(AttentionModule):
     """A² / Double Attention: gather global descriptors, distribute them back to every position.
 
     A = conv_a(x) (c_m maps), B = conv_b(x), V = conv_v(x) (c_n maps each), 1x1 convs.

@@ -2,10 +2,14 @@
 import torch
 import torch.nn as nn
 
+from ._base import AttentionModule, Placement, declare_layer
 from ._common import PooledBatchNorm2d, get_act_layer, make_rd_channels, no_second_input
 
 
-class CBAM(nn.Module):
+@declare_layer(name="CBAM", paper="Woo et al., CBAM: Convolutional Block Attention Module, ECCV 2018", family="hybrid",
+               placements=(Placement("stage_outputs", "YOLOv5s + CBAM (Woo et al., ECCV 2018), r=16, 7x7 spatial kernel."),),
+               cpu_goal=1.05)
+class CBAM(AttentionModule):
     """Convolutional Block Attention Module: channel gate, then spatial gate, in that order.
 
     M_c = gate(MLP(GAP(x)) + MLP(GMP(x))), x' = x * M_c;
@@ -59,7 +63,11 @@ class CBAM(nn.Module):
         return x * ms if torch.is_grad_enabled() else x.mul_(ms)
 
 
-class CoordAtt(nn.Module):
+@declare_layer(name="CoordAtt", paper="Hou et al., Coordinate Attention, CVPR 2021", family="hybrid", aliases=("CA",),
+               placements=(Placement("stage_outputs",
+                                     "YOLOv5s + Coordinate Attention (Hou et al., CVPR 2021), reduction 32."),),
+               cpu_goal=1.05)
+class CoordAtt(AttentionModule):
     """Coordinate Attention: out = x * a_h * a_w, a_h depending on the row only, a_w on the column.
 
     x_h = mean over W (N×C×H×1), x_w = mean over H (N×C×W×1, transposed); concatenated along the
@@ -100,6 +108,12 @@ class CoordAtt(nn.Module):
         no_second_input(y)
         a_h, a_w = self._attn(x)
         return {'h': a_h, 'w': a_w}
+
+    def applied_gates(self, x, y=None):
+        """The gate the module applies, a_h ⊗ a_w (C×H×W), rather than its two 1-D factors."""
+        no_second_input(y)
+        a_h, a_w = self._attn(x)
+        return {'h⊗w': a_h * a_w}
 
     def forward(self, x):
         a_h, a_w = self._attn(x)

@@ -8,10 +8,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._common import PooledBatchNorm2d, check_divisible, get_act_layer, make_rd_channels, no_second_input
+from ._base import AttentionModule, Placement, declare_layer
+from ._common import (PooledBatchNorm2d, check_divisible, get_act_layer, make_rd_channels,
+                      no_second_input)
 
 
-class SelectiveKernel(nn.Module):
+@declare_layer(name="SelectiveKernel", paper="Li et al., Selective Kernel Networks, CVPR 2019", family="kernel",
+               channels="out", yaml_args="[256, {stride: 2}]", aliases=("SK", "SKConv"),
+               placements=(Placement("stage_downsamples",
+                                     "YOLOv5s + Selective Kernel convs (Li et al., CVPR 2019): M=2 branches (3x3 and\n"
+                                     "3x3 dilated 2), G=32, r=16, L=32."),))
+class SelectiveKernel(AttentionModule):
     """Selective Kernel convolution: branches of different receptive fields, mixed per channel by attention.
 
     Split: branch m = act(BN(grouped conv_m(x))), all with `out_channels`; U = Σ_m U_m.
@@ -70,7 +77,12 @@ class SelectiveKernel(nn.Module):
         return (u * self._attn(u)).sum(1)
 
 
-class SplitAttn(nn.Module):
+@declare_layer(name="SplitAttn", paper="Zhang et al., ResNeSt: Split-Attention Networks, 2020", family="kernel",
+               channels="out", yaml_args="[256, {stride: 2}]", aliases=("SplAt", "ResNeSt"),
+               placements=(Placement("stage_downsamples",
+                                     "YOLOv5s + split-attention convs (ResNeSt, Zhang et al. 2020): radix 2,\n"
+                                     "cardinality 1, reduction 4."),))
+class SplitAttn(AttentionModule):
     """Split attention (ResNeSt): a grouped conv gives `radix` splits; attention over the splits mixes them.
 
     x -> conv (in -> radix·C, groups = groups·radix) -> BN -> act; the radix splits are summed -> GAP ->
@@ -139,7 +151,13 @@ def _conv_bn(c1, c2, stride=1, norm_layer=nn.BatchNorm2d):
     return nn.Sequential(nn.Conv2d(c1, c2, 3, stride, 1, bias=False), norm_layer(c2))
 
 
-class SelfCalibConv(nn.Module):
+@declare_layer(name="SelfCalibConv",
+               paper="Liu et al., Improving Convolutional Networks with Self-Calibrated Convolutions, CVPR 2020",
+               family="kernel", channels="out", yaml_args="[256, {stride: 2}]", aliases=("SelfCalibratedConv",),
+               placements=(Placement("stage_downsamples",
+                                     "YOLOv5s + self-calibrated convs (Liu et al., CVPR 2020; not the 2023 SCConv),\n"
+                                     "pooling r=4."),))
+class SelfCalibConv(AttentionModule):
     """Self-calibrated convolution (Liu et al. 2020; not the 2023 "SCConv" spatial/channel reconstruction conv).
 
     The channels split into halves X1, X2. Y2 = K1(X2) (plain conv branch). Self-calibration of X1:

@@ -2,10 +2,14 @@
 import torch
 import torch.nn as nn
 
+from ._base import AttentionModule, Placement, declare_layer
 from ._common import check_divisible, get_act_layer, make_rd_channels, no_second_input
 
 
-class SGE(nn.Module):
+@declare_layer(name="SGE", paper="Li et al., Spatial Group-wise Enhance, arXiv 2019", family="group",
+               placements=(Placement("stage_outputs",
+                                     "YOLOv5s + Spatial Group-wise Enhance (Li et al., 2019), 64 groups."),))
+class SGE(AttentionModule):
     """Spatial Group-wise Enhance: per channel group, a spatial gate from the group's similarity to its mean.
 
     For each of G groups: g = GAP(group); c = Σ_channels(g ⊙ group) at every position; ĉ = (c − mean) / (std + ε)
@@ -46,7 +50,10 @@ class SGE(nn.Module):
         return (x.reshape(n, self.groups, c // self.groups, h, w) * gate).reshape(n, c, h, w)
 
 
-class scSE(nn.Module):
+@declare_layer(name="scSE", paper="Roy et al., Concurrent Spatial and Channel Squeeze & Excitation, MICCAI 2018",
+               family="hybrid",
+               placements=(Placement("stage_outputs", "YOLOv5s + scSE (Roy et al., MICCAI 2018), r=2, x·cSE + x·sSE."),))
+class scSE(AttentionModule):
     """Concurrent spatial and channel squeeze & excitation: x·cSE(x) + x·sSE(x).
 
     cSE: GAP -> 1x1 C -> C/r (bias) -> act -> 1x1 C/r -> C (bias) -> σ, a channel gate (SE with r=2);

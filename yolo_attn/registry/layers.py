@@ -1,14 +1,17 @@
-"""The registry of attention layer types: the single source of truth for names, inputs and channel rules."""
+"""The registry of layer types: the single source of truth for names, inputs and channel rules."""
 import difflib
 import inspect
 from dataclasses import dataclass, field
+from typing import Optional
 
 from torch import nn
+
+from yolo_attn.modules import AttentionModule
 
 
 @dataclass(frozen=True)
 class LayerSpec:
-    """How a layer type is found by name and wired into a YOLOv5 model.
+    """How a layer type is found by name and wired into a YOLO model.
 
     inputs: 1 for ``m(x)``; 2 for fusion layers ``m(x, y)`` whose ``from`` is ``[a, b]`` of equal channels.
     changes_channels: False (the layer keeps its input channels) or True (its first YAML arg is the output
@@ -16,6 +19,9 @@ class LayerSpec:
     out_from_first: for two-input layers whose inputs may differ in channels (and resolution), e.g. an attention
     gate ``m(skip, gate)``: the constructor takes both channel counts, ``m(c_a, c_b, ...)``, and the output has the
     first input's channels. False: the two inputs must have equal channels (``m(c, ...)``).
+    members: the args are names of other registered one-input layers, built by the registry (``Chain``).
+    starts_as_identity: a fresh layer computes exactly its input; identity start leaves it unwrapped.
+    placements, cpu_goal: the shipped variants and the latency goal (``yolo_attn.modules.LayerInfo``).
     """
 
     name: str
@@ -27,6 +33,32 @@ class LayerSpec:
     changes_channels: bool = False
     aliases: tuple = field(default=())
     out_from_first: bool = False
+    members: bool = False
+    starts_as_identity: bool = False
+    placements: tuple = field(default=())
+    cpu_goal: Optional[float] = None
+
+    @classmethod
+    def of(cls, layer_cls):
+        """The spec a class declares with ``yolo_attn.modules.declare_layer``."""
+        info = getattr(layer_cls, "LAYER_INFO", None)
+        if info is None:
+            raise TypeError(f"{layer_cls.__name__} has no layer declaration (decorate it with declare_layer)")
+        return cls(info.name, layer_cls, info.inputs, info.paper, info.family, yaml_args=info.yaml_args,
+                   changes_channels=info.channels == "out", aliases=tuple(info.aliases),
+                   out_from_first=info.channels == "first", members=info.members,
+                   starts_as_identity=info.starts_as_identity, placements=tuple(info.placements),
+                   cpu_goal=info.cpu_goal)
+
+    @property
+    def has_gates(self):
+        """Whether the layer's gates can be read (it implements the AttentionModule contract)."""
+        return issubclass(self.cls, AttentionModule)
+
+    @property
+    def keeps_channels(self):
+        """One input, output channels = input channels: the layers that can be inserted after any row."""
+        return self.inputs == 1 and not self.changes_channels
 
     @property
     def channel_args(self):
@@ -45,7 +77,10 @@ _REGISTRY = {}
 
 
 def register(spec):
-    """Add a layer type. Names are unique case-insensitively and must not shadow each other."""
+    """Add a layer type (a LayerSpec, or a class declared with ``declare_layer``). Names are unique
+    case-insensitively and must not shadow each other; a clash leaves the registry unchanged."""
+    if isinstance(spec, type):
+        spec = LayerSpec.of(spec)
     if not (isinstance(spec.cls, type) and issubclass(spec.cls, nn.Module)):
         raise TypeError(f"{spec.name}: registered layers must be nn.Module classes, got {spec.cls!r}")
     if spec.inputs not in (1, 2):
@@ -53,7 +88,7 @@ def register(spec):
     if spec.out_from_first and (spec.inputs != 2 or spec.changes_channels):
         raise ValueError(f"{spec.name}: out_from_first is for two-input layers that keep the first input's channels")
     keys = [key.lower() for key in (spec.name, *spec.aliases)]
-    for key in keys:  # check every name before adding any, so a clash leaves the registry unchanged
+    for key in keys:
         if key in _REGISTRY and _REGISTRY[key] is not spec:
             raise ValueError(f"layer name {key!r} is already registered for {_REGISTRY[key].name}")
     for key in keys:

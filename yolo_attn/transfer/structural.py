@@ -85,15 +85,3 @@ def structural_transfer(source_sd, target_sd, exclude=()):
     report.new_rows = [t for t in target if t not in report.moved.values()]
     report.dropped_rows = [s for s in source if s not in report.moved]
     return out, report
-
-
-def intersect_dicts_by_structure(da, db, exclude=()):
-    """Drop-in for yolov5's ``intersect_dicts(checkpoint_sd, model_sd, exclude)`` that matches by structure.
-
-    Tensors whose row matched but whose shape differs cannot occur (shapes are part of the signature).
-    """
-    from yolov5.utils.general import LOGGER
-
-    mapped, report = structural_transfer(da, db, exclude)
-    LOGGER.info(f"yolo-attn: {report.summary()}")
-    return mapped

@@ -9,11 +9,11 @@ import yaml
 import yolo_attn  # noqa: F401
 from yolo_attn import modules
 from yolo_attn.errors import ModelConfigError
-from yolo_attn.registry import parser
+from yolo_attn.engines.yolov5 import parser
 
 from yolov5.models.common import C3, SPPF, Conv  # noqa: E402
 
-MODEL_YAMLS = Path(__file__).resolve().parents[2] / "model_yamls"
+MODEL_YAMLS = Path(__file__).resolve().parents[3] / "model_yamls"
 SCALES = {"n": (0.33, 0.25), "s": (0.33, 0.5), "l": (1.0, 1.0), "x": (1.33, 1.25)}
 
 
@@ -70,7 +70,6 @@ def test_attention_gate_rows_take_skip_and_gate_of_different_channels(build_smal
     gate = model.model[12]
     assert type(gate) is modules.AttnGate and gate.f == [6, 9]
     assert (gate.w_x.in_channels, gate.w_g.in_channels, gate.w_x.out_channels) == (256, 512, 16)
-    assert gate.where == "layer 12 (head row 2), AttnGate"
     assert model.model[13].f == [-2, 12] and model.model[14].cv1.conv.in_channels == 256 + 256  # Concat unchanged
     model.eval()
     with torch.no_grad():
@@ -80,9 +79,10 @@ def test_attention_gate_rows_take_skip_and_gate_of_different_channels(build_smal
 
 def test_attention_gate_with_swapped_inputs_names_the_row(build_small):
     d = with_row(load("yolov5s-attngate.yaml"), "head", 2, [[10, 6], 1, "AttnGate", []])
-    with pytest.raises(ModelConfigError, match=r"layer 12 \(head row 2\), AttnGate: the gating signal \(4×4\) is "
-                                               r"finer than the skip feature \(2×2\).*Swap"):
-        build_small(d)  # yolov5's build forward meets the shapes
+    with pytest.raises(ModelConfigError, match=r"layer 12 \(head row 2\), AttnGate: cannot run on its input\(s\) .*"
+                                               r"the gating signal \(4×4\) is finer than the skip feature \(2×2\)"
+                                               r".*Swap"):
+        build_small(d)  # the parser's shape check meets the shapes
 
 
 @pytest.mark.parametrize("f, match", [
@@ -130,3 +130,11 @@ def test_channel_changing_rows_need_their_output_channels():
     d = with_row(load("yolov5s-splitattn.yaml"), "backbone", 3, [-1, 1, "SplitAttn", [{"stride": 2}]])
     with pytest.raises(ModelConfigError, match="takes its output channels as the first arg"):
         parser.parse_model(d, ch=[3])
+
+
+def test_fusing_maps_of_different_resolutions_is_named_by_its_row(build_small):
+    d = load("yolov5s-aff.yaml", "s")
+    d["head"][2] = [[10, 6], 1, "AFF", []]  # P5 (row 10, 256 channels at s) with P4 (row 6, 256): not upsampled
+    with pytest.raises(ModelConfigError, match=r"layer 12 \(head row 2\), AFF: cannot run on its input\(s\) of "
+                                               r"shape \(1, 256, 2, 2\), \(1, 256, 4, 4\)"):
+        build_small(d)

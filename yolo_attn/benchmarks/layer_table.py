@@ -8,44 +8,30 @@ convolutions and matrix products (Non-local's and A²'s affinities included) as 
 convention of yolov5's own GFLOPs, whose stock yolov5s it reproduces (16.4 fused) — and no element-wise work
 (activations, gates' products, softmax, pooling).
 """
-import contextlib
 import copy
-import logging
 
 import yaml
 
-from yolo_attn.registry.layers import registered_layers
+from yolo_attn.engines.yolov5.model import quiet
+from yolo_attn.registry import registered_layers
 
 BEGIN, END = "<!-- layer-table:begin (generated: yolo-attn layers --markdown) -->", "<!-- layer-table:end -->"
 IMGSZ = 640
 
 
 def shipped_yaml(spec):
-    """The shipped variant that places ``spec`` (``yolov5s-<name>.yaml``), or None."""
-    from yolo_attn.model_yaml.variants import VARIANTS
+    """The first shipped variant that places ``spec`` (``yolov5s-<name>.yaml``), or None."""
+    from yolo_attn.model_yaml.variants import variant_names
 
-    name = f"yolov5s-{spec.name.lower()}.yaml"
-    return name if name in VARIANTS else None
+    names = variant_names(spec)
+    return names[0] if names else None
 
 
 def variant_dict(name):
     """The model dict of shipped variant ``name``, straight from the generator."""
-    from yolo_attn.model_yaml.edit import load_model_yaml
-    from yolo_attn.model_yaml.variants import VARIANTS, base_yaml_path
+    from yolo_attn.model_yaml.variants import variant_dict as build
 
-    return VARIANTS[name][0](load_model_yaml(base_yaml_path()))
-
-
-@contextlib.contextmanager
-def _quiet():
-    from yolov5.utils.general import LOGGER
-
-    level = LOGGER.level
-    LOGGER.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        LOGGER.setLevel(level)
+    return build(name)
 
 
 def model_cost(d, imgsz=IMGSZ):
@@ -53,9 +39,9 @@ def model_cost(d, imgsz=IMGSZ):
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from yolo_attn.registry.parser import parse_model
+    from yolo_attn.engines.yolov5.parser import parse_model
 
-    with _quiet(), torch.device("meta"), torch.no_grad():
+    with quiet(), torch.device("meta"), torch.no_grad():
         model, save = parse_model(copy.deepcopy(d), ch=[3])
         model.eval()
         model[-1].train()  # Detect in training mode returns its raw maps (eval would need strides)
@@ -110,5 +96,5 @@ def layer_table():
         out.append(f"| `{names}` | {inputs} | {spec.paper} | {where} | {params} | {cost[0]} | {cost[1]} |")
     note = (f"Params: added to the stock yolov5s ({base_params:,} at nc=80) by the shipped file. GFLOPs: one "
             f"{IMGSZ}×{IMGSZ} image, stock {base_flops / 1e9:.2f}, in brackets the change; convolutions and matrix "
-            f"products counted (2 per multiply-add, as yolov5), element-wise work not (`yolo_attn/registry/docs.py`).")
+            f"products counted (2 per multiply-add, as yolov5), element-wise work not (`yolo_attn/benchmarks/layer_table.py`).")
     return "\n".join([BEGIN, *out, "", note, END])

@@ -12,13 +12,14 @@ from torch import nn
 import yolo_attn
 from yolo_attn import modules
 from yolo_attn.errors import ModelConfigError
-from yolo_attn.registry import layers, parser
+from yolo_attn.engines.yolov5 import parser
+from yolo_attn.registry import layers
 from yolo_attn.registry.layers import LayerSpec
 
 from yolov5.models import yolo  # noqa: E402  (after yolo_attn, as users do)
 from yolov5.models.common import C3, Concat, Conv
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 MODEL_YAMLS = REPO / "model_yamls"
 YOLOV5_MODELS = Path(yolo.__file__).parent
 SCALES = {"n": (0.33, 0.25), "s": (0.33, 0.5), "m": (0.67, 0.75), "l": (1.0, 1.0), "x": (1.33, 1.25)}
@@ -50,14 +51,16 @@ def nparams(model):
 
 @pytest.fixture(scope="module")
 def original_parse_model():
-    """yolov5 7.0.14's own eval-based parse_model, re-created from its source (``install()`` replaced it)."""
-    src = inspect.getsource(yolo)
-    start = src.index("def parse_model(")
-    end = src.index("\nif __name__ == '__main__':", start)
-    namespace = dict(vars(yolo))
-    exec(compile(src[start:end], yolo.__file__, "exec"), namespace)
-    assert namespace["parse_model"] is not parser.parse_model
-    return namespace["parse_model"]
+    """yolov5 7.0.14's own eval-based parse_model, as the engine adapter found it."""
+    from yolo_attn.engines import yolov5 as engine
+
+    engine.uninstall()
+    try:
+        original = yolo.parse_model
+    finally:
+        engine.install()
+    assert original is not parser.parse_model and original.__module__ == "yolov5.models.yolo"
+    return original
 
 
 @pytest.fixture

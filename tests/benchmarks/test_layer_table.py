@@ -5,7 +5,7 @@ import pytest
 
 import yolo_attn
 from yolo_attn.modules import SE
-from yolo_attn.registry import docs
+from yolo_attn.benchmarks import layer_table as docs
 
 
 @pytest.fixture(scope="module")

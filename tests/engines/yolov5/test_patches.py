@@ -1,7 +1,8 @@
-"""Each compatibility patch: the original yolov5 7.0.14 symptom on today's stack, and the fix."""
+"""Each patch of the yolov5 engine adapter: the original yolov5 7.0.14 symptom on today's stack, the fix, and that it
+stays scoped to yolov5 (torch, numpy, Pillow and warnings unchanged for everyone else) and undoes exactly."""
 import copy
+import json
 import importlib.machinery
-import inspect
 import os
 import pickle
 import subprocess
@@ -16,8 +17,9 @@ from packaging.version import Version
 from PIL import Image, ImageFont
 import PIL
 
-import yolo_attn  # noqa: F401  (applies the patches before yolov5 is imported)
-from yolo_attn.compat import pkg_resources_shim, yolov5_patches
+import yolo_attn  # noqa: F401  (installs the engine adapter before yolov5 is imported)
+from yolo_attn.engines import yolov5 as engine
+from yolo_attn.engines.yolov5 import patches as yolov5_patches
 
 import yolov5
 import yolov5.utils.general as general
@@ -26,7 +28,7 @@ import yolov5.utils.plots as plots
 from yolov5.models import yolo
 
 YOLOV5_DIR = Path(yolov5.__file__).parent
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def run_python(code, tmp_path):
@@ -35,14 +37,13 @@ def run_python(code, tmp_path):
                           env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
 
 
-def original_function(module, name, **overrides):
-    """yolov5's own version of a function that yolo_attn replaced, re-created from the module's source."""
-    src = inspect.getsource(module)
-    start = src.index(f"\ndef {name}(") + 1
-    end = src.find("\ndef ", start + 1)
-    namespace = dict(vars(module), **overrides)
-    exec(compile(src[start:end], module.__file__, "exec"), namespace)
-    return namespace[name]
+def original(module, name):
+    """yolov5's own object that the engine adapter replaced (read while it is uninstalled)."""
+    engine.uninstall()
+    try:
+        return getattr(module, name)
+    finally:
+        engine.install()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -53,7 +54,7 @@ REAL_PKG_RESOURCES = importlib.machinery.PathFinder.find_spec("pkg_resources") i
 
 
 @pytest.mark.skipif(REAL_PKG_RESOURCES, reason="the real pkg_resources is installed: nothing to reproduce")
-def test_pkg_resources_symptom_and_fix(tmp_path):
+def test_pkg_resources(tmp_path):
     plain = run_python("import yolov5.utils.general", tmp_path)
     assert plain.returncode != 0
     assert "No module named 'pkg_resources'" in plain.stderr
@@ -62,18 +63,19 @@ def test_pkg_resources_symptom_and_fix(tmp_path):
                        "assert sys.modules['pkg_resources'].__doc__.startswith('yolo-attn shim')\n"
                        "print(g.check_version('2.10.0', '2.9.1'), g.check_version('1.0', '2.0'))\n"
                        "from yolov5.models import yolo\n"
-                       "print(yolo.parse_model is yolo_attn.registry.parser.parse_model)", tmp_path)
+                       "from yolo_attn.engines.yolov5 import parser\n"
+                       "print(yolo.parse_model is parser.parse_model)", tmp_path)
     assert fixed.returncode == 0, fixed.stderr
     assert fixed.stdout.split() == ["True", "False", "True"]  # and a fresh process builds through the safe parser
 
 
-def test_pkg_resources_shim_offers_parse_version_and_is_only_installed_when_missing(monkeypatch):
+def test_pkg_resources_shim_offers_parse_version_and_is_only_installed_when_missing():
     shim = sys.modules["pkg_resources"]
     assert shim.parse_version("1.10") > shim.parse_version("1.9")
     assert shim.parse_version("2.0.0rc1") < shim.parse_version("2.0.0")
     assert general.check_version("2.10.0", "2.9.1") and not general.check_version("1.0", "2.0")
-    # idempotent: a second call (module present) installs nothing
-    assert pkg_resources_shim.install_pkg_resources_shim() is False
+    # a module already there is left alone
+    assert yolov5_patches._pkg_resources_shim(yolov5) == []
     assert sys.modules["pkg_resources"] is shim
 
 
@@ -82,9 +84,9 @@ def test_pkg_resources_shim_offers_parse_version_and_is_only_installed_when_miss
 
 
 @pytest.mark.skipif(hasattr(np, "trapz"), reason="this numpy still has trapz: nothing to reproduce")
-def test_numpy_has_no_trapz_but_yolov5_metrics_does():
+def test_numpy_trapz():
     with pytest.raises(AttributeError):
-        np.trapz  # noqa: B018  (the symptom: yolov5's compute_ap calls it)
+        np.trapz  # noqa: B018  (the symptom: yolov5's compute_ap calls it; numpy itself is not changed)
     assert metrics.np.trapz is np.trapezoid
     assert metrics.np.linspace is np.linspace  # every other numpy name is numpy's own
 
@@ -131,15 +133,16 @@ def test_ap_per_class_runs_end_to_end():
 
 
 @pytest.mark.skipif(Version(PIL.__version__) < Version("10"), reason="Pillow < 10 still has getsize")
-def test_pillow_lost_getsize_and_the_patch_restores_it(tmp_path):
+def test_pillow_getsize(tmp_path):
     plain = run_python("from PIL import ImageFont; print(hasattr(ImageFont.FreeTypeFont, 'getsize'))", tmp_path)
     assert plain.stdout.strip() == "False", plain.stderr
-    assert ImageFont.FreeTypeFont.getsize is yolov5_patches._getsize
-    assert ImageFont.ImageFont.getsize is yolov5_patches._getsize
+    assert not hasattr(ImageFont.FreeTypeFont, "getsize")  # Pillow's classes are untouched in this process too
+    font = plots.check_pil_font("Arial.ttf", size=12)  # yolov5's fonts get it back
+    assert isinstance(font, ImageFont.FreeTypeFont) and font.getsize("ab")[0] > 0
 
 
 def test_getsize_is_the_text_extent():
-    font = ImageFont.truetype(str(yolov5_patches.fallback_font_path()), 20)
+    font = yolov5_patches._font_with_getsize(ImageFont.truetype(str(yolov5_patches.fallback_font_path()), 20))
     w, h = font.getsize("Hello")
     left, top, right, bottom = font.getbbox("Hello")
     assert (w, h) == (right, bottom) and w > 30 and h > 10
@@ -179,17 +182,17 @@ def no_downloads(monkeypatch):
     return calls
 
 
-def test_yolov5s_own_check_font_would_download(no_downloads, tmp_path):
-    check_font = original_function(general, "check_font", CONFIG_DIR=tmp_path)
+def test_yolov5s_own_check_font_would_download(no_downloads, tmp_path, monkeypatch):
+    check_font = original(general, "check_font")
+    monkeypatch.setattr(general, "CONFIG_DIR", tmp_path)
     with pytest.raises(ConnectionError):
         check_font("Arial.ttf")
     assert no_downloads == ["https://ultralytics.com/assets/Arial.ttf"]
 
 
-def test_fonts_are_found_offline(no_downloads, tmp_path, monkeypatch):
+def test_fonts_offline(no_downloads, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert general.check_font is yolov5_patches.check_font_offline
-    assert plots.check_pil_font is yolov5_patches.check_pil_font_offline
     path = general.check_font("Arial.ttf", progress=True)
     assert Path(path).is_file()
     font = plots.check_pil_font("Arial.Unicode.ttf", size=14)
@@ -252,25 +255,41 @@ def test_yolov5_attempt_load_reads_the_checkpoint(checkpoint, quiet_yolov5):
     torch.testing.assert_close(got, expected, rtol=1e-3, atol=1e-3)  # Conv+BN fused: float rounding only
 
 
-def test_the_torch_load_patch_is_scoped_to_yolov5(checkpoint, tmp_path):
+def test_restricted_checkpoint_load(checkpoint, tmp_path):
+    """yolov5's own modules read checkpoints through yolo_attn.checkpoints; torch.load itself is not changed."""
+    import yolov5.models.experimental as experimental
+    import yolov5.train as train
+
+    from yolo_attn.checkpoints import load_checkpoint
+
     _, path = checkpoint
-    assert torch.load._yolo_attn_patched and not getattr(torch.load._original, "_yolo_attn_patched", False)
-    yolov5_patches.patch_torch_load()  # idempotent: no double wrapping
-    assert not getattr(torch.load._original, "_yolo_attn_patched", False)
-
-    def caller_in(filename):
-        namespace = {"__file__": filename, "torch": torch}
-        exec(compile("def load(p):\n    return torch.load(p)\n", filename, "exec"), namespace)
-        return namespace["load"]
-
-    assert "model" in caller_in(str(YOLOV5_DIR / "utils" / "fake.py"))(path)
-    for outsider in (str(REPO / "yolo_attn" / "fake.py"), str(YOLOV5_DIR) + "_lookalike/fake.py"):
-        with pytest.raises(pickle.UnpicklingError, match="weights_only"):
-            caller_in(outsider)(path)
-    # an explicit choice is always respected
+    assert torch.load is torch.serialization.load  # (torch.save: ultralytics, imported by yolov5, wraps it globally)
+    for module in (experimental, general, train):
+        assert module.torch is not torch and module.torch.load.__name__ == "_load_checkpoint"
+        assert module.torch.nn is torch.nn and module.torch.Tensor is torch.Tensor  # everything else is torch's
+    assert set(experimental.torch.load(path, map_location="cpu")) == set(load_checkpoint(path))
+    # an explicit choice is always respected by torch itself
     assert "model" in torch.load(path, weights_only=False)
     torch.save({"w": torch.arange(3)}, tmp_path / "plain.pt")
     assert torch.equal(torch.load(tmp_path / "plain.pt")["w"], torch.arange(3))
+
+
+def test_atomic_checkpoint_save(tmp_path):
+    """A save that fails half-way leaves the previous file as it was and no partial file beside it."""
+    import yolov5.train as train
+
+    target = tmp_path / "last.pt"
+    train.torch.save({"epoch": 1}, target)
+    before = target.read_bytes()
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError, match="No space left"):
+        train.torch.save({"epoch": 2, "bad": Unpicklable()}, target)
+    assert target.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.pt"]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -323,7 +342,7 @@ def test_ultralytics_image_open_would_try_to_install_a_package(monkeypatch, tmp_
     assert installs == ["pi-heif"]
 
 
-def test_image_open_is_pillows_own_again(monkeypatch, tmp_path):
+def test_pil_open(monkeypatch, tmp_path):
     patches = pytest.importorskip("ultralytics.utils.patches")
     import ultralytics.utils.checks as ultralytics_checks
 
@@ -339,3 +358,163 @@ def test_image_open_is_pillows_own_again(monkeypatch, tmp_path):
     Image.new("RGB", (12, 10), (1, 2, 3)).save(good)
     with Image.open(good) as im:
         assert im.size == (12, 10) and im.getpixel((0, 0)) == (1, 2, 3)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# (h) the rest of the list: offline weights, the amp warning, --noval, metadata eval
+
+
+def test_local_weights_offline(tmp_path, monkeypatch):
+    """A weights file on disk is used as it is: no Hugging Face Hub or GitHub lookup (offline they crash)."""
+    import yolov5.utils.downloads as downloads
+    from yolov5.models import common, experimental
+
+    asked = []
+    monkeypatch.setattr(downloads, "hf_hub_download", lambda *a, **k: asked.append(a), raising=False)
+    local = tmp_path / "best.pt"
+    local.write_bytes(b"x")
+    for module in (downloads, common):
+        assert module.attempt_download_from_hub(str(local)) is None
+    assert experimental.attempt_download(f" {local} ") == str(local)
+    assert asked == []
+    assert original(downloads, "attempt_download").__module__ == "yolov5.utils.downloads"
+
+
+def test_cuda_amp():
+    """yolov5's training calls the deprecated torch.cuda.amp API every batch; it now gets the torch.amp calls."""
+    import warnings
+
+    import yolov5.train as train
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with train.torch.cuda.amp.autocast(False):
+            pass
+        scaler = train.torch.cuda.amp.GradScaler(enabled=False)
+        torch.cuda.amp.GradScaler(enabled=False)  # torch itself is unchanged: still deprecated there
+    assert isinstance(scaler, torch.amp.GradScaler) and not scaler.is_enabled()
+    assert [w.category for w in seen] == [FutureWarning] and "torch.cuda.amp" in str(seen[0].message)
+    assert train.torch.cuda.is_available is torch.cuda.is_available
+
+
+def test_no_metadata_eval(tmp_path):
+    """An ONNX model whose metadata 'names' is code: yolov5's DetectMultiBackend would eval it."""
+    import onnx
+    from onnx import TensorProto, helper
+    from yolov5.models.common import DetectMultiBackend
+
+    marker = tmp_path / "pwned"
+    graph = helper.make_graph([helper.make_node("Identity", ["images"], ["output0"])], "g",
+                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, [1, 3, 32, 32])],
+                              [helper.make_tensor_value_info("output0", TensorProto.FLOAT, [1, 3, 32, 32])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    payload = f"__import__('pathlib').Path({str(marker)!r}).touch() or {{0: 'a'}}"
+    helper.set_model_props(model, {"stride": "32", "names": payload})
+    onnx.save(model, tmp_path / "evil.onnx")
+    with pytest.raises(ValueError, match="refusing to evaluate model metadata"):
+        DetectMultiBackend(str(tmp_path / "evil.onnx"), device=torch.device("cpu"))
+    assert not marker.exists()
+    helper.set_model_props(model, {"stride": "32", "names": "{0: 'cat', 1: 'dog'}"})
+    onnx.save(model, tmp_path / "good.onnx")
+    assert DetectMultiBackend(str(tmp_path / "good.onnx"), device=torch.device("cpu")).names == {0: "cat", 1: "dog"}
+
+
+@pytest.mark.slow
+def test_noval(tmp_path, quiet_yolov5):
+    """yolov5.train.run(noval=True) after `import yolo_attn`: yolov5 7.0.14 alone crashes after the first epoch."""
+    import cv2
+    import yolov5.train as train
+
+    for split in ("train", "val"):
+        for k in range(4):
+            (tmp_path / "images" / split).mkdir(parents=True, exist_ok=True)
+            (tmp_path / "labels" / split).mkdir(parents=True, exist_ok=True)
+            img = np.full((64, 64, 3), 90, np.uint8)
+            cv2.rectangle(img, (10 + k, 12), (40, 44), (0, 0, 230), -1)
+            cv2.imwrite(str(tmp_path / "images" / split / f"{k}.jpg"), img)
+            (tmp_path / "labels" / split / f"{k}.txt").write_text("0 0.4 0.44 0.47 0.5\n")
+    data = tmp_path / "d.yaml"
+    data.write_text(yaml.safe_dump({"path": str(tmp_path), "train": "images/train", "val": "images/val",
+                                    "names": {0: "box"}}))
+    cfg = yaml.safe_load((REPO / "model_yamls" / "yolov5s-se.yaml").read_text())
+    cfg["depth_multiple"], cfg["width_multiple"] = 0.33, 0.125
+    (tmp_path / "m.yaml").write_text(yaml.safe_dump(cfg))
+    opt = train.run(data=str(data), cfg=str(tmp_path / "m.yaml"), weights="", imgsz=64, epochs=2, batch_size=4,
+                    workers=0, noval=True, device="cpu", project=str(tmp_path / "runs"), name="n", plots=False)
+    run = Path(opt.save_dir)
+    assert (run / "weights" / "best.pt").is_file()
+    assert yaml.safe_load((run / "opt.yaml").read_text())["yolo_attn_noval"] is True
+    assert train.validate is original(train, "validate")  # the stand-in is gone after the run
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The list itself, the scope promise and uninstall
+
+
+def test_every_patch_names_its_symptom_versions_and_an_existing_test():
+    names = [p.name for p in yolov5_patches.PATCHES]
+    assert len(names) == len(set(names))
+    for patch in yolov5_patches.PATCHES:
+        assert patch.fixes and patch.needed and patch.modules, patch.name
+        file, _, test = patch.test.partition("::")
+        assert (REPO / file).is_file(), f"{patch.name}: {file} does not exist"
+        if test:
+            assert f"def {test}(" in (REPO / file).read_text(), f"{patch.name}: no {patch.test}"
+
+
+PROBE = """
+import sys, warnings, json
+import torch, torch.onnx, torchvision, PIL.Image, PIL.ImageFont, numpy
+state = lambda: dict(load=torch.load is torch.serialization.load, onnx=torch.onnx.export.__module__,
+                     getsize=hasattr(PIL.ImageFont.FreeTypeFont, 'getsize'), open=PIL.Image.open.__module__,
+                     filters=len(warnings.filters), pkg='pkg_resources' in sys.modules,
+                     yolov5=sorted(m for m in sys.modules if m.split('.')[0] in ('yolov5', 'models', 'utils')))
+before = state()
+"""
+
+
+def test_modules_alone_change_nothing_of_other_libraries(tmp_path):
+    """Promise (a): using the modules, the factory and inject without yolov5 leaves torch, PIL and warnings as
+    they were, and does not even import yolov5."""
+    code = PROBE + """
+from yolo_attn.modules import CBAM
+import yolo_attn
+from yolo_attn.inject import add_attention
+m = CBAM(16); yolo_attn.create_attn('se', 16)(torch.rand(1, 16, 4, 4)); m(torch.rand(1, 16, 4, 4))
+add_attention(torchvision.models.resnet18(weights=None), 'eca', after='layer1.*.bn2')
+print(json.dumps([before, state()]))
+"""
+    out = run_python(code, tmp_path)
+    assert out.returncode == 0, out.stderr
+    before, after = json.loads(out.stdout.strip().splitlines()[-1])
+    assert after == before and after["yolov5"] == [] and after["load"] and not after["getsize"]
+    assert after["onnx"].startswith("torch.onnx") and after["open"] == "PIL.Image"
+
+
+def test_uninstall_restores_every_original(tmp_path):
+    code = PROBE + """
+import yolo_attn
+import yolov5.models.yolo as yolo, yolov5.train as train, yolov5.export as export, yolov5.utils.metrics as metrics
+import yolov5.utils.plots as plots, yolov5.utils.dataloaders as dataloaders
+from yolo_attn.engines import yolov5 as engine
+patched = dict(parse=yolo.parse_model.__module__, torch=train.torch is torch, export=export.torch is torch,
+               np=metrics.np is numpy, font=hasattr(plots.check_pil_font, '__wrapped__'), open=PIL.Image.open.__module__,
+               verify=hasattr(dataloaders.verify_image_label, '__wrapped__'), n=len(engine.applied()))
+engine.uninstall()
+restored = dict(parse=yolo.parse_model.__module__, torch=train.torch is torch, export=export.torch is torch,
+                np=metrics.np is numpy, font=hasattr(plots.check_pil_font, '__wrapped__'), open=PIL.Image.open.__module__,
+                verify=hasattr(dataloaders.verify_image_label, '__wrapped__'), n=len(engine.applied()))
+import yolov5.val as val
+print(json.dumps([before, patched, restored, state(), val.torch is torch]))
+"""
+    out = run_python(code, tmp_path)
+    assert out.returncode == 0, out.stderr
+    before, patched, restored, after, val_unpatched = json.loads(out.stdout.strip().splitlines()[-1])
+    assert patched["parse"] == "yolo_attn.engines.yolov5.parser" and not patched["torch"] and not patched["np"]
+    assert patched["n"] > 10 and patched["font"] and patched["verify"]
+    assert patched["open"] == "PIL.Image"  # ultralytics' wrapper (imported by yolov5) taken off while installed
+    assert restored == dict(parse="yolov5.models.yolo", torch=True, export=True, np=True, font=False,
+                            open="ultralytics.utils.patches", verify=False, n=0)
+    assert after["load"] and not after["getsize"]  # (yolov5 and ultralytics add warnings filters of their own)
+    assert after["onnx"].startswith("torch.onnx") and val_unpatched

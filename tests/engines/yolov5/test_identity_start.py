@@ -6,9 +6,9 @@ import torch
 import yolo_attn  # noqa: F401
 from yolo_attn.model_yaml.edit import insert_after, load_model_yaml
 from yolo_attn.paths import MODEL_YAMLS
-from yolo_attn.transfer import IdentityStart
-from yolo_attn.transfer.identity import identity_rows
-from yolo_attn.transfer.structural import structural_transfer
+from yolo_attn.modules import IdentityStart
+from yolo_attn.engines.yolov5.model import identity_rows
+from yolo_attn.transfer import structural_transfer
 
 
 def _build(d):
