@@ -23,7 +23,7 @@ class BadParameter(UsageError):
 
     def __init__(self, param, message):
         self.param, self.template = param, message
-        super().__init__(message.format(name=param))
+        super().__init__(message.replace("{name}", param))
 
     def as_flag(self):
-        return self.template.format(name="--" + self.param.replace("_", "-"))
+        return self.template.replace("{name}", "--" + self.param.replace("_", "-"))

@@ -107,7 +107,7 @@ def test_markdown_adds_gpu_columns_and_marks_goals():
     (["--runs", "/no/such/folder"], "not a folder"),
 ])
 def test_bad_input_is_a_message_and_exit_2(tmp_path, args, message, capsys):
-    from yolo_attn.cli.common import run_cli
+    from yolo_attn.cli.pipeline import run_cli
 
     assert run_cli(bench.main, ["--quick", "--out", str(tmp_path / "o"), *args]) == 2
     assert message in capsys.readouterr().err
@@ -115,7 +115,7 @@ def test_bad_input_is_a_message_and_exit_2(tmp_path, args, message, capsys):
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message given when there is no GPU")
 def test_gpu_device_without_gpu_is_refused(tmp_path, capsys):
-    from yolo_attn.cli.common import run_cli
+    from yolo_attn.cli.pipeline import run_cli
 
     assert run_cli(bench.main, ["--quick", "--device", "0", "--out", str(tmp_path / "o")]) == 2
     assert "no CUDA GPU" in capsys.readouterr().err

@@ -11,7 +11,7 @@ import yaml
 
 from yolo_attn.engines.yolov5.model import save_checkpoint
 from yolo_attn.cli import detect as detect_cli
-from yolo_attn.cli.common import run_cli as run_main
+from yolo_attn.cli.pipeline import run_cli as run_main
 from yolo_attn.datasets import shapes
 
 REPO = Path(__file__).resolve().parents[2]

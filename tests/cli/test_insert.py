@@ -2,7 +2,7 @@
 import pytest
 import yaml
 
-from yolo_attn.cli.common import run_cli
+from yolo_attn.cli.pipeline import run_cli
 from yolo_attn.cli.insert import main
 from yolo_attn.paths import MODEL_YAMLS
 

@@ -32,3 +32,41 @@ def test_layers_markdown_is_the_readme_table(capsys):
     assert table == layer_table()
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert table in readme, "README's layer table is stale: paste `yolo-attn layers --markdown` into it"
+
+
+def test_generate_yamls_writes_every_variant_and_keeps_a_users_edits(tmp_path, capsys):
+    from yolo_attn.model_yaml.variants import render, variants
+
+    out = tmp_path / "yamls"
+    with pytest.raises(SystemExit) as e:
+        cli(["generate-yamls", "--out", str(out)])
+    assert e.value.code == 0
+    assert sorted(p.name for p in out.iterdir()) == sorted(variants())
+    edited = out / "yolov5s-cbam.yaml"
+    edited.write_text(edited.read_text() + "# my note\n")
+    with pytest.raises(SystemExit) as e:
+        cli(["generate-yamls", "--out", str(out)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "yolov5s-cbam.yaml" in err and "--force" in err and "Traceback" not in err
+    assert edited.read_text().endswith("# my note\n")  # untouched
+    with pytest.raises(SystemExit) as e:
+        cli(["generate-yamls", "--out", str(out), "--force"])
+    assert e.value.code == 0 and edited.read_text() == render("yolov5s-cbam.yaml")
+
+
+def test_help_is_help_not_a_folder_name(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        cli(["generate-yamls", "--help"])
+    assert e.value.code == 0 and "--force" in capsys.readouterr().out
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_help_lists_ours_and_yolov5s_flags(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli(["train", "--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "--attention-init" in out and "--resume" in out  # ours
+    assert "yolov5's train.py" in out and "--epochs" in out and "--batch-size" in out  # yolov5's, passed through

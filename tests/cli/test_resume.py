@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from yolo_attn.cli.common import run_cli as run_main
+from yolo_attn.cli.pipeline import run_cli as run_main
 from yolo_attn.datasets import shapes
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,13 +102,14 @@ def test_what_cannot_be_resumed_is_refused_clearly(tmp_path, monkeypatch, capsys
 
 
 @pytest.mark.parametrize("argv,expected", [
-    (["--resume"], (True, None, [])),
-    (["--resume", "a/last.pt"], (True, "a/last.pt", [])),
-    (["--resume=a/last.pt"], (True, "a/last.pt", [])),
-    (["--resume", "--workers", "0"], (True, None, ["--workers", "0"])),
-    (["--cfg", "x.yaml"], (False, None, ["--cfg", "x.yaml"])),
+    (["--resume"], ("", [])),
+    (["--resume", "a/last.pt"], ("a/last.pt", [])),
+    (["--resume=a/last.pt"], ("a/last.pt", [])),
+    (["--resume", "--workers", "0"], ("", ["--workers", "0"])),
+    (["--cfg", "x.yaml"], (None, [])),
 ])
-def test_split_resume(argv, expected):
-    from yolo_attn.cli.train import split_resume
+def test_resume_option(argv, expected):
+    from yolo_attn.cli.train import parser
 
-    assert split_resume(argv) == expected
+    opt, rest = parser().parse(argv)
+    assert (opt.resume, rest) == expected

@@ -1,5 +1,4 @@
 """Data-YAML preflight (``prepare``)."""
-import os
 from pathlib import Path
 
 import cv2

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from yolo_attn import paths
-from yolo_attn.cli.common import run_cli
+from yolo_attn.cli.pipeline import run_cli
 from yolo_attn.cli.convert import main as convert_main
 from yolo_attn.datasets import checks
 from yolo_attn.datasets.convert import coco

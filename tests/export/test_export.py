@@ -14,7 +14,7 @@ import yaml
 import yolo_attn  # noqa: F401
 from yolo_attn.engines.yolov5.model import save_checkpoint
 from yolo_attn.cli import export as export_cli
-from yolo_attn.cli.common import run_cli
+from yolo_attn.cli.pipeline import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 VARIANTS = sorted(p.stem for p in (REPO / "model_yamls").glob("*.yaml"))
@@ -114,10 +114,10 @@ def test_export_command_refuses_what_it_cannot_export(tmp_path, capsys):
     assert run_cli(export_cli.main, ["--weights", str(tmp_path / "missing.pt")]) == 2
     err = capsys.readouterr().err
     assert "missing.pt" in err and ("not found" in err or "does not exist" in err)
-    assert export_cli._include(["--include", "ONNX,torchscript", "--dynamic"]) == (["onnx", "torchscript"],
-                                                                                    ["--dynamic"])
+    opt, rest = export_cli.parser().parse(["--weights", "w.pt", "--include", "ONNX,torchscript", "--dynamic"])
+    assert export_cli._formats(opt.include) == ["onnx", "torchscript"] and rest == ["--dynamic"]
     with pytest.raises(yolo_attn.errors.UsageError, match="yolo-attn exports onnx and torchscript"):
-        export_cli._include(["--include", "tflite"])
+        export_cli._formats(["tflite"])
 
 
 # ------------------------------------------------------------------------------------------------------------------

@@ -166,8 +166,10 @@ def test_unsupported_methods_are_refused(detector, name):
 
 
 def test_targets_are_validated(detector):
-    with pytest.raises(UsageError, match="--target"):
+    """The library names its parameter; the command line names the flag."""
+    with pytest.raises(UsageError, match="^target score: choose one of conf, class, box, all$") as e:
         DetectionCAM(detector("yolov5s.yaml"), target="score")
+    assert e.value.as_flag() == "--target score: choose one of conf, class, box, all"
     assert set(TARGETS) == {"conf", "class", "box", "all"}
 
 

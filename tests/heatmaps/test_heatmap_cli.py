@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from heatmap_helpers import STOCK_YOLOV5S
-from yolo_attn.cli.common import run_cli
+from yolo_attn.cli.pipeline import run_cli
 from yolo_attn.cli.heatmap import main
 from yolo_attn.heatmaps.metrics import box_mask
 

@@ -2,7 +2,6 @@
 import pytest
 import torch
 
-from yolo_attn.errors import ModelConfigError
 from yolo_attn.modules import AttnGate
 
 # (N, skip H×W, gate H×W): 2× coarser, odd sizes, equal, a 1×1 gate, batch 1

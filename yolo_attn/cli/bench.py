@@ -6,18 +6,16 @@ Usage: bench.sh --out DIR [--cfgs A.yaml B.yaml ...] [--imgsz 640] [--device aut
 Writes DIR/ablation.csv, DIR/ablation.md, DIR/ablation.png (and ablation.json) and prints the table.
 How each figure is taken: yolo_attn/benchmarks/ablation.py (FLOP rule: yolo_attn/benchmarks/flops.py).
 """
-import argparse
 import shlex
 import sys
 
 from yolo_attn.benchmarks import ablation
-from yolo_attn.cli.common import run_cli
+from yolo_attn.cli.pipeline import Parser, run_cli
 from yolo_attn.errors import UsageError
 
 
 def parse_args(argv):
-    p = argparse.ArgumentParser(prog="bench.sh", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser("bench.sh", __doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="folder for ablation.csv / ablation.md / ablation.png")
     p.add_argument("--cfgs", nargs="+", default=None,
                    help="model YAMLs (paths or names in model_yamls/); default: all of model_yamls/")

@@ -10,7 +10,7 @@ Written to a hidden folder next to OUT and renamed at the end: an interrupted ru
 """
 import argparse
 
-from yolo_attn.cli.common import run_cli
+from yolo_attn.cli.pipeline import run_cli
 from yolo_attn.datasets.convert import IMAGE_MODES
 from yolo_attn.errors import UsageError
 

@@ -15,9 +15,10 @@ import zipfile
 from collections import Counter
 from pathlib import Path
 
-from yolo_attn import paths
 from yolo_attn.checkpoints import load_checkpoint
-from yolo_attn.cli.common import flag_value, patched_argv, resolve_weights, run_cli, without_flag
+from yolo_attn.cli.pipeline import Parser, resolve_weights, run_cli, run_folder, training_options
+from yolo_attn.engines.yolov5.options import parse_options
+from yolo_attn.errors import UsageError
 
 
 def _names(names):
@@ -51,42 +52,41 @@ def _check_source(source):
     path = Path(source).expanduser()
     if path.exists() or any(c in source for c in "*?["):  # a glob: yolov5 expands it (and says if nothing matches)
         return str(path.resolve()) if path.exists() else source
-    raise paths.UsageError(f"--source {source}: not found (looked at {path.resolve()}). Give an image, a video, a "
+    raise UsageError(f"--source {source}: not found (looked at {path.resolve()}). Give an image, a video, a "
                            f"folder, a quoted glob such as 'images/*.jpg', or a webcam index.")
 
 
-def build_argv(argv):
-    weights = flag_value(argv, "--weights")
-    source = flag_value(argv, "--source")
-    if not weights or not source:
-        raise paths.UsageError("give a model and images: --weights runs/train/NAME/weights/best.pt --source PATH")
-    weights = resolve_weights(weights)
+def parser():
+    p = Parser("yolo-attn detect", __doc__.split("\n\n", 1)[1], engine_tool="detect")
+    p.add_argument("--weights", help="a checkpoint (.pt) or its export (.onnx, .torchscript)")
+    p.add_argument("--source", help="an image, a video, a folder, a quoted glob or a webcam index")
+    return p
+
+
+def build_argv(opt, rest):
+    if not opt.weights or not opt.source:
+        raise UsageError("give a model and images: --weights runs/train/NAME/weights/best.pt --source PATH")
+    weights = resolve_weights(opt.weights)
     if Path(weights).suffix == ".pt":
         ckpt = load_checkpoint(weights)  # refuses non-checkpoints clearly, before yolov5 starts
-        imgsz = (ckpt.get("opt") or {}).get("imgsz")
+        imgsz = training_options(ckpt).get("imgsz")
         imgsz, names = [imgsz] if imgsz else None, _names(getattr(ckpt.get("ema") or ckpt["model"], "names", {}))
     else:
         imgsz, names = _export_info(weights)
-    rest = without_flag(argv, "--weights", "--source")
     run = Path(weights).parent.parent.name if Path(weights).parent.name == "weights" else Path(weights).stem
-    out = ["--weights", weights, "--source", _check_source(source), "--project", str(Path.cwd() / "runs" / "detect"),
-           "--name", run or "exp"]
+    out = ["--weights", weights, "--source", _check_source(opt.source),
+           "--project", str(Path.cwd() / "runs" / "detect"), "--name", run or "exp"]
     if imgsz and not any(a.split("=")[0] in ("--imgsz", "--img", "--img-size") for a in rest):
         out += ["--imgsz", *map(str, imgsz)]
     return out + rest, names
 
 
 def main(argv):
-    if "-h" in argv or "--help" in argv:
-        print(__doc__)
-        return
     import yolov5.detect as yolov5_detect
-    from yolov5.utils.general import increment_path
 
-    argv, names = build_argv(argv)
-    with patched_argv(argv, "yolo-attn detect"):
-        opt = yolov5_detect.parse_opt()
-    save_dir = increment_path(Path(opt.project) / opt.name, exist_ok=opt.exist_ok)
+    yolov5_argv, names = build_argv(*parser().parse(argv))
+    opt = parse_options("detect", yolov5_argv, "yolo-attn detect")
+    save_dir = run_folder(opt.project, opt.name, opt.exist_ok)
     opt.name, opt.exist_ok = save_dir.name, True
 
     images, classes = [0], Counter()

@@ -13,56 +13,47 @@ Usage: export.sh --weights W [--include onnx|torchscript ...] [--imgsz N] [--dyn
 """
 from pathlib import Path
 
-from yolo_attn import paths
 from yolo_attn.checkpoints import load_checkpoint
-from yolo_attn.cli.common import flag_value, patched_argv, resolve_weights, run_cli, without_flag
+from yolo_attn.cli.pipeline import Parser, resolve_weights, run_cli, training_options
+from yolo_attn.engines.yolov5.options import parse_options
+from yolo_attn.errors import UsageError
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript"}
 TOLERANCE = 1e-4
 
 
-def _include(argv):
-    """The --include formats (nargs='+' as in yolov5, commas allowed) and argv without them."""
-    formats, rest, k = [], [], 0
-    while k < len(argv):
-        arg, k = argv[k], k + 1
-        if arg == "--include":
-            values = []
-            while k < len(argv) and not argv[k].startswith("-"):
-                values.append(argv[k])
-                k += 1
-        elif arg.startswith("--include="):
-            values = [arg.split("=", 1)[1]]
-        else:
-            rest.append(arg)
-            continue
-        formats += [f.strip().lower() for v in values for f in v.split(",") if f.strip()]
-        if not values:
-            raise paths.UsageError(f"--include needs a format: {', '.join(FORMATS)}")
+def _formats(values):
+    """The --include formats (one or more, commas allowed, as in yolov5), checked."""
+    formats = [f.strip().lower() for v in values or [] for f in v.split(",") if f.strip()]
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
-        raise paths.UsageError(
+        raise UsageError(
             f"--include {', '.join(unknown)}: yolo-attn exports {' and '.join(FORMATS)}. yolov5's other formats "
             f"(openvino, coreml, tflite, ...) need packages that yolov5 would pip-install; use yolov5's export.run "
             f"after `import yolo_attn` on a machine that has them.")
-    return list(dict.fromkeys(formats)) or ["onnx"], rest
+    return list(dict.fromkeys(formats)) or ["onnx"]
 
 
-def build_argv(argv):
+def parser():
+    p = Parser("yolo-attn export", __doc__.split("\n\n", 1)[1], engine_tool="export")
+    p.add_argument("--weights", help="the checkpoint (.pt) training wrote")
+    p.add_argument("--include", nargs="+", metavar="FORMAT", help=f"one or more of {', '.join(FORMATS)} (default onnx)")
+    return p
+
+
+def build_argv(opt, rest):
     """yolov5 export argv and what the check needs: (argv, weights, formats)."""
-    weights = flag_value(argv, "--weights")
-    if not weights:
-        raise paths.UsageError("give a checkpoint with --weights PATH (e.g. runs/train/yolov5s-cbam/weights/best.pt)")
-    weights = resolve_weights(weights)
+    if not opt.weights:
+        raise UsageError("give a checkpoint with --weights PATH (e.g. runs/train/yolov5s-cbam/weights/best.pt)")
+    weights = resolve_weights(opt.weights)
     if Path(weights).suffix != ".pt":
-        raise paths.UsageError(f"--weights {weights}: export starts from a PyTorch checkpoint (.pt), the file training "
-                               f"wrote (runs/train/NAME/weights/best.pt)")
+        raise UsageError(f"--weights {weights}: export starts from a PyTorch checkpoint (.pt), the file training "
+                         f"wrote (runs/train/NAME/weights/best.pt)")
     ckpt = load_checkpoint(weights)  # refuses non-checkpoints clearly, before yolov5 starts
-    formats, rest = _include(without_flag(argv, "--weights"))
+    formats = _formats(opt.include)
     out = ["--weights", weights, "--include", *formats]
-    trained = (ckpt.get("opt") or {}).get("imgsz")
     if not any(a.split("=")[0] in ("--imgsz", "--img", "--img-size") for a in rest):
-        out += ["--imgsz", str(trained or 640)]
+        out += ["--imgsz", str(training_options(ckpt).get("imgsz") or 640)]
     return out + rest, weights, formats
 
 
@@ -109,14 +100,10 @@ def check_exports(weights, files, imgsz, dynamic, batch_size=1):
 
 
 def main(argv):
-    if "-h" in argv or "--help" in argv:
-        print(__doc__)
-        return
     import yolov5.export as yolov5_export
 
-    argv, weights, formats = build_argv(argv)
-    with patched_argv(argv, "yolo-attn export"):
-        opt = yolov5_export.parse_opt()
+    yolov5_argv, weights, formats = build_argv(*parser().parse(argv))
+    opt = parse_options("export", yolov5_argv, "yolo-attn export")
     opt.weights = opt.weights[0] if isinstance(opt.weights, list) else opt.weights
     files = [Path(f) for f in yolov5_export.run(**vars(opt))]
     made = {fmt for fmt, suffix in FORMATS.items() for f in files if str(f).endswith(suffix)}

@@ -11,23 +11,14 @@ detection: box xyxy in original pixels, cls, name, conf, heat_in_box, file names
 detection's map as <stem>_detNN_<class>.npy (float32, original resolution, values in [0, 1]); with --attention
 <stem>_attention.png (every attention layer's gates; with --save-npy also <stem>_attention.npz).
 """
-import argparse
-
-from yolo_attn.cli.common import run_cli
-from yolo_attn.errors import UsageError
+from yolo_attn.cli.pipeline import Parser, run_cli
 from yolo_attn.heatmaps.cam import METHODS
 from yolo_attn.heatmaps.targets import TARGETS
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse's own exit is code 2 too; this keeps our one error format
-        raise UsageError(f"{message}\n{self.format_usage()}")
-
-
 def parser():
-    p = _Parser(prog="heatmap.sh", description="A heatmap per final detection (after NMS), an overview per image, "
-                "and (--attention) the attention layers' own gates.", epilog=__doc__[__doc__.index("Writes to"):],
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = Parser("heatmap.sh", "A heatmap per final detection (after NMS), an overview per image, and (--attention) "
+               "the attention layers' own gates.", epilog=__doc__[__doc__.index("Writes to"):])
     p.add_argument("--weights", required=True, help="a yolov5 / yolo-attn checkpoint (.pt)")
     p.add_argument("--source", required=True, help="an image, or a folder of images")
     p.add_argument("--out", required=True, help="output folder (created)")

@@ -3,19 +3,19 @@
   yolo-attn insert --base yolov5s.yaml --layer cbam --after 4 6 8 [--args '[0.125]'] --out my.yaml
   yolo-attn insert --base yolov5s.yaml --replace-concat aff --out my-aff.yaml
 """
-import argparse
 from pathlib import Path
 
 import yaml
 
 from yolo_attn import paths
+from yolo_attn.cli.pipeline import Parser
 from yolo_attn.errors import UsageError
 from yolo_attn.model_yaml.edit import dump_model_yaml, insert_after, load_model_yaml, replace_concat
 from yolo_attn.registry import find_layer, layer_names
 
 
 def _parser():
-    p = argparse.ArgumentParser(prog="yolo-attn insert", description=__doc__.split("\n\n")[0])
+    p = Parser("yolo-attn insert", __doc__.split("\n\n")[0])
     p.add_argument("--base", required=True, help="model YAML: a path or a name in model_yamls/")
     p.add_argument("--layer", help="registered one-input layer to insert (case-insensitive)")
     p.add_argument("--after", type=int, nargs="+", help="row index(es) of --base to insert after")

@@ -1,15 +1,13 @@
 """``yolo-attn transfer --weights W --cfg C``: print how a checkpoint's tensors map onto a model, without training."""
-import argparse
-
 from yolo_attn import paths
 from yolo_attn.checkpoints import load_checkpoint
-from yolo_attn.cli.common import resolve_weights
+from yolo_attn.cli.pipeline import Parser, resolve_weights
 from yolo_attn.engines.yolov5.model import build_model
 from yolo_attn.transfer import structural_transfer
 
 
 def main(argv):
-    p = argparse.ArgumentParser(prog="yolo-attn transfer", description=__doc__)
+    p = Parser("yolo-attn transfer", __doc__)
     p.add_argument("--weights", required=True, help="source checkpoint (.pt)")
     p.add_argument("--cfg", required=True, help="target model YAML (path or name in model_yamls/)")
     p.add_argument("--nc", type=int, help="number of classes of the target (default: the checkpoint's)")

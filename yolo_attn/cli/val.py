@@ -7,48 +7,47 @@ the official COCO AP (pycocotools), as the line ``COCO AP <x> AP50 <y>`` and in 
 """
 from pathlib import Path
 
-from yolo_attn import paths
 from yolo_attn.checkpoints import load_checkpoint
-from yolo_attn.cli.common import flag_value, patched_argv, resolve_weights, run_cli, summarize, without_flag
-from yolo_attn.datasets import checks, shapes
+from yolo_attn.cli.pipeline import (Parser, resolve_data, resolve_weights, run_cli, run_folder, training_options,
+                                    write_summary)
+from yolo_attn.datasets import checks
+from yolo_attn.engines.yolov5.options import parse_options
+from yolo_attn.errors import UsageError
 
 
-def _training_opt(weights):
-    return load_checkpoint(weights).get("opt") or {}
+def parser():
+    p = Parser("yolo-attn val", __doc__.split("\n\n", 1)[1], engine_tool="val")
+    p.add_argument("--weights", help="checkpoint (.pt), e.g. runs/train/yolov5s-cbam/weights/best.pt")
+    p.add_argument("--data", help="data YAML (default: the one the checkpoint was trained with)")
+    return p
 
 
-def build_argv(argv):
-    weights = flag_value(argv, "--weights")
-    if not weights:
-        raise paths.UsageError("give a checkpoint with --weights PATH (e.g. runs/train/yolov5s-cbam/weights/best.pt)")
-    weights = resolve_weights(weights)
-    trained = _training_opt(weights)
-    data = flag_value(argv, "--data")
-    if data is not None:
-        data_path = paths.resolve_data(data)
-        data_yaml = checks.prepare(data_path, is_yolov5_builtin=paths.is_yolov5_data(data_path))
+def build_argv(opt, rest):
+    if not opt.weights:
+        raise UsageError("give a checkpoint with --weights PATH (e.g. runs/train/yolov5s-cbam/weights/best.pt)")
+    weights = resolve_weights(opt.weights)
+    trained = training_options(load_checkpoint(weights))
+    if opt.data is not None:
+        data_yaml = resolve_data(opt.data)
     elif trained.get("data") and Path(trained["data"]).is_file():
         data_yaml = checks.prepare(trained["data"])
     else:
-        data_yaml = shapes.ensure(paths.EMBEDDED_DATASET)
+        data_yaml = resolve_data(None)
     out = ["--weights", weights, "--data", str(data_yaml), "--project", str(Path.cwd() / "runs" / "val"),
            "--name", Path(weights).parent.parent.name or "exp"]
     if trained.get("imgsz"):
         out += ["--imgsz", str(trained["imgsz"])]
-    return out + without_flag(argv, "--weights", "--data")
+    return out + rest
 
 
 def main(argv):
     import yolov5.val as yolov5_val
     from yolov5.utils.callbacks import Callbacks
-    from yolov5.utils.general import increment_path
 
     from yolo_attn.metrics import coco_eval
 
-    argv = build_argv(argv)
-    with patched_argv(argv, "yolo-attn val"):
-        opt = yolov5_val.parse_opt()
-    save_dir = increment_path(Path(opt.project) / opt.name, exist_ok=opt.exist_ok)
+    opt = parse_options("val", build_argv(*parser().parse(argv)), "yolo-attn val")
+    save_dir = run_folder(opt.project, opt.name, opt.exist_ok)
     opt.name, opt.exist_ok = save_dir.name, True
     callbacks = Callbacks()
     target, note = coco_eval.target_for(opt.data, task=opt.task, single_cls=opt.single_cls)
@@ -75,7 +74,7 @@ def main(argv):
                     "coco_predictions": str(predictions)}
     elif note:
         print(f"\n{note}")
-    summarize(results, save_dir, weights=opt.weights, data=opt.data, imgsz=opt.imgsz, **coco)
+    write_summary(results, save_dir, weights=opt.weights, data=opt.data, imgsz=opt.imgsz, **coco)
     if coco:
         print(f"COCO AP {stats['AP']:.4f} AP50 {stats['AP50']:.4f}")
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from yolo_attn.errors import UsageError
+from yolo_attn.errors import BadParameter
 from yolo_attn.heatmaps.model import is_attention
 
 
@@ -42,7 +42,7 @@ def attention_gates(model, image):
     """Gates of every attention row of ``model`` for a (1, 3, h, w) input, in row order."""
     rows = [(i, m) for i, m in enumerate(model.model) if is_attention(m)]
     if not rows:
-        raise UsageError("--attention: this model has no attention layers (no row is an attention module)")
+        raise BadParameter("attention", "{name}: this model has no attention layers (no row is an attention module)")
     inputs, handles = {}, []
     for i, m in rows:
         handles.append(m.register_forward_pre_hook(lambda mod, args, i=i: inputs.__setitem__(i, args)))

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from yolo_attn.errors import UsageError
+from yolo_attn.errors import BadParameter, UsageError
 from yolo_attn.heatmaps.model import device_of, freeze, resolve_layers, unfreeze
 from yolo_attn.heatmaps.targets import TARGETS, nms_with_rows, target_cotangents, target_value
 
@@ -73,10 +73,10 @@ def method_class(name):
 
     key = _ALIASES.get(name.lower(), name.lower())
     if key in _NOT_SUPPORTED:
-        raise UsageError(f"--method {name}: not supported for detections: it needs {_NOT_SUPPORTED[key]}. "
+        raise BadParameter("method", f"{{name}} {name}: not supported for detections: it needs {_NOT_SUPPORTED[key]}. "
                          f"Supported: {', '.join(METHODS)}")
     if key not in _METHODS:
-        raise UsageError(f"--method {name}: unknown; choose one of {', '.join(METHODS)}")
+        raise BadParameter("method", f"{{name}} {name}: unknown; choose one of {', '.join(METHODS)}")
     return getattr(pytorch_grad_cam, _METHODS[key])
 
 
@@ -152,13 +152,15 @@ class DetectionCAM:
     def __init__(self, model, layers=None, method="layercam", target="all", conf_thres=0.25, iou_thres=0.45,
                  classes=None, max_det=300, batch_size=16, strategy="batched", eigen_smooth=False):
         if target not in TARGETS:
-            raise UsageError(f"--target {target}: choose one of {', '.join(TARGETS)}")
+            raise BadParameter("target", f"{{name}} {target}: choose one of {', '.join(TARGETS)}")
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
-        if not 0 <= conf_thres <= 1 or not 0 <= iou_thres <= 1:
-            raise UsageError(f"--conf and --iou are probabilities in [0, 1], got {conf_thres} and {iou_thres}")
+        if not 0 <= conf_thres <= 1:
+            raise BadParameter("conf", f"{{name}} is a probability in [0, 1], got {conf_thres}")
+        if not 0 <= iou_thres <= 1:
+            raise BadParameter("iou", f"{{name}} is a probability in [0, 1], got {iou_thres}")
         if batch_size < 1:
-            raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+            raise BadParameter("batch_size", f"{{name}} must be at least 1, got {batch_size}")
         self.model = model.eval()
         self.layers = layers if layers and all(hasattr(x, "module") for x in layers) else resolve_layers(model, layers)
         self.method = method

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import torch
 
-from yolo_attn.errors import UsageError
+from yolo_attn.errors import BadParameter, UsageError
 
 
 def image_files(source):
@@ -21,7 +21,7 @@ def image_files(source):
         return files
     if path.is_file():
         return [path]
-    raise UsageError(f"--source {source!r}: no such file or folder ({path.resolve()})")
+    raise BadParameter("source", f"{{name}} {source!r}: no such file or folder ({path.resolve()})")
 
 
 def read_image(path):

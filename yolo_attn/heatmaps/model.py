@@ -4,7 +4,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
-from yolo_attn.errors import UsageError
+from yolo_attn.errors import BadParameter, UsageError
 from yolo_attn.modules import AttentionModule
 
 
@@ -118,28 +118,28 @@ def resolve_layers(model, specs=None):
         if spec.lower() in KEYWORDS:
             found = KEYWORDS[spec.lower()](model)
             if not found:
-                raise UsageError(f"--layer {spec}: this model has no {spec} rows; its rows are:\n"
-                                 f"{_describe_rows(model)}")
+                raise BadParameter("layer", f"{{name}} {spec}: this model has no {spec} rows; its rows are:\n"
+                                            f"{_describe_rows(model)}")
             names = [f"model.{i}" for i in found]
         elif spec.lstrip("-").isdigit():
             i = int(spec)
             if not 0 <= i < last:
-                raise UsageError(f"--layer {spec}: rows are numbered 0..{last - 1} (row {last} is Detect, whose output "
-                                 f"is not a feature map); the rows are:\n{_describe_rows(model)}")
+                raise BadParameter("layer", f"{{name}} {spec}: rows are numbered 0..{last - 1} (row {last} is Detect, "
+                                            f"whose output is not a feature map); the rows are:\n{_describe_rows(model)}")
             names = [f"model.{i}"]
         elif spec in modules or f"model.{spec}" in modules:
             names = [spec if spec in modules else f"model.{spec}"]
         else:
             typed = [i for i, m in enumerate(rows[:-1]) if type(m).__name__.lower() == spec.lower()]
             if not typed:
-                raise UsageError(f"--layer {spec!r}: not a row index, a module name (as in model.named_modules(), "
-                                 f"e.g. model.20.cv3), a layer type of this model, or one of {', '.join(KEYWORDS)}. "
-                                 f"The rows are:\n{_describe_rows(model)}")
+                raise BadParameter("layer", f"{{name}} {spec!r}: not a row index, a module name (as in "
+                                            f"model.named_modules(), e.g. model.20.cv3), a layer type of this model, or "
+                                            f"one of {', '.join(KEYWORDS)}. The rows are:\n{_describe_rows(model)}")
             names = [f"model.{i}" for i in typed]
         for name in names:
             row = _row_of(name)
             if row is None or row == last:
-                raise UsageError(f"--layer {spec}: {name} is not inside a row before Detect (row {last})")
+                raise BadParameter("layer", f"{{name}} {spec}: {name} is not inside a row before Detect (row {last})")
             if name not in (layer.name for layer in chosen):
                 chosen.append(Layer(name, modules[name], row))
     return chosen

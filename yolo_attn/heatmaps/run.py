@@ -6,7 +6,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from yolo_attn.errors import UsageError
+from yolo_attn.errors import BadParameter
 from yolo_attn.heatmaps import draw
 from yolo_attn.heatmaps.cam import DetectionCAM
 from yolo_attn.heatmaps.images import image_files, letterbox_tensor, read_image
@@ -66,7 +66,7 @@ def run(weights, source, out, method="layercam", layers=None, target="all", conf
     files = image_files(source)
     model, trained_imgsz = load_detector(weights, device)
     if attention and not attention_rows(model):
-        raise UsageError(f"--attention: {weights} has no attention layers (no row has attention_maps); "
+        raise BadParameter("attention", f"{{name}}: {weights} has no attention layers (no row is an attention module); "
                          f"leave out --attention for its detection heatmaps")
     stride = int(model.stride.max())
     imgsz = check_img_size(imgsz or trained_imgsz or 640, s=stride)
@@ -124,10 +124,10 @@ def run(weights, source, out, method="layercam", layers=None, target="all", conf
 
 def check_args(conf, iou, batch_size, imgsz):
     if not 0 <= conf <= 1:
-        raise UsageError(f"--conf must be in [0, 1], got {conf}")
+        raise BadParameter("conf", f"{{name}} must be in [0, 1], got {conf}")
     if not 0 <= iou <= 1:
-        raise UsageError(f"--iou must be in [0, 1], got {iou}")
+        raise BadParameter("iou", f"{{name}} must be in [0, 1], got {iou}")
     if batch_size < 1:
-        raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+        raise BadParameter("batch_size", f"{{name}} must be at least 1, got {batch_size}")
     if imgsz is not None and imgsz < 32:
-        raise UsageError(f"--imgsz must be at least 32, got {imgsz}")
+        raise BadParameter("imgsz", f"{{name}} must be at least 32, got {imgsz}")

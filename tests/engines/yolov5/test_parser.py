@@ -1,7 +1,6 @@
 """The safe parse_model that yolov5 builds every model through once ``yolo_attn`` is imported."""
 import contextlib
 import copy
-import inspect
 from pathlib import Path
 
 import pytest
