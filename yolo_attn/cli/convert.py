@@ -6,12 +6,14 @@ usage:
                [--overwrite]
 
 OUT gets images/<split>/, labels/<split>/*.txt and data.yaml; train and validate with --data OUT/data.yaml.
-Written to a hidden folder next to OUT and renamed at the end: an interrupted run leaves no OUT behind.
+Written to a hidden folder next to OUT and renamed at the end: an interrupted run (Ctrl-C: exit code 130) leaves
+OUT as it was.
 """
 import argparse
+import sys
 
 from yolo_attn.cli.common import run_cli
-from yolo_attn.datasets.convert import IMAGE_MODES
+from yolo_attn.datasets.convert import IMAGE_MODES, Interrupted
 from yolo_attn.errors import UsageError
 
 IMAGES_HELP = ("how images get into OUT: 'link' (default) hard-links them (no extra space; copies where the file "
@@ -47,11 +49,23 @@ def _parser():
 
 def main(argv):
     args = _parser().parse_args(argv)
+    out = args.out if args.format == "voc" else args.paths[-1]
+    try:
+        _convert(args)
+    except Interrupted as e:
+        print(f"\nyolo-attn: {e}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(f"\nyolo-attn: interrupted; nothing was written to OUT ({out}).", file=sys.stderr)
+        return 130
+    print(f"\nTrain or validate with: --data {out}/data.yaml")
+
+
+def _convert(args):
     if args.format == "voc":
         from yolo_attn.datasets.convert import voc
 
         voc.convert(args.voc_root, args.out, images=args.images, overwrite=args.overwrite)
-        out = args.out
     else:
         from yolo_attn.datasets.convert import coco
 
@@ -63,7 +77,6 @@ def main(argv):
         pairs = list(zip(inputs[0::2], inputs[1::2]))
         splits = [s.strip() for s in args.splits.split(",")] if args.splits else None
         coco.convert(pairs, out, splits=splits, images=args.images, overwrite=args.overwrite)
-    print(f"\nTrain or validate with: --data {out}/data.yaml")
 
 
 def cli():
