@@ -242,12 +242,6 @@ def label_row(cls, cx, cy, w, h):
     return f"{cls} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}"
 
 
-def clip01(values):
-    """Values clipped to [0, 1], and whether any had to be."""
-    clipped = [min(1.0, max(0.0, v)) for v in values]
-    return clipped, clipped != list(values)
-
-
 def clipped_box(x1, y1, x2, y2, width, height):
     """Normalised ``(cx, cy, w, h)`` of the box with corners (x1, y1), (x2, y2) (pixels from the image's top-left
     corner), the corners clipped to the image first, and whether they had to be; ``(None, False)`` when no area is
