@@ -306,6 +306,8 @@ def convert(voc_root, out, images="link", overwrite=False, classes=None, val_fra
         splits = _devkit_splits(root, log) if layout == "devkit" else _folder_splits(root, val_fraction, log)
         records = {name: [_record(*item) for item in items] for name, items in splits}
         names = list(classes or (CLASSES if layout == "devkit" else _found_classes(records, root, log)))
+        if classes:
+            log(f"classes (from --classes, in this order): {', '.join(classes)}")
         stats, skipped = {}, Counter()
         for name, split_records in records.items():
             stats[name] = _write_split(tmp, name, split_records, names, placer, skipped)
