@@ -223,3 +223,84 @@ def test_cli_pairs_and_split_names(val_split, tmp_path, capsys):
     assert "cannot tell which split" in capsys.readouterr().err
     assert run_cli(convert_main, ["coco", str(custom), str(odd), str(tmp_path / "c2"), "--splits", "val"]) == 0
     assert yaml.safe_load((tmp_path / "c2" / "data.yaml").read_text())["val"] == "images/val"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# hostile or malformed input
+
+
+@pytest.mark.parametrize("how", ["absolute", "dotdot", "dotdot-inside", "dotdot-harmless"])
+def test_file_names_outside_the_image_folder_are_refused(val_split, tmp_path, how):
+    """A file_name may not pull a file from elsewhere into OUT (a hard link to any file the user can read). '..' is
+    refused even where it stays inside: a symlinked subfolder would make a/.. lead elsewhere, and COCO files have
+    no reason to use it."""
+    secret = tmp_path / "private" / "secret.jpg"
+    write_image(secret, 8, 8)
+    value = {"absolute": str(secret), "dotdot": "../../private/secret.jpg",
+             "dotdot-inside": "sub/../../../private/secret.jpg", "dotdot-harmless": "sub/../000000000900.jpg"}[how]
+    _corrupt(val_split[0], lambda d: d["images"][2].update(file_name=value))
+    out = tmp_path / "coco"
+    with pytest.raises(DatasetError) as e:
+        coco.convert([val_split], out, log=quiet)
+    assert str(e.value).startswith(f"{val_split[0]}: images[2] (id 900): file_name {value!r} is not a path inside "
+                                   f"the image folder {val_split[1]}")
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["private", "src"]
+
+
+def test_file_names_in_subfolders_stay_allowed(tmp_path):
+    images = [{"id": 1, "file_name": "a/b/x.jpg", "width": 20, "height": 20},
+              {"id": 2, "file_name": "./y.jpg", "width": 20, "height": 20}]
+    split = make_split(tmp_path / "src", "val", images, [])
+    coco.convert([split], tmp_path / "coco", log=quiet)
+    assert sorted(p.name for p in (tmp_path / "coco" / "images" / "val").iterdir()) == ["x.jpg", "y.jpg"]
+
+
+@pytest.mark.parametrize("mode", ["symlink", "link"])
+def test_images_read_from_inside_out_are_refused(val_split, tmp_path, capsys, mode):
+    """Re-converting from OUT's own images with --overwrite made every image a link to itself (symlink), or relied
+    on files of the folder being replaced: refused before anything is touched."""
+    out = tmp_path / "coco"
+    assert run_cli(convert_main, ["coco", *map(str, val_split), str(out), "--images", "copy"]) == 0
+    before = {p.name: p.read_bytes() for p in (out / "images" / "val2017").iterdir()}
+    assert run_cli(convert_main, ["coco", str(val_split[0]), str(out / "images" / "val2017"), str(out),
+                                  "--overwrite", "--images", mode, "--splits", "val2017"]) == 2
+    err = capsys.readouterr().err
+    assert f"{(out / 'images' / 'val2017').resolve()} is inside OUT ({out})" in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in (out / "images" / "val2017").iterdir()} == before
+    assert not any(p.is_symlink() for p in (out / "images" / "val2017").iterdir())
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["coco", "src"]
+
+
+@pytest.mark.parametrize("text, shown", [("Infinity", "inf"), ("NaN", "nan"), ("-64", "-64"), ("0", "0"),
+                                         ("1" + "0" * 400, "1000000000")])
+def test_image_sizes_must_be_finite_positive(val_split, tmp_path, text, shown):
+    """Python's json reads Infinity and NaN: a width of Infinity gave labels of zero width."""
+    raw = val_split[0].read_text()
+    val_split[0].write_text(raw.replace('"width": 64', f'"width": {text}', 1))
+    with pytest.raises(DatasetError) as e:
+        coco.convert([val_split], tmp_path / "coco", log=quiet)
+    assert str(e.value).startswith(f"{val_split[0]}: images[0] (id 139): needs positive 'width' and 'height', "
+                                   f"got width={shown}")
+    assert not (tmp_path / "coco").exists()
+
+
+@pytest.mark.parametrize("text", ["Infinity", "-Infinity", "NaN", "1" + "0" * 400])
+def test_non_finite_boxes_are_errors(val_split, tmp_path, text):
+    raw = val_split[0].read_text()
+    val_split[0].write_text(raw.replace('"bbox": [10, 8, 20, 16]', f'"bbox": [10, 8, {text}, 16]', 1))
+    with pytest.raises(DatasetError) as e:
+        coco.convert([val_split], tmp_path / "coco", log=quiet)
+    assert str(e.value).startswith(f"{val_split[0]}: annotations[0] (id 1): 'bbox' must be 4 numbers")
+
+
+@pytest.mark.parametrize("text, message", [
+    ('{"images": ' + "[" * 100_000 + "]" * 100_000 + "}", "nesting too deep."),
+    ('{"images": [' + "9" * 5000 + "]}", "Exceeds the limit (4300 digits) for integer string conversion"),
+])
+def test_json_python_cannot_read_is_not_a_traceback(val_split, tmp_path, capsys, text, message):
+    val_split[0].write_text(text)
+    out = tmp_path / "coco"
+    assert run_cli(convert_main, ["coco", *map(str, val_split), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"yolo-attn: error: {val_split[0]}: not a COCO annotation file: {message}" in err
+    assert not out.exists()

@@ -1,6 +1,7 @@
 """``yolo-attn convert voc``: a small VOCdevkit in the original format, labels checked against hand-computed values
 and against yolov5's own conversion code (the download script in its VOC.yaml)."""
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ from yolo_attn.cli.pipeline import run_cli
 from yolo_attn.cli.convert import main as convert_main
 from yolo_attn.datasets import checks
 from yolo_attn.datasets.convert import voc
-from yolo_attn.errors import DatasetError
+from yolo_attn.errors import DatasetError, UsageError
 from label_helpers import assert_rows_close, read_labels
 
 # (year, id, (width, height) in the XML, (width, height) of the image, objects: name, difficult, xmin, ymin, xmax, ymax)
@@ -274,3 +275,246 @@ def test_yolov5_voc_yaml_offline_says_how_to_use_a_local_copy(monkeypatch):
     msg = str(e.value)
     assert str(root / "images" / "train2012") in msg and "offline" in msg
     assert "yolo-attn convert voc path/to/VOCdevkit data/voc" in msg and "--data voc" in msg
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# hostile or malformed input
+
+
+def _list_with(devkit, image_set, *ids, year="2007"):
+    list_file = devkit / f"VOC{year}" / "ImageSets" / "Main" / f"{image_set}.txt"
+    list_file.write_text("".join(i + "\n" for i in ids))
+    return list_file
+
+
+@pytest.mark.parametrize("bad_id", ["../../../victim/notes", "ABSOLUTE", "JPEGImages/000001", ".."])
+def test_list_entries_that_are_not_file_stems_are_refused(devkit, tmp_path, capsys, bad_id):
+    """An id with a folder in it would read and write files outside the devkit and OUT: the id
+    ../../../victim/notes reads src/victim/notes.{xml,jpg} and wrote its label to tmp_path/victim/notes.txt."""
+    victim_src = tmp_path / "src" / "victim"
+    victim_src.mkdir()
+    (victim_src / "notes.xml").write_text(_xml((100, 100), [("dog", 0, 1, 1, 50, 50)]))
+    (victim_src / "notes.jpg").write_bytes((devkit / "VOC2007" / "JPEGImages" / "000001.jpg").read_bytes())
+    (tmp_path / "victim").mkdir()
+    bad_id = str(victim_src / "notes") if bad_id == "ABSOLUTE" else bad_id
+    list_file = _list_with(devkit, "train", "000001", bad_id)
+    out = tmp_path / "voc"
+    assert run_cli(convert_main, ["voc", str(devkit), str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{list_file}: line 2: {bad_id!r} is not an image id" in err and "Traceback" not in err
+    assert not out.exists() and _no_leftovers(tmp_path) == []
+    assert not (tmp_path / "victim" / "notes.txt").exists() and not (victim_src / "notes.txt").exists()
+
+
+@pytest.mark.parametrize("value", ["1e400", "inf", "nan", "-100", "-0.5e3"])
+@pytest.mark.parametrize("tag", ["width", "height"])
+def test_image_sizes_that_are_not_finite_positive_are_errors(devkit, tmp_path, tag, value):
+    xml = devkit / "VOC2007" / "Annotations" / "000002.xml"
+    xml.write_text(re.sub(f"<{tag}>[^<]*</{tag}>", f"<{tag}>{value}</{tag}>", xml.read_text(), count=1))
+    with pytest.raises(DatasetError) as e:
+        voc.convert(devkit, tmp_path / "voc", log=lambda *_: None)
+    assert str(e.value).startswith(f"{xml}: <size>: <{tag}> is {value!r}; it must be the image's {tag} in pixels")
+    assert not (tmp_path / "voc").exists() and _no_leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e400"])
+def test_box_coordinates_that_are_not_finite_are_errors(devkit, tmp_path, value):
+    """A corrupt coordinate is an error, not a box to clip or drop: the same rule as for COCO's 'bbox'."""
+    xml = devkit / "VOC2007" / "Annotations" / "000001.xml"
+    xml.write_text(xml.read_text().replace("<xmax>61</xmax>", f"<xmax>{value}</xmax>"))
+    with pytest.raises(DatasetError) as e:
+        voc.convert(devkit, tmp_path / "voc", log=lambda *_: None)
+    assert str(e.value) == f"{xml}: object 1 ('dog'): <xmax> is {value!r}, not a finite number."
+    assert not (tmp_path / "voc").exists()
+
+
+def test_boxes_beyond_the_image_are_clipped_by_their_corners(tmp_path):
+    # 100 x 100; VOC pixels start at 1, so a box's corners are (xmin - 1, ymin - 1) and (xmax - 1, ymax - 1)
+    objects = [("dog", 0, 51, 11, 151, 31),  # right half outside: corners 50..100 -> cx 0.75, w 0.5
+               ("cat", 0, -9, 1, 11, 21),  # left part outside: corners 0..10 -> cx 0.05, w 0.1
+               ("car", 0, 21, 81, 41, 131),  # bottom part outside: corners 80..100 -> cy 0.9, h 0.2
+               ("bus", 0, 201, 1, 260, 50)]  # entirely outside: no area left, dropped
+    devkit = make_devkit(tmp_path / "src", [("2007", "000001", (100, 100), (100, 100), objects)],
+                         {("2007", "test"): ["000001"]})
+    stats = voc.convert(devkit, tmp_path / "voc", log=lambda *_: None)
+    assert_rows_close(read_labels(tmp_path / "voc" / "labels" / "test2007" / "000001.txt"),
+                      [(11, 0.75, 0.2, 0.5, 0.2), (7, 0.05, 0.1, 0.1, 0.2), (6, 0.3, 0.9, 0.2, 0.2)])
+    assert (stats["test2007"]["clipped"], stats["test2007"]["degenerate"], stats["test2007"]["boxes"]) == (3, 1, 3)
+
+
+def test_devkit_inside_out_is_refused_with_overwrite(devkit, tmp_path, capsys):
+    """--overwrite replaces OUT: a devkit kept inside an earlier conversion would be deleted with it."""
+    out = tmp_path / "voc"
+    assert run_cli(convert_main, ["voc", str(devkit), str(out)]) == 0
+    inside = out / "VOCdevkit"
+    devkit.rename(inside)
+    assert run_cli(convert_main, ["voc", str(inside), str(out), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert f"{inside.resolve()} is inside OUT ({out})" in err
+    assert (inside / "VOC2007" / "Annotations" / "000001.xml").is_file() and (out / "COMPLETE.json").is_file()
+    assert _no_leftovers(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# which lists make the splits
+
+
+def test_trainval_lists_stand_in_for_missing_train_and_val(tmp_path):
+    sets = {("2007", "trainval"): ["000001", "000002"], ("2007", "test"): ["000003", "000004"],
+            ("2012", "trainval"): ["2008_000001", "2008_000002"]}
+    devkit = make_devkit(tmp_path / "src", IMAGES, sets)
+    out = tmp_path / "voc"
+    voc.convert(devkit, out, log=lambda *_: None)
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["test2007", "trainval2007", "trainval2012"]
+    data = yaml.safe_load((out / "data.yaml").read_text())
+    assert (data["train"], data["val"], data["test"]) == (["images/trainval2012", "images/trainval2007"],
+                                                          "images/test2007", "images/test2007")
+    assert_rows_close(read_labels(out / "labels" / "trainval2007" / "000001.txt"), EXPECTED["train2007/000001"])
+    assert_rows_close(read_labels(out / "labels" / "trainval2012" / "2008_000002.txt"),
+                      EXPECTED["val2012/2008_000002"])
+
+
+def test_trainval_is_not_converted_next_to_train_and_val(devkit, tmp_path):
+    """VOC ships train.txt, val.txt and their union trainval.txt: the union would be every image twice."""
+    _list_with(devkit, "trainval", "000001", "000002")
+    voc.convert(devkit, tmp_path / "voc", log=lambda *_: None)
+    assert sorted(p.name for p in (tmp_path / "voc" / "images").iterdir()) == \
+        ["test2007", "train2007", "train2012", "val2007", "val2012"]
+
+
+def test_voc2012_test_list_is_used_only_with_its_annotations(devkit, tmp_path):
+    list_file = _list_with(devkit, "test", "2008_000099", year="2012")  # the official test set: no annotations
+    notes = []
+    voc.convert(devkit, tmp_path / "voc", log=notes.append)
+    assert not (tmp_path / "voc" / "images" / "test2012").exists()
+    assert f"note: {list_file} left out: its images have no annotations (those of the VOC2012 test set are not " \
+           f"public)" in notes
+    _list_with(devkit, "test", "2008_000001", year="2012")
+    voc.convert(devkit, tmp_path / "voc", overwrite=True, log=lambda *_: None)
+    data = yaml.safe_load((tmp_path / "voc" / "data.yaml").read_text())
+    assert data["val"] == data["test"] == ["images/test2012", "images/test2007"]
+    assert "images/test2012" not in data["train"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# a VOC-format folder of one's own (LabelImg, CVAT): no VOCdevkit, no ImageSets, classes of its own
+
+FOLDER = [  # id, image suffix, size, objects (VOC pixel coordinates: corners at value - 1)
+    ("scan_00", ".jpg", (40, 20), [("widget", 0, 1, 1, 21, 11)]),
+    ("scan_01", ".png", (40, 20), [("gadget", 0, 11, 1, 31, 21), ("widget", 1, 1, 1, 5, 5)]),
+    ("scan_02", ".jpg", (40, 20), [("bolt", 0, 1, 1, 41, 21)]),
+    ("scan_03", ".jpeg", (40, 20), []),
+    ("scan_04", ".jpg", (40, 20), [("widget", 0, 21, 11, 41, 21)]),
+    ("scan_05", ".JPG", (40, 20), [("gadget", 0, 1, 1, 11, 11)]),
+]
+# classes found: bolt 0, gadget 1, widget 2 (sorted)
+FOLDER_LABELS = {"scan_00": [(2, 0.25, 0.25, 0.5, 0.5)], "scan_01": [(1, 0.5, 0.5, 0.5, 1.0)],
+                 "scan_02": [(0, 0.5, 0.5, 1.0, 1.0)], "scan_03": [], "scan_04": [(2, 0.75, 0.75, 0.5, 0.5)],
+                 "scan_05": [(1, 0.125, 0.25, 0.25, 0.5)]}
+# sha256 of the id, pinned: a split must not change with the machine, the file order or Python's hash seed
+VAL_AT = {0.2: ["scan_00"], 0.5: ["scan_00", "scan_02", "scan_03", "scan_05"]}
+
+
+def make_folder(root, items=FOLDER, order=1):
+    for image_id, suffix, size, objects in items[::order]:
+        (root / "Annotations").mkdir(parents=True, exist_ok=True)
+        (root / "JPEGImages").mkdir(parents=True, exist_ok=True)
+        (root / "Annotations" / f"{image_id}.xml").write_text(_xml(size, objects))
+        cv2.imwrite(str(root / "JPEGImages" / f"{image_id}{suffix}"), np.zeros((size[1], size[0], 3), np.uint8))
+    return root
+
+
+def _names(folder):
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+def test_folder_without_imagesets_classes_from_the_xml_and_a_hash_split(tmp_path):
+    folder = make_folder(tmp_path / "labelled")
+    cv2.imwrite(str(folder / "JPEGImages" / "not_labelled.jpg"), np.zeros((8, 8, 3), np.uint8))
+    out = tmp_path / "out"
+    notes = []
+    stats = voc.convert(folder, out, log=notes.append)
+    data = yaml.safe_load((out / "data.yaml").read_text())
+    assert data["names"] == {0: "bolt", 1: "gadget", 2: "widget"}
+    assert (data["train"], data["val"]) == ("images/train", "images/val") and "test" not in data
+    assert _names(out / "images" / "val") == ["scan_00.jpg"]
+    assert _names(out / "images" / "train") == ["scan_01.png", "scan_02.jpg", "scan_03.jpeg", "scan_04.jpg",
+                                                "scan_05.JPG"]
+    for image_id, expected in FOLDER_LABELS.items():
+        split = "val" if image_id in VAL_AT[0.2] else "train"
+        assert_rows_close(read_labels(out / "labels" / split / f"{image_id}.txt"), expected)
+    assert stats["train"]["difficult"] == 1 and stats["train"]["negatives"] == 1
+    assert "classes (the names in the XML files, sorted; --classes a,b,c sets another order): bolt, gadget, " \
+           "widget" in notes
+    assert f"{folder}: no ImageSets/Main lists, so split by a hash of each image id (sha256; --val-fraction 0.2; " \
+           f"the same id always lands in the same split): train 5 images, val 1" in notes
+    assert f"note: 1 image(s) in {folder / 'JPEGImages'} have no annotation: left out" in notes
+    assert Path(checks.prepare(out / "data.yaml")) == out / "data.yaml"
+
+
+def test_hash_split_depends_on_the_id_alone(tmp_path):
+    ids = [image_id for image_id, *_ in FOLDER]
+    for fraction, val in VAL_AT.items():
+        assert [i for i in ids if voc.hash_split(i, fraction) == "val"] == val
+    folder = make_folder(tmp_path / "elsewhere" / "copy", order=-1)  # other path, files written in reverse order
+    voc.convert(folder, tmp_path / "out", val_fraction=0.5, log=lambda *_: None)
+    assert _names(tmp_path / "out" / "labels" / "val") == [f"{i}.txt" for i in VAL_AT[0.5]]
+
+
+def test_classes_option_fixes_the_order_and_leaves_out_other_names(tmp_path):
+    folder = make_folder(tmp_path / "labelled")
+    out = tmp_path / "out"
+    notes = []
+    stats = voc.convert(folder, out, classes=["widget", "gadget"], log=notes.append)
+    assert yaml.safe_load((out / "data.yaml").read_text())["names"] == {0: "widget", 1: "gadget"}
+    assert_rows_close(read_labels(out / "labels" / "val" / "scan_00.txt"), [(0, 0.25, 0.25, 0.5, 0.5)])
+    assert read_labels(out / "labels" / "train" / "scan_02.txt") == []  # bolt is not a class here
+    assert stats["train"]["unknown_class"] == 1
+    assert "note: objects of names not in the class list left out: bolt (1)" in notes
+    assert [n for n in notes if n.startswith("classes (")] == \
+        ["classes (from --classes, in this order): widget, gadget"]
+
+
+def test_folder_with_image_lists_uses_them(tmp_path):
+    folder = make_folder(tmp_path / "labelled")
+    (folder / "ImageSets" / "Main").mkdir(parents=True)
+    (folder / "ImageSets" / "Main" / "trainval.txt").write_text("scan_00\nscan_01\nscan_02\n")
+    (folder / "ImageSets" / "Main" / "test.txt").write_text("scan_05\n")
+    voc.convert(folder, tmp_path / "out", log=lambda *_: None)
+    data = yaml.safe_load((tmp_path / "out" / "data.yaml").read_text())
+    assert (data["train"], data["val"]) == ("images/trainval", "images/test")
+    assert _names(tmp_path / "out" / "images" / "trainval") == ["scan_00.jpg", "scan_01.png", "scan_02.jpg"]
+    with pytest.raises(UsageError, match="--val-fraction is for a folder without image lists"):
+        voc.convert(folder, tmp_path / "out2", val_fraction=0.3, log=lambda *_: None)
+
+
+def test_folder_mistakes_are_named(tmp_path):
+    folder = make_folder(tmp_path / "labelled")
+    (folder / "JPEGImages" / "scan_04.jpg").unlink()
+    with pytest.raises(DatasetError) as e:
+        voc.convert(folder, tmp_path / "out", log=lambda *_: None)
+    assert f"{folder}: 1 of the 6 annotations have no image in JPEGImages/" in str(e.value)
+    assert str(folder / "JPEGImages" / "scan_04.jpg") in str(e.value)
+    cv2.imwrite(str(folder / "JPEGImages" / "scan_04.png"), np.zeros((20, 40, 3), np.uint8))
+    cv2.imwrite(str(folder / "JPEGImages" / "scan_04.bmp"), np.zeros((20, 40, 3), np.uint8))
+    with pytest.raises(DatasetError, match=r"2 images for the annotation scan_04.xml: scan_04.bmp, scan_04.png"):
+        voc.convert(folder, tmp_path / "out", log=lambda *_: None)
+    assert _no_leftovers(tmp_path) == [] and not (tmp_path / "out").exists()
+
+
+def test_folder_through_the_cli(tmp_path, capsys, devkit):
+    folder = make_folder(tmp_path / "labelled")
+    out = tmp_path / "out"
+    assert run_cli(convert_main, ["voc", str(folder), str(out), "--classes", "gadget, widget,bolt",
+                                  "--val-fraction", "0.5"]) == 0
+    assert yaml.safe_load((out / "data.yaml").read_text())["names"] == {0: "gadget", 1: "widget", 2: "bolt"}
+    assert _names(out / "labels" / "val") == [f"{i}.txt" for i in VAL_AT[0.5]]
+    capsys.readouterr()
+    for args, message in [(["--val-fraction", "1"], "--val-fraction must be at least 0 and below 1, got 1.0"),
+                          (["--classes", "a,,b"], "--classes needs comma-separated class names"),
+                          (["--classes", "a,b,a"], "--classes names 'a' twice")]:
+        assert run_cli(convert_main, ["voc", str(folder), str(tmp_path / "o2"), *args]) == 2
+        assert message in capsys.readouterr().err
+    assert run_cli(convert_main, ["voc", str(devkit), str(tmp_path / "o2"), "--val-fraction", "0.3"]) == 2
+    assert "is a VOCdevkit, whose splits come from ImageSets/Main" in capsys.readouterr().err
+    assert not (tmp_path / "o2").exists()

@@ -34,9 +34,10 @@ class Parser(argparse.ArgumentParser):
     """argparse for one command: no abbreviations, mistakes as UsageError; ``engine_tool`` ('train', 'val', ...):
     unknown flags are returned for yolov5's own parser, and ``--help`` lists yolov5's flags too."""
 
-    def __init__(self, prog, description="", engine_tool=None, epilog=None):
+    def __init__(self, prog=None, description="", engine_tool=None, epilog=None, **kwargs):
+        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
         super().__init__(prog=prog, description=description, epilog=epilog, allow_abbrev=False,
-                         formatter_class=argparse.RawDescriptionHelpFormatter, add_help=engine_tool is None)
+                         add_help=engine_tool is None, **kwargs)
         self.engine_tool = engine_tool
         if engine_tool:
             self.add_argument("-h", "--help", action=_EngineHelp, nargs=0, help="this help, then yolov5's flags")

@@ -3,8 +3,12 @@
 - Categories become classes 0..N-1 in the order of their ids. On real COCO (80 categories, ids 1-90 with gaps) this
   is the standard 80-class order of yolov5's ``coco.yaml`` (its ``coco91_to_coco80_class``).
 - Boxes ``[x, y, width, height]`` (pixels, top-left corner) become ``class cx cy w h`` normalised by the image's
-  ``width``/``height`` from the JSON, after clipping to the image. Boxes with no area inside the image are dropped
-  (counted), as are ``iscrowd: 1`` regions (counted; COCOeval ignores detections on them rather than scoring them).
+  ``width``/``height`` from the JSON, after clipping their corners to the image. Boxes with no area inside the image
+  are dropped (counted), as are ``iscrowd: 1`` regions (counted; COCOeval ignores detections on them rather than
+  scoring them). Image sizes must be finite numbers above 0 and box values finite numbers (Python's json reads
+  ``Infinity`` and ``NaN``): anything else is an error naming the file and the record.
+- ``file_name`` is a path relative to the image folder (subfolders allowed); an absolute one or one with ``..`` is
+  refused, so that the JSON cannot bring files from elsewhere into OUT.
 - Every image of the JSON is kept; those without boxes get an empty label file (negatives, as yolov5 reads them).
 - Split name: the JSON's name without ``instances_`` (``instances_val2017.json`` -> ``val2017``), or ``--splits``.
   data.yaml's train/val/test are the splits whose names contain train/val/test.
@@ -17,8 +21,8 @@ import math
 from collections import Counter
 from pathlib import Path
 
-from yolo_attn.datasets.convert import (ImagePlacer, first_missing, label_row, safe_split_name, staged_output,
-                                        write_data_yaml, write_marker)
+from yolo_attn.datasets.convert import (ImagePlacer, clipped_box, first_missing, label_row, safe_split_name,
+                                        staged_output, write_data_yaml, write_marker)
 from yolo_attn.errors import DatasetError, UsageError
 
 ROLES = ("train", "val", "test")
@@ -31,11 +35,23 @@ def load_annotations(json_path):
     """
     json_path = Path(json_path)
     try:
-        data = json.loads(json_path.read_bytes())
+        return _checked(_parsed(json_path), json_path)
+    except RecursionError:
+        raise DatasetError(f"{json_path}: not a COCO annotation file: nesting too deep.") from None
+
+
+def _parsed(json_path):
+    try:
+        return json.loads(json_path.read_bytes())
     except json.JSONDecodeError as e:
         raise DatasetError(f"{json_path}: not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}.") from None
     except (OSError, UnicodeDecodeError) as e:
         raise DatasetError(f"{json_path}: cannot read the annotations ({e}).") from None
+    except ValueError as e:  # an integer of more than 4,300 digits
+        raise DatasetError(f"{json_path}: not a COCO annotation file: {e}.") from None
+
+
+def _checked(data, json_path):
     if not isinstance(data, dict):
         raise DatasetError(f"{json_path}: the top level is a {type(data).__name__}; a COCO annotation file is an "
                            f"object with 'images', 'annotations' and 'categories' lists.")
@@ -62,9 +78,10 @@ def load_annotations(json_path):
             raise DatasetError(f"{where}: needs an 'id', got {_short(im)}.")
         if not isinstance(im.get("file_name"), str) or not im["file_name"]:
             raise DatasetError(f"{where}: needs a 'file_name'.")
-        if not all(_is_number(im.get(d)) and im[d] > 0 for d in ("width", "height")):
-            raise DatasetError(f"{where}: needs positive 'width' and 'height', got width={im.get('width')!r}, "
-                               f"height={im.get('height')!r}.")
+        if not all(_is_finite(im.get(d)) and im[d] > 0 for d in ("width", "height")):
+            raise DatasetError(f"{where}: needs positive 'width' and 'height', got width={_short(im.get('width'))}, "
+                               f"height={_short(im.get('height'))}. They are the image's size in pixels: finite "
+                               f"numbers above 0.")
         if im["id"] in images:
             raise DatasetError(f"{where}: image id {im['id']!r} is used twice.")
         images[im["id"]] = im
@@ -78,7 +95,7 @@ def load_annotations(json_path):
             raise DatasetError(f"{where}: category_id {ann.get('category_id')!r} is not in 'categories' "
                                f"(ids {_short(sorted(categories))}).")
         box = ann.get("bbox")
-        if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) and math.isfinite(v) for v in box):
+        if not isinstance(box, list) or len(box) != 4 or not all(_is_finite(v) for v in box):
             raise DatasetError(f"{where}: 'bbox' must be 4 numbers [x, y, width, height], got {_short(box)}.")
         if ann.get("iscrowd", 0) not in (0, 1):
             raise DatasetError(f"{where}: 'iscrowd' must be 0 or 1, got {ann.get('iscrowd')!r}.")
@@ -90,8 +107,15 @@ def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_number(v):
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+def _is_finite(v):
+    """A JSON number that is finite as a float (json gives inf and nan for Infinity, NaN and 1e400; ints of 400
+    digits stay ints and would overflow later)."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
 
 
 def _short(value, limit=80):
@@ -100,14 +124,22 @@ def _short(value, limit=80):
 
 
 def yolo_box(box, width, height):
-    """``(cx, cy, w, h)`` normalised from a COCO ``[x, y, w, h]`` clipped to the image, and whether it was clipped;
-    None when nothing of the box is inside the image."""
+    """``(cx, cy, w, h)`` normalised from a COCO ``[x, y, w, h]`` with its corners clipped to the image, and whether
+    they had to be; None when nothing of the box is inside the image."""
     x, y, w, h = box
-    x1, y1, x2, y2 = max(0.0, x), max(0.0, y), min(float(width), x + w), min(float(height), y + h)
-    if x2 <= x1 or y2 <= y1:
-        return None, False
-    clipped = (x1, y1, x2, y2) != (x, y, x + w, y + h)
-    return ((x1 + x2) / 2 / width, (y1 + y2) / 2 / height, (x2 - x1) / width, (y2 - y1) / height), clipped
+    return clipped_box(x, y, x + w, y + h, width, height)
+
+
+def _source(images_dir, file_name, where):
+    """The image file for ``file_name`` (relative to ``images_dir``; else its base name there, as some exports
+    write other folders into file_name); refused when absolute or with '..', before any file system access."""
+    path = Path(file_name)
+    if path.is_absolute() or ".." in Path(file_name.replace("\\", "/")).parts:  # JSON from Windows: backslashes
+        raise DatasetError(f"{where}: file_name {file_name!r} is not a path inside the image folder {images_dir}: "
+                           f"file names are relative to IMAGES_DIR, without '..' (subfolders are fine). Fix the "
+                           f"JSON, or give the folder the paths are relative to as IMAGES_DIR.")
+    src = images_dir / path
+    return src if src.is_file() else images_dir / path.name
 
 
 def split_name(json_path, images_dir):
@@ -195,7 +227,7 @@ def convert(pairs, out, splits=None, images="link", overwrite=False, log=print):
     train, val, test, notes = assign_roles(names)
     placer = ImagePlacer(images)
     stats, annotation_files, id_files, categories, first_json = {}, {}, {}, None, None
-    with staged_output(out, overwrite) as tmp:
+    with staged_output(out, overwrite, sources=[p for pair in pairs for p in pair], log=log) as tmp:
         for (json_path, images_dir), split in zip(pairs, names):
             data = load_annotations(json_path)
             cats = sorted(data["_categories"].items())
@@ -233,10 +265,8 @@ def _convert_split(data, images_dir, tmp, split, placer, json_path):
     images = data["_images"]
     class_of = {cid: k for k, (cid, _) in enumerate(sorted(data["_categories"].items()))}
     sources, missing = {}, []
-    for image_id, im in images.items():
-        src = images_dir / im["file_name"]
-        if not src.is_file():
-            src = images_dir / Path(im["file_name"]).name
+    for k, (image_id, im) in enumerate(images.items()):
+        src = _source(images_dir, im["file_name"], f"{json_path}: images[{k}] (id {image_id!r})")
         if not src.is_file():
             missing.append(images_dir / im["file_name"])
         sources[image_id] = src
