@@ -88,6 +88,31 @@ class MatchRecord:
             index = getattr(self, name)
             if len(index) and (np.any(np.diff(index) < 0) or index[0] < 0 or index[-1] >= n_img):
                 raise ValueError(f"{name} must be non-decreasing image indices in [0, {n_img})")
+        for name in ("pred_cls", "target_cls"):
+            if getattr(self, name).size and getattr(self, name).min() < 0:
+                raise ValueError(f"{name} must hold class ids >= 0")
+        self._check_one_to_one()
+
+    def _check_one_to_one(self) -> None:
+        """yolov5's ``process_batch`` matches each target at most once per IoU threshold: an image can never have
+        more true positives of a class at one threshold than targets of that class. The bootstrap relies on it."""
+        tp = self.correct.any(1)
+        if not tp.any():
+            return
+        k = int(max(self.pred_cls.max(), self.target_cls.max(initial=0))) + 1
+        keys, inverse = np.unique(self.pred_image[tp] * k + self.pred_cls[tp], return_inverse=True)
+        n_tp = np.stack([np.bincount(inverse, weights=col, minlength=keys.size) for col in self.correct[tp].T], 1)
+        t_keys, t_counts = np.unique(self.target_image * k + self.target_cls, return_counts=True)
+        n_t = np.zeros(keys.size, np.int64)
+        if t_keys.size:
+            at = np.minimum(np.searchsorted(t_keys, keys), t_keys.size - 1)
+            n_t = np.where(t_keys[at] == keys, t_counts[at], 0)
+        bad = np.flatnonzero(n_tp.max(1) > n_t)
+        if bad.size:
+            image, cls = divmod(int(keys[bad[0]]), k)
+            raise ValueError(f"image {self.paths[image]!r}, class {cls}: {int(n_tp[bad[0]].max())} true positives at "
+                             f"one IoU threshold but {int(n_t[bad[0]])} target(s) of that class; yolov5 matches each "
+                             f"target at most once per threshold")
 
     @property
     def n_images(self) -> int:
@@ -157,7 +182,7 @@ def check_aligned(records: Sequence[MatchRecord]) -> None:
         else:
             first = int(np.flatnonzero(ref != record.paths)[0])
             detail = (f"the same images in a different order (first difference at index {first}: "
-                      f"{ref[first]!r} vs {record.paths[first]!r})")
+                      f"{str(ref[first])!r} vs {str(record.paths[first])!r})")
         raise ValueError(f"match records 0 and {k} do not cover the same validation images "
                          f"({len(ref)} vs {len(record.paths)} images): {detail}. Validate every model on the same "
                          f"dataset split, with the same settings.")
