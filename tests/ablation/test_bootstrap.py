@@ -299,3 +299,17 @@ def test_collector_records_exactly_what_val_run_scores(tmp_path, monkeypatch, qu
     assert 0 < map50_95 < map50 < 1  # enough true positives for the comparison to mean something
     assert map_scores(record) == pytest.approx((map50, map50_95), abs=1e-12, rel=0)
     assert _scalars(_all_ones(record)) == pytest.approx((map50, map50_95), abs=1e-12, rel=0)
+
+
+def test_the_core_imports_neither_torch_nor_yolov5_at_module_level():
+    import ast
+    import inspect
+
+    import yolo_attn.ablation as package
+    from yolo_attn.ablation import bootstrap, matches
+
+    for module in (package, matches, bootstrap):
+        for node in ast.parse(inspect.getsource(module)).body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + [getattr(node, "module", None) or ""]
+                assert not any(n.split(".")[0] in ("torch", "yolov5") for n in names), (module.__name__, names)

@@ -38,9 +38,10 @@ yolov5's 101-point ``np.interp(x, mrec, mpre)`` is then evaluated in closed form
 envelope at the ``k+1``-th unit true positive when ``k < T``; at ``x == recall_T`` it is the last point's
 precision ``T / n_pred``; beyond it, the straight line to yolov5's sentinel ``(1, 0)``, computed with
 ``np.interp``'s own formula; at ``x == 1`` the sentinel's 0. Every division and comparison uses the same
-integers and float64 operations as yolov5, so all-ones weights reproduce ``ap_per_class`` to the last bit
-(tested), and a resample is evaluated with work proportional to the number of predictions ranked above each
-class's last true positive, vectorised over a chunk of resamples.
+integers and float64 operations as yolov5, so all-ones weights reproduce ``map_scores`` to the last bit (tested;
+against yolov5's own ``ap_per_class`` the tests allow 1e-12 and find equality), and a resample costs work
+proportional to the number of predictions ranked above each class's last true positive, vectorised over a
+chunk of resamples.
 """
 from __future__ import annotations
 
@@ -234,10 +235,13 @@ def _column_ap(column: _Column, above: np.ndarray, w: np.ndarray, n_l: np.ndarra
     t = np.cumsum(tw, axis=1)
     upto = np.take(above, column.tp_row, axis=1)
     upto += tw  # weighted predictions ranked at or above, this one's copies included
+    # A weight-0 (absent) prediction keeps its predecessor's t with a count ranked above at least as large: its
+    # value never exceeds the previous present true positive's precision, so it cannot raise the envelope at a
+    # present one, and it is never looked up. Only where nothing present is ranked above it is it 0/0 = NaN;
+    # fmax keeps such NaNs out of the envelope.
     with np.errstate(divide="ignore", invalid="ignore"):
-        precision = t / upto  # a weight-0 (absent) prediction gets at most its predecessor's value, or NaN on top
-    # the envelope (suffix maximum), kept reversed; fmax skips the NaN of absent predictions ranked on top
-    envelope_rev = np.fmax.accumulate(precision[:, ::-1], axis=1) if n_tp else precision
+        precision = t / upto
+    envelope_rev = np.fmax.accumulate(precision[:, ::-1], axis=1) if n_tp else precision  # suffix max, reversed
     total = t[:, -1] if n_tp else np.zeros(n_chunk, w.dtype)
     denom = (n_l + EPS)[:, None]
     x = RECALL_GRID[None, :]
