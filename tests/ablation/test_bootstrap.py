@@ -11,7 +11,8 @@ from yolo_attn.ablation.matches import ImageMatches, MatchRecord, ValMatchCollec
 from yolo_attn.benchmarks.bootstrap_speed import synthetic_record
 
 
-def _random_record(rng, n_images=40, n_classes=5, max_preds=20, max_targets=5, conf_levels=None, prefix="im"):
+def _random_record(rng, n_images=40, n_classes=5, max_preds=20, max_targets=5, conf_levels=None, prefix="im",
+                   conf_dtype=np.float32):
     """A record that obeys yolov5's matching (per image, class and IoU threshold: true positives <= targets) with
     arbitrary, also non-nested, true-positive patterns across thresholds. ``conf_levels`` rounds the confidences
     so that many are tied."""
@@ -26,10 +27,10 @@ def _random_record(rng, n_images=40, n_classes=5, max_preds=20, max_targets=5, c
             k = min(idx.size, int((tcls == c).sum()))
             for j in range(10):
                 correct[rng.permutation(idx)[:rng.integers(0, k + 1)], j] = True
-        conf = rng.random(n_pred).astype(np.float32)
+        conf = rng.random(n_pred)
         if conf_levels:
-            conf = (np.round(conf * conf_levels) / conf_levels).astype(np.float32)
-        images.append(ImageMatches(f"{prefix}{i}.jpg", correct, conf, pcls, tcls))
+            conf = np.round(conf * conf_levels) / conf_levels
+        images.append(ImageMatches(f"{prefix}{i}.jpg", correct, conf.astype(conf_dtype), pcls, tcls))
     return MatchRecord.from_images(images)
 
 
@@ -55,6 +56,7 @@ RECORDS = {
     "distinct confidences": lambda rng: _random_record(rng),
     "many tied confidences": lambda rng: _random_record(rng, conf_levels=4),
     "few tied confidences": lambda rng: _random_record(rng, conf_levels=50),
+    "float16 confidences (val --half)": lambda rng: _random_record(rng, max_preds=60, conf_dtype=np.float16),
     "sparse: classes without predictions, images without targets": lambda rng: _random_record(
         rng, n_classes=12, max_preds=4, max_targets=2),
     "COCO-shaped": lambda rng: synthetic_record(rng, n_images=300, n_classes=20, preds_per_image=(20, 60)),
@@ -269,6 +271,7 @@ class _GridDetector(torch.nn.Module):
         return out
 
 
+@pytest.mark.filterwarnings("ignore:'pin_memory' argument")
 def test_collector_records_exactly_what_val_run_scores(tmp_path, monkeypatch, quiet_yolov5):
     import yolov5.val as yolov5_val
     from yolov5.utils.callbacks import Callbacks
