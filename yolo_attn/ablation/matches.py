@@ -1,0 +1,243 @@
+"""The per-image record of a yolov5 validation run: what a bootstrap over validation images resamples.
+
+For every validated image, yolov5's ``val.run`` appends one ``stats`` entry ``(correct, conf, pcls, tcls)``:
+
+- ``correct``: ``n_pred x 10`` booleans, whether each prediction is a true positive at IoU 0.50, 0.55, ..., 0.95
+  (yolov5's ``process_batch``: greedy one-to-one matching of predictions to same-class labels by IoU);
+- ``conf``, ``pcls``: each prediction's confidence and class;
+- ``tcls``: the class of each target (label) of the image.
+
+``ap_per_class`` then computes the APs from the concatenation of all entries. A ``MatchRecord`` keeps exactly
+those entries, concatenated in image order, with the image index of every prediction and target and the
+image's file path, so that the metrics can be recomputed on any multiset of images (a bootstrap resample) and
+two models' records can be checked to cover the same images in the same order.
+
+Capture: ``ValMatchCollector`` is a yolov5 ``on_val_batch_end`` callback. yolov5 does not hand ``correct`` to any
+callback (``on_val_image_end`` gets the predictions but neither the labels nor ``correct``, and is skipped for
+images without predictions), so the collector recomputes it for every image of the batch from the same
+tensors, with yolov5's own functions, exactly as ``val.run`` does: ``scale_boxes`` of the predictions and of
+``xywh2xyxy(labels)`` to the original image size, then ``process_batch``. The record therefore equals val's
+``stats`` entry for entry (tested against the mAP that ``val.run`` returns).
+
+The core needs numpy only; torch and yolov5 are imported inside the callback.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple, Sequence
+
+import numpy as np
+
+IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # yolov5's iouv: the columns of ``correct``
+FORMAT_VERSION = 1
+_ARRAYS = ("paths", "correct", "conf", "pred_cls", "pred_image", "target_cls", "target_image")
+
+
+class ImageMatches(NamedTuple):
+    """One image's yolov5 ``stats`` entry, with the image's path."""
+
+    path: str
+    correct: np.ndarray  # (n_pred, n_iou) bool
+    conf: np.ndarray  # (n_pred,) float
+    pred_cls: np.ndarray  # (n_pred,) class ids
+    target_cls: np.ndarray  # (n_targets,) class ids
+
+
+def _class_ids(values: Any, what: str) -> np.ndarray:
+    """Class ids as int64; yolov5 keeps them as floats, which must be whole numbers."""
+    values = np.asarray(values).reshape(-1)
+    ids = values.astype(np.int64)
+    if not np.array_equal(ids, values):
+        raise ValueError(f"{what} must hold whole class ids, got {values[ids != values][:3]}")
+    return ids
+
+
+def _image_index(counts: np.ndarray) -> np.ndarray:
+    """For per-image counts, the image index of each concatenated element."""
+    return np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+
+
+@dataclass(frozen=True, eq=False)
+class MatchRecord:
+    """All images' ``stats`` entries of one validation run, concatenated in image order.
+
+    Predictions of image ``i`` are the rows where ``pred_image == i``, its targets those where
+    ``target_image == i``; both index arrays are non-decreasing, so the concatenation order (which decides how
+    ``np.argsort`` orders equal confidences in ``ap_per_class``) is the order of yolov5's ``stats``.
+    ``conf`` keeps the dtype yolov5 gave it (float32, or float16 with ``--half``) for the same reason.
+    """
+
+    paths: np.ndarray  # (n_images,) str
+    correct: np.ndarray  # (n_pred, n_iou) bool
+    conf: np.ndarray  # (n_pred,) float
+    pred_cls: np.ndarray  # (n_pred,) int64
+    pred_image: np.ndarray  # (n_pred,) int64, non-decreasing
+    target_cls: np.ndarray  # (n_targets,) int64
+    target_image: np.ndarray  # (n_targets,) int64, non-decreasing
+
+    def __post_init__(self) -> None:
+        n_pred, n_img = len(self.conf), len(self.paths)
+        if self.correct.ndim != 2 or self.correct.shape[0] != n_pred or self.correct.dtype != bool:
+            raise ValueError(f"correct must be a bool array of shape ({n_pred}, n_iou), got "
+                             f"{self.correct.dtype} {self.correct.shape}")
+        for name, n in (("pred_cls", n_pred), ("pred_image", n_pred), ("target_image", len(self.target_cls))):
+            if getattr(self, name).shape != (n,):
+                raise ValueError(f"{name} must have shape ({n},), got {getattr(self, name).shape}")
+        for name in ("pred_image", "target_image"):
+            index = getattr(self, name)
+            if len(index) and (np.any(np.diff(index) < 0) or index[0] < 0 or index[-1] >= n_img):
+                raise ValueError(f"{name} must be non-decreasing image indices in [0, {n_img})")
+        for name in ("pred_cls", "target_cls"):
+            if getattr(self, name).size and getattr(self, name).min() < 0:
+                raise ValueError(f"{name} must hold class ids >= 0")
+        self._check_one_to_one()
+
+    def _check_one_to_one(self) -> None:
+        """yolov5's ``process_batch`` matches each target at most once per IoU threshold: an image can never have
+        more true positives of a class at one threshold than targets of that class. The bootstrap relies on it."""
+        tp = self.correct.any(1)
+        if not tp.any():
+            return
+        k = int(max(self.pred_cls.max(), self.target_cls.max(initial=0))) + 1
+        keys, inverse = np.unique(self.pred_image[tp] * k + self.pred_cls[tp], return_inverse=True)
+        n_tp = np.stack([np.bincount(inverse, weights=col, minlength=keys.size) for col in self.correct[tp].T], 1)
+        t_keys, t_counts = np.unique(self.target_image * k + self.target_cls, return_counts=True)
+        n_t = np.zeros(keys.size, np.int64)
+        if t_keys.size:
+            at = np.minimum(np.searchsorted(t_keys, keys), t_keys.size - 1)
+            n_t = np.where(t_keys[at] == keys, t_counts[at], 0)
+        bad = np.flatnonzero(n_tp.max(1) > n_t)
+        if bad.size:
+            image, cls = divmod(int(keys[bad[0]]), k)
+            raise ValueError(f"image {self.paths[image]!r}, class {cls}: {int(n_tp[bad[0]].max())} true positives at "
+                             f"one IoU threshold but {int(n_t[bad[0]])} target(s) of that class; yolov5 matches each "
+                             f"target at most once per threshold")
+
+    @property
+    def n_images(self) -> int:
+        return len(self.paths)
+
+    @classmethod
+    def from_images(cls, images: Sequence[ImageMatches]) -> "MatchRecord":
+        """Concatenate per-image entries (in the order given: keep the validation order)."""
+        n_iou = images[0].correct.shape[1] if images and np.ndim(images[0].correct) == 2 else len(IOU_THRESHOLDS)
+        correct = [np.asarray(im.correct, dtype=bool).reshape(-1, n_iou) for im in images]
+        conf = [np.asarray(im.conf).reshape(-1) for im in images]
+        return cls(paths=np.array([str(im.path) for im in images], dtype=str),
+                   correct=np.concatenate(correct) if images else np.zeros((0, n_iou), bool),
+                   conf=np.concatenate(conf) if images else np.zeros(0, np.float32),
+                   pred_cls=_class_ids(np.concatenate([np.ravel(im.pred_cls) for im in images] or [[]]), "pred_cls"),
+                   pred_image=_image_index(np.array([len(c) for c in conf], dtype=np.int64)),
+                   target_cls=_class_ids(np.concatenate([np.ravel(im.target_cls) for im in images] or [[]]),
+                                         "target_cls"),
+                   target_image=_image_index(np.array([np.size(im.target_cls) for im in images], dtype=np.int64)))
+
+    def image(self, i: int) -> ImageMatches:
+        """Image ``i``'s entry, as yolov5 made it."""
+        p = self.pred_image == i
+        t = self.target_image == i
+        return ImageMatches(str(self.paths[i]), self.correct[p], self.conf[p], self.pred_cls[p], self.target_cls[t])
+
+    def stats(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(tp, conf, pred_cls, target_cls)`` as ``val.run`` passes them to ``ap_per_class``."""
+        return self.correct, self.conf, self.pred_cls, self.target_cls
+
+    def save(self, path: str | Path) -> Path:
+        """Write an ``.npz`` of plain arrays (no pickled objects; paths as a unicode array)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as f:  # a file object: numpy would append ".npz" to a path without it
+            np.savez_compressed(f, format_version=np.array(FORMAT_VERSION),
+                                **{name: getattr(self, name) for name in _ARRAYS})
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "MatchRecord":
+        """Read a record written by ``save`` (``allow_pickle=False``: loading never runs code)."""
+        with np.load(path, allow_pickle=False) as data:
+            version = int(data["format_version"]) if "format_version" in data else None
+            if version != FORMAT_VERSION:
+                raise ValueError(f"{path}: not a match record of format {FORMAT_VERSION} (format {version})")
+            return cls(**{name: data[name] for name in _ARRAYS})
+
+
+def check_aligned(records: Sequence[MatchRecord]) -> None:
+    """Raise ``ValueError`` unless every record covers the same images (by file path) in the same order.
+
+    A paired bootstrap draws images by index; the same index must mean the same image in every record."""
+    if not records:
+        raise ValueError("no match records given")
+    ref = records[0].paths
+    for k, record in enumerate(records[1:], start=1):
+        if record.paths.shape == ref.shape and np.array_equal(record.paths, ref):
+            continue
+        only_ref = sorted(set(ref.tolist()) - set(record.paths.tolist()))
+        only_this = sorted(set(record.paths.tolist()) - set(ref.tolist()))
+        if only_ref or only_this:
+            detail = (f"{len(only_ref)} image(s) only in record 0 (e.g. {only_ref[:3]}), "
+                      f"{len(only_this)} only in record {k} (e.g. {only_this[:3]})")
+        elif len(ref) != len(record.paths):
+            detail = "the same image files, but repeated a different number of times"
+        else:
+            first = int(np.flatnonzero(ref != record.paths)[0])
+            detail = (f"the same images in a different order (first difference at index {first}: "
+                      f"{str(ref[first])!r} vs {str(record.paths[first])!r})")
+        raise ValueError(f"match records 0 and {k} do not cover the same validation images "
+                         f"({len(ref)} vs {len(record.paths)} images): {detail}. Validate every model on the same "
+                         f"dataset split, with the same settings.")
+
+
+class ValMatchCollector:
+    """A yolov5 callback that records a validation run's per-image matches as a ``MatchRecord``.
+
+    Usage::
+
+        collector = ValMatchCollector()
+        callbacks = Callbacks(); collector.register(callbacks)
+        yolov5.val.run(..., callbacks=callbacks)
+        collector.record().save("run/matches.npz")
+
+    On ``on_val_batch_end(batch_i, im, targets, paths, shapes, preds)`` (called once per batch with the tensors
+    ``val.run`` used: ``targets`` already in pixels of the letterboxed batch, ``preds`` after NMS and after
+    ``--single-cls`` relabelling), it redoes val's per-image matching with yolov5's own ``process_batch``.
+    ``on_val_start`` empties it, so one collector can follow repeated validations (e.g. every training epoch).
+    """
+
+    def __init__(self) -> None:
+        self._images: list[ImageMatches] = []
+
+    def register(self, callbacks: Any, name: str = "yolo_attn_matches") -> "ValMatchCollector":
+        callbacks.register_action("on_val_start", name, self.reset)
+        callbacks.register_action("on_val_batch_end", name, self)
+        return self
+
+    def reset(self, *args: Any) -> None:
+        self._images = []
+
+    def __call__(self, batch_i: int, im: Any, targets: Any, paths: Sequence[str], shapes: Sequence[Any],
+                 preds: Sequence[Any]) -> None:
+        import torch
+        from yolov5.utils.general import scale_boxes, xywh2xyxy
+        from yolov5.val import process_batch
+
+        iouv = torch.linspace(0.5, 0.95, 10, device=targets.device)  # as val.run
+        for si, pred in enumerate(preds):
+            labels = targets[targets[:, 0] == si, 1:]
+            correct = torch.zeros(pred.shape[0], iouv.numel(), dtype=torch.bool)
+            if pred.shape[0] and labels.shape[0]:
+                shape = shapes[si][0]
+                predn = pred.clone()
+                scale_boxes(im[si].shape[1:], predn[:, :4], shape, shapes[si][1])  # native-space pred
+                tbox = xywh2xyxy(labels[:, 1:5])
+                scale_boxes(im[si].shape[1:], tbox, shape, shapes[si][1])  # native-space labels
+                correct = process_batch(predn, torch.cat((labels[:, 0:1], tbox), 1), iouv)
+            self._images.append(ImageMatches(str(Path(paths[si])), correct.cpu().numpy(),
+                                             pred[:, 4].cpu().numpy(), pred[:, 5].cpu().numpy(),
+                                             labels[:, 0].cpu().numpy()))
+
+    def record(self) -> MatchRecord:
+        """The images seen since the last ``on_val_start``, in validation order."""
+        if not self._images:
+            raise ValueError("no validation images were recorded: was the collector registered before val.run?")
+        return MatchRecord.from_images(self._images)
