@@ -39,7 +39,7 @@ SLOW_CONVERT = textwrap.dedent("""
     else:
         shutil.rmtree = slow_rmtree
     from yolo_attn.cli.convert import main
-    from yolo_attn.cli.common import run_cli
+    from yolo_attn.cli.pipeline import run_cli
     sys.exit(run_cli(main, sys.argv[2:]))
 """)
 
