@@ -2,11 +2,13 @@
 import hashlib
 from pathlib import Path
 
-import cv2
 import numpy as np
+import pytest
 import yaml
 
 from yolo_attn.datasets import shapes
+
+pytestmark = pytest.mark.slow  # each test runs a command in a fresh process (about 6 s of imports)
 
 
 def _assert_clean_failure(result, *needles):

@@ -147,6 +147,7 @@ def _shapes_as_coco(root, split, n, seed, first_id):
     return ann, root / split
 
 
+@pytest.mark.slow
 def test_convert_train_val_reports_the_official_coco_ap(run_cli, tmp_path):
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval

@@ -84,6 +84,7 @@ def test_detect_draws_the_models_own_boxes_and_runs_the_onnx_export(tiny_aff, tm
         torch.testing.assert_close(onnx_rows, pt_rows, rtol=0, atol=1.01 / 64)  # a pixel of rounding at most
 
 
+@pytest.mark.slow
 def test_detect_refuses_bad_input_clearly(tiny_aff, tmp_path, capsys, monkeypatch):
     (tmp_path / "bad.pt").write_bytes(b"\x00" * 64)
     env = dict({k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, OMP_NUM_THREADS="1")

@@ -40,6 +40,7 @@ KILLED_AFTER_FIRST_EPOCH = """
 """
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_and_finishes_with_the_summary(run_cli, tmp_path):
     data = shapes.generate(tmp_path / "ds", train=8, val=4, size=64, seed=5)
     cfg = yaml.safe_load((REPO / "model_yamls" / "yolov5s-cbam.yaml").read_text())

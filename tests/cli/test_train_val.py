@@ -3,11 +3,14 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from yolo_attn.datasets import shapes
 
 SUMMARY = re.compile(r"^mAP50 (\d\.\d{4}) mAP50-95 (\d\.\d{4})$", re.M)
 
 
+@pytest.mark.slow
 def test_train_then_val_print_and_save_the_summary(run_cli, tmp_path):
     data = shapes.generate(tmp_path / "ds", train=16, val=8, size=64, seed=5)
     r = run_cli("train", "--cfg", "yolov5s-cbam.yaml", "--data", data, "--epochs", "2", "--imgsz", "64",

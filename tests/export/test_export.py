@@ -64,6 +64,7 @@ def torch_out(model, x):
         return model(x)[0].numpy()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_every_variant_exports_to_onnx_and_matches_pytorch(variant, tmp_path, quiet_yolov5):
     from yolov5 import export
@@ -82,6 +83,7 @@ def test_every_variant_exports_to_onnx_and_matches_pytorch(variant, tmp_path, qu
     assert diff <= TOLERANCE
 
 
+@pytest.mark.slow
 def test_export_command_dynamic_onnx_and_torchscript(tmp_path, quiet_yolov5, capsys):
     """The command (in-process): both formats, dynamic ONNX axes; then other batch sizes and (non-square) image sizes
     in onnxruntime. CoordAtt pools rows and columns separately and splits the result at the input height: the

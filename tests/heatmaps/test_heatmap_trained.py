@@ -19,6 +19,8 @@ import yaml
 from yolo_attn import paths
 from yolo_attn.datasets import shapes
 
+pytestmark = pytest.mark.slow  # trains a detector once per session (about 2.5 minutes)
+
 EPOCHS, TRAIN, VAL, SIZE = 22, 256, 20, 128
 
 

@@ -1,1 +1,5 @@
-"""Command-line entry points: ``yolo-attn train|val|layers|generate-yamls`` (also used by scripts/*.sh)."""
+"""Command-line tools: ``yolo-attn COMMAND`` (main.py) and the scripts/*.sh entry points, one module per command,
+all built on ``pipeline.py`` (typed options, shared steps, one error format).
+
+An application: it may import everything below it (engines, core, registry, modules) and the other applications.
+"""
