@@ -65,6 +65,8 @@ class Settings:
     fold_attn_bn: bool = False
     quick: bool = False
     command: str = ""
+    training_step: bool = True  # the training-step time and ratio (train × columns)
+    memory: bool = True  # the peak memory columns
 
 
 @dataclass
@@ -239,42 +241,29 @@ def measure(settings):
     if s.threads:
         torch.set_num_threads(int(s.threads))
     gpu = _gpu_device(s.device)
-    cfgs = resolve_cfgs(s.cfgs, s.baseline)
-    variants = []
-    for cfg in cfgs:
-        _log(f"building {cfg.name}")
-        variants.append(build_variant(cfg, s.nc, s.fold_attn_bn))
+    variants = build_variants(s)
     base = variants[0].name
-    if s.channels_last:
-        for v in variants:
-            v.infer_model.to(memory_format=torch.channels_last)
     rows = {v.name: {"model": v.name, "cfg": str(v.cfg), "attention": v.attention, "params": v.params}
             for v in variants}
-
-    _log(f"counting FLOPs at {s.imgsz} px")
-    for v in variants:
-        report = flop_report(v, s.imgsz)
-        rows[v.name].update(gflops=report.total / 1e9, gflops_attention=report.attention / 1e9,
-                            gflops_yolov5=yolov5_gflops(v.infer_model, s.imgsz), _uncounted=dict(report.uncounted))
-
+    _count_flops(variants, rows, s)
     x = _input(1, s.imgsz, channels_last=s.channels_last)
     _log(f"CPU inference: {s.rounds} interleaved rounds × {len(variants)} models, batch 1, {s.imgsz} px, "
          f"{torch.get_num_threads()} threads")
     times = interleaved_times({v.name: inference_fn(v.infer_model, x) for v in variants}, s.rounds, s.warmup)
     for name, (ms, ratio) in summarize_times(times, base).items():
         rows[name].update(cpu_ms=ms, cpu_ratio=ratio)
-
     xt = _input(s.train_batch, s.train_imgsz)
-    _log(f"CPU training step: {s.train_rounds} interleaved rounds, batch {s.train_batch}, {s.train_imgsz} px")
-    times = interleaved_times({v.name: train_step_fn(v.train_model, xt) for v in variants}, s.train_rounds,
-                              s.train_warmup)
-    for name, (ms, ratio) in summarize_times(times, base).items():
-        rows[name].update(train_ms=ms, train_ratio=ratio)
-
-    _log("peak memory")
-    for v in variants:
-        rows[v.name].update(cpu_mem_infer_mb=peak_tensor_memory(inference_fn(v.infer_model, x)) / MB,
-                            cpu_mem_train_mb=peak_tensor_memory(train_step_fn(v.train_model, xt)) / MB)
+    if s.training_step:
+        _log(f"CPU training step: {s.train_rounds} interleaved rounds, batch {s.train_batch}, {s.train_imgsz} px")
+        times = interleaved_times({v.name: train_step_fn(v.train_model, xt) for v in variants}, s.train_rounds,
+                                  s.train_warmup)
+        for name, (ms, ratio) in summarize_times(times, base).items():
+            rows[name].update(train_ms=ms, train_ratio=ratio)
+    if s.memory:
+        _log("peak memory")
+        for v in variants:
+            rows[v.name].update(cpu_mem_infer_mb=peak_tensor_memory(inference_fn(v.infer_model, x)) / MB,
+                                cpu_mem_train_mb=peak_tensor_memory(train_step_fn(v.train_model, xt)) / MB)
 
     gpu_name = None
     if gpu is not None:
@@ -286,7 +275,7 @@ def measure(settings):
         r = rows[v.name]
         r["cpu_goal"] = v.cpu_goal
         r["cpu_goal_met"] = None if v.cpu_goal is None else bool(r["cpu_ratio"] <= v.cpu_goal)
-        r["train_goal_met"] = None if v.name == base else bool(r["train_ratio"] <= TRAIN_GOAL)
+        r["train_goal_met"] = None if v.name == base or "train_ratio" not in r else bool(r["train_ratio"] <= TRAIN_GOAL)
 
     notes = []
     if s.runs:
@@ -318,6 +307,26 @@ def measure(settings):
         "baseline": base, "notes": notes,
     }
     return [rows[v.name] for v in variants], meta
+
+
+def build_variants(s):
+    """The baseline and the variants of settings ``s``, built (baseline first)."""
+    variants = []
+    for cfg in resolve_cfgs(s.cfgs, s.baseline):
+        _log(f"building {cfg.name}")
+        variants.append(build_variant(cfg, s.nc, s.fold_attn_bn))
+    if s.channels_last:
+        for v in variants:
+            v.infer_model.to(memory_format=torch.channels_last)
+    return variants
+
+
+def _count_flops(variants, rows, s):
+    _log(f"counting FLOPs at {s.imgsz} px")
+    for v in variants:
+        report = flop_report(v, s.imgsz)
+        rows[v.name].update(gflops=report.total / 1e9, gflops_attention=report.attention / 1e9,
+                            gflops_yolov5=yolov5_gflops(v.infer_model, s.imgsz), _uncounted=dict(report.uncounted))
 
 
 def _measure_gpu(variants, rows, base, device, s):
