@@ -102,6 +102,8 @@ def test_other_training_flags_in_the_same_folder_are_refused_before_training(set
     (["--resamples", "100"], "--resamples must be at least 1000"),
     (["--ci", "95"], "--ci must be between 0 and 1"),
     (["--seeds", "0"], "--seeds must be at least 1"),
+    (["--bench-imgsz", "100"], "--bench-imgsz 100: give a multiple of 32"),
+    (["--cfgs", "no-such.yaml"], "model cfg 'no-such.yaml' not found"),
 ])
 def test_bad_input_exits_2_before_anything_is_trained(setup, tmp_path, capsys, extra, message):
     fake = FakeCommands()

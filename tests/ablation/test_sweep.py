@@ -40,6 +40,25 @@ def test_plan_reads_what_each_run_folder_holds(tmp_path):
     assert sweep.state(finished) == "validate"
 
 
+def test_a_run_stopped_in_trainings_final_validation_is_validated_not_resumed(tmp_path):
+    """After the last epoch yolov5 strips last.pt (no optimizer: it cannot be resumed), then validates best.pt; a
+    stop there leaves every epoch in results.csv and no summary.json."""
+    fake = FakeCommands()
+    job, runs = _sweep(tmp_path, fake, cfgs=CFGS[:1], seeds=[0])
+    run = runs[0]
+    fake(TRAIN, job.train_argv(run), tmp_path / "l")  # opt.yaml: 6 epochs
+    run.train_summary.unlink()
+    header = "epoch,train/box_loss\n"
+    (run.folder / "results.csv").write_text(header + "".join(f"{e},0.1\n" for e in range(5)))
+    assert sweep.state(run) == "resume"
+    (run.folder / "results.csv").write_text(header + "".join(f"{e},0.1\n" for e in range(6)))
+    assert sweep.state(run) == "validate"
+    fake.calls.clear()
+    assert job.execute() == {}
+    assert fake.launched() == [("yolov5s-seed0", VAL)]
+    assert fake.calls[0][2][:2] == ["--weights", str(run.folder / "weights" / "best.pt")]
+
+
 def test_each_run_is_trained_then_validated_with_the_shared_flags(tmp_path):
     fake = FakeCommands()
     job, runs = _sweep(tmp_path, fake)

@@ -9,7 +9,9 @@ What a run folder holds decides what is left to do (``state``):
 
 - ``finished``: ``val/summary.json`` and ``val/matches.npz`` exist (both written atomically by val, the record
   first): reused as it is;
-- ``validate``: training's ``summary.json`` exists (written at its very end): only the validation is run;
+- ``validate``: training's ``summary.json`` exists (written at its very end), or every epoch is in results.csv and
+  best.pt exists (stopped during training's final validation, when yolov5 has already stripped last.pt, which
+  then cannot be resumed): only the validation is run;
 - ``resume``: ``weights/last.pt`` exists but training did not finish: ``train --resume <last.pt>``;
 - ``train``: nothing usable: trained from the start.
 """
@@ -23,6 +25,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
+
+import yaml
 
 TRAIN, VAL = "yolo_attn.cli.train", "yolo_attn.cli.val"
 STATES = ("finished", "validate", "resume", "train")
@@ -68,11 +72,23 @@ def runs_for(cfgs: Sequence[Path], seeds: Sequence[int], out: Path) -> list[Run]
 def state(run: Run) -> str:
     if run.val_summary.is_file() and run.matches.is_file():
         return "finished"
-    if run.train_summary.is_file():
+    if run.train_summary.is_file() or _epochs_all_done(run):
         return "validate"
     if run.last_pt.is_file():
         return "resume"
     return "train"
+
+
+def _epochs_all_done(run: Run) -> bool:
+    results, opt = run.folder / "results.csv", run.folder / "opt.yaml"
+    if not (results.is_file() and opt.is_file() and (run.folder / "weights" / "best.pt").is_file()):
+        return False
+    try:
+        epochs = (yaml.safe_load(opt.read_text(encoding="utf-8")) or {}).get("epochs")
+        rows = [line for line in results.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+    except (OSError, yaml.YAMLError):
+        return False
+    return isinstance(epochs, int) and len(rows) >= epochs
 
 
 def plan(runs: Sequence[Run]) -> dict[Run, str]:
@@ -154,6 +170,8 @@ class Sweep:
         log = self.logs / f"{run.name}.log"
         self.log(f"{label}: {'train' if what == 'train' else what} (log {log})")
         start = self.clock()
+        if what == "train":  # a start that never reached a checkpoint: yolov5 would append to its results.csv
+            (run.folder / "results.csv").unlink(missing_ok=True)
         steps = {"train": [("training", TRAIN, self.train_argv)], "resume": [("training", TRAIN, self._resume_argv)],
                  "validate": []}[what] + [("validation", VAL, self.val_argv)]
         for stage, module, argv in steps:

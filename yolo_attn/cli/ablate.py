@@ -10,7 +10,7 @@ interrupted ones resumed from their last.pt; more --seeds or --cfgs later train 
 Without --data: the embedded dataset with train.sh's defaults but SWEEP_EPOCHS epochs, so that 6 variants x 3 seeds
 finish within an hour on 2 CPU cores (README, "Trustworthy ablations": measured per run, extrapolated).
 Exit status: 0 when every run finished and every variant was compared; 1 when runs failed or are missing (the
-table names them); 2 for a mistake in the command (nothing is trained).
+table names them); 2 for a mistake in the command (nothing is trained) or runs that cannot be compared (no table).
 """
 import argparse
 import datetime
@@ -36,7 +36,8 @@ MANIFEST = "sweep.json"
 
 
 def parser():
-    p = Parser("yolo-attn ablate", __doc__.split("\n\n", 1)[1], engine_tool="train")
+    doc = __doc__.split("\n\n", 1)[1].replace("SWEEP_EPOCHS epochs", f"{SWEEP_EPOCHS} epochs")
+    p = Parser("yolo-attn ablate", doc, engine_tool="train")
     p.add_argument("--cfgs", nargs="+", required=True, help="model YAMLs (paths or names in model_yamls/)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per variant: 0 .. N-1 (default 3)")
     p.add_argument("--data", help="data YAML (default: the embedded dataset)")
@@ -82,6 +83,10 @@ def check_options(opt, rest):
         raise BadParameter("ci", "{name} must be between 0 and 1, e.g. 0.95")
     if opt.resamples < 1000:
         raise BadParameter("resamples", "{name} must be at least 1000 (fewer make the interval's ends noisy)")
+    if opt.bench_imgsz is not None and (opt.bench_imgsz < 32 or opt.bench_imgsz % 32):
+        raise BadParameter("bench_imgsz", "{name} " + f"{opt.bench_imgsz}: give a multiple of 32 (yolov5's stride)")
+    if opt.bench_rounds is not None and opt.bench_rounds < 1:
+        raise BadParameter("bench_rounds", "{name} must be at least 1")
 
 
 def training_args(opt, rest):
