@@ -12,7 +12,7 @@ import yaml
 
 from yolo_attn.ablation.bootstrap import map_scores
 from yolo_attn.ablation.matches import ImageMatches, MatchRecord
-from yolo_attn.ablation.sweep import TRAIN, VAL
+from yolo_attn.ablation.sweep import TRAIN
 
 
 def detector_record(seed, hit_rate, n_images=60, n_classes=3, prefix="images/val/im"):

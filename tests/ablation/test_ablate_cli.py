@@ -1,7 +1,6 @@
 """scripts/ablate.sh (yolo_attn.cli.ablate) with a fake trainer and the bench's --quick measurements: the table and
 its files, reuse on a second call, exit codes, and bad input refused before anything is trained."""
 import json
-from pathlib import Path
 
 import pytest
 import yaml

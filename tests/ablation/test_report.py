@@ -31,8 +31,14 @@ def _compare(tmp_path, fake, cfgs=CFGS, baseline="base", **kw):
     return report.compare(cfgs, [0, 1, 2], results, failures, baseline, **kw), results
 
 
-def test_verdicts_follow_the_known_quality_of_the_detectors(tmp_path):
-    comparison, results = _compare(tmp_path, FakeCommands(QUALITY))
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """One sweep of the four detectors, 3 seeds, compared (shared by the tests that only read it)."""
+    return _compare(tmp_path_factory.mktemp("swept"), FakeCommands(QUALITY))
+
+
+def test_verdicts_follow_the_known_quality_of_the_detectors(swept):
+    comparison, results = swept
     rows = {r["model"]: r for r in comparison.rows}
     assert comparison.complete and comparison.notes == []
     assert [rows[n]["verdict_mAP50-95"] for n in QUALITY] == ["baseline", "better", "within noise", "worse"]
@@ -52,9 +58,10 @@ def test_verdicts_follow_the_known_quality_of_the_detectors(tmp_path):
 
 def test_a_wider_confidence_level_gives_a_wider_interval(tmp_path):
     rows = {}
+    runs, failures, results = _swept(tmp_path, FakeCommands(QUALITY), cfgs=[CFGS[0], CFGS[2]])
     for ci in (0.8, 0.99):
-        comparison, _ = _compare(tmp_path / str(ci), FakeCommands(QUALITY), ci=ci)
-        rows[ci] = next(r for r in comparison.rows if r["model"] == "same")
+        comparison = report.compare([CFGS[0], CFGS[2]], [0, 1, 2], results, failures, "base", ci=ci)
+        rows[ci] = comparison.rows[1]
     assert rows[0.8]["d_mAP50-95"] == rows[0.99]["d_mAP50-95"]
     assert rows[0.99]["d_mAP50-95_low"] < rows[0.8]["d_mAP50-95_low"]
     assert rows[0.99]["d_mAP50-95_high"] > rows[0.8]["d_mAP50-95_high"]
@@ -62,7 +69,7 @@ def test_a_wider_confidence_level_gives_a_wider_interval(tmp_path):
 
 def test_failed_seeds_are_named_not_averaged_away(tmp_path):
     fake = FakeCommands(QUALITY, fail={("better-seed1", "yolo_attn.cli.train"): 1})
-    comparison, _ = _compare(tmp_path, fake)
+    comparison, _ = _compare(tmp_path, fake, cfgs=CFGS[:2])
     row = next(r for r in comparison.rows if r["model"] == "better")
     assert not comparison.complete
     assert (row["seeds"], row["seeds_asked"], row["seeds_done"], row["seeds_failed"]) == (2, 3, [0, 2], [1])
@@ -121,18 +128,17 @@ def test_runs_validated_on_different_images_are_refused(tmp_path):
         report.compare(CFGS, [0, 1, 2], results, failures, "base")
 
 
-def test_coco_columns_appear_on_coco_format_data(tmp_path):
-    comparison, _ = _compare(tmp_path, FakeCommands(QUALITY, coco=True))
+def test_coco_columns_appear_on_coco_format_data(tmp_path, swept):
+    comparison, _ = _compare(tmp_path, FakeCommands(QUALITY, coco=True), cfgs=CFGS[:2])
     row = comparison.rows[0]
     assert row["coco_APm"] == pytest.approx(0.21) and row["coco_APm_std"] == pytest.approx(0.01)
     headers = output.table.markdown_table(output.schema(), comparison.rows).splitlines()[0]
     assert "| COCO AP | AP_S | AP_M | AP_L |" in headers
-    plain, _ = _compare(tmp_path / "plain", FakeCommands(QUALITY))
-    assert "COCO AP" not in output.table.markdown_table(output.schema(), plain.rows)
+    assert "COCO AP" not in output.table.markdown_table(output.schema(), swept[0].rows)
 
 
-def test_written_files_hold_the_same_rows(tmp_path):
-    comparison, _ = _compare(tmp_path, FakeCommands(QUALITY))
+def test_written_files_hold_the_same_rows(tmp_path, swept):
+    comparison = report.Comparison([dict(r) for r in swept[0].rows], [], True)
     for row in comparison.rows:
         row.update(attention="-", params=1000, gflops=16.5, cpu_ms=100.0, cpu_ratio=1.0)
     meta = {"baseline": "base", "seeds": 3, "command": "scripts/ablate.sh ...", "date": "today", "train_args": [],

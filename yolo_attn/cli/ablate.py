@@ -89,10 +89,10 @@ def check_options(opt, rest):
         raise BadParameter("bench_rounds", "{name} must be at least 1")
 
 
-def training_args(opt, rest):
-    """The training flags every run shares (the sweep adds --cfg, --seed, --project, --name)."""
-    data = ["--data", str(resolve_data(opt.data))] if opt.data else ["--epochs", str(SWEEP_EPOCHS)]
-    return data + list(rest)
+def training_args(data_yaml, rest):
+    """The training flags every run shares (the sweep adds --cfg, --seed, --project, --name); ``data_yaml`` None:
+    the embedded dataset, whose defaults train.sh adds."""
+    return (["--data", str(data_yaml)] if data_yaml else ["--epochs", str(SWEEP_EPOCHS)]) + list(rest)
 
 
 def validation_args(data_yaml, rest):
@@ -152,19 +152,18 @@ def measure_cost(opt, cfgs, baseline, nc, argv):
 
 
 def main(argv, launcher=None):
-    from yolo_attn.ablation import output, report, sweep
+    from yolo_attn.ablation import sweep
 
     opt, rest = parser().parse(argv)
     check_options(opt, rest)
     cfgs = _cfgs(opt.cfgs)
     baseline = _baseline(opt.baseline, cfgs)
     data_yaml = resolve_data(opt.data)
-    train_args = training_args(opt, rest)
+    train_args = training_args(data_yaml if opt.data else None, rest)
     out = Path(opt.out).expanduser().resolve()
     check_manifest(out, train_args)
-    cost, cost_meta = measure_cost(opt, cfgs, baseline, number_of_classes(data_yaml), argv)
-    seeds = list(range(opt.seeds))
-    runs = sweep.runs_for(cfgs, seeds, out)
+    cost = measure_cost(opt, cfgs, baseline, number_of_classes(data_yaml), argv)
+    runs = sweep.runs_for(cfgs, list(range(opt.seeds)), out)
     job = sweep.Sweep(runs, train_args, validation_args(data_yaml, rest), out / "logs",
                       **({"launcher": launcher} if launcher else {}))
     try:
@@ -174,13 +173,22 @@ def main(argv, launcher=None):
         print(f"\nyolo-attn ablate: interrupted with {done} of {len(runs)} runs finished; run the same command "
               "again to continue (finished runs are reused, the interrupted one resumed)", file=sys.stderr)
         return 130
+    return write_table(opt, argv, runs, failures, cost, baseline.stem, data_yaml, train_args, out)
+
+
+def write_table(opt, argv, runs, failures, cost, baseline, data_yaml, train_args, out):
+    """Compare the finished runs, write DIR/ablation.*, print the table; the exit status."""
+    from yolo_attn.ablation import output, report, sweep
+
+    cost_rows, cost_meta = cost
+    cfgs = list(dict.fromkeys(r.cfg for r in runs))
     results = {r: report.load_result(r) for r in runs if sweep.state(r) == "finished"}
-    comparison = report.compare(cfgs, seeds, results, failures, baseline.stem, opt.resamples, opt.ci,
+    comparison = report.compare(cfgs, list(range(opt.seeds)), results, failures, baseline, opt.resamples, opt.ci,
                                 opt.bootstrap_seed)
     for row in comparison.rows:
-        row.update({k: cost[row["model"]].get(k) for k in ("attention", *output.COST)})
+        row.update({k: cost_rows[row["model"]].get(k) for k in ("attention", *output.COST)})
     meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
-            "command": "scripts/ablate.sh " + shlex.join(argv), "baseline": baseline.stem, "seeds": opt.seeds,
+            "command": "scripts/ablate.sh " + shlex.join(argv), "baseline": baseline, "seeds": opt.seeds,
             "data": str(data_yaml), "train_args": train_args, "resamples": opt.resamples, "ci": opt.ci,
             "bootstrap_seed": opt.bootstrap_seed, "notes": comparison.notes,
             "cost": {k: cost_meta[k] for k in ("imgsz", "rounds", "threads", "cpu", "torch", "quick", "nc")},
