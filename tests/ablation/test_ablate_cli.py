@@ -94,6 +94,22 @@ def test_other_training_flags_in_the_same_folder_are_refused_before_training(set
     assert _run(reordered, fake) == 0 and fake.calls == []
 
 
+def test_a_cfg_edited_after_its_runs_is_refused(setup, tmp_path, capsys):
+    root = tmp_path / "cfgs"
+    root.mkdir()
+    for name in ("tiny-yolov5s.yaml", "tiny-yolov5s-se.yaml"):
+        (root / name).write_text((setup[0] / name).read_text())
+    argv = _argv((root, setup[1]), tmp_path / "out")
+    fake = FakeCommands()
+    assert _run(argv, fake) == 0
+    cfg = yaml.safe_load((root / "tiny-yolov5s-se.yaml").read_text())
+    cfg["width_multiple"] = 0.25
+    (root / "tiny-yolov5s-se.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    fake.calls.clear()
+    assert _run(argv, fake) == 2 and fake.calls == []
+    assert "tiny-yolov5s-se.yaml changed since its runs in" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--baseline", "yolov5s-cbam.yaml"], "--baseline yolov5s-cbam.yaml: not among --cfgs"),
     (["--seed", "3"], "--seed: the sweep sets it for every run; use --seeds N"),

@@ -14,6 +14,7 @@ table names them); 2 for a mistake in the command (nothing is trained) or runs t
 """
 import argparse
 import datetime
+import hashlib
 import json
 import shlex
 import sys
@@ -115,23 +116,33 @@ def parsed_training_options(train_args):
     return {**vars(parse_options("train", engine, "yolo-attn ablate")), **vars(ours)}
 
 
-def check_manifest(out, train_args):
-    """The sweep folder's training flags: recorded on first use; a later call must mean the same options (both are
-    parsed here, now: yolov5's defaults are paths relative to the working directory)."""
+def _digest(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def check_manifest(out, train_args, cfgs):
+    """The sweep folder's training flags and model YAMLs: recorded on first use; a later call must mean the same
+    options (both parsed here, now: yolov5's defaults are paths relative to the working directory), and a cfg
+    swept before must still have the same content."""
     options = parsed_training_options(train_args)
     path = out / MANIFEST
-    if not path.is_file():
-        out.mkdir(parents=True, exist_ok=True)
-        write_text_atomically(path, json.dumps({"train_args": train_args}, indent=2) + "\n")
-        return
-    before_args = json.loads(path.read_text(encoding="utf-8")).get("train_args", [])
-    before = parsed_training_options(before_args)
+    manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"train_args": train_args}
+    before = parsed_training_options(manifest["train_args"])
     changed = sorted(k for k in set(options) | set(before) if options.get(k) != before.get(k))
     if changed:
-        raise UsageError(f"{out} holds a sweep trained with the flags `{shlex.join(before_args)}`; this call asks "
-                         f"for `{shlex.join(train_args)}` (differs in {', '.join(changed)}). Runs trained differently "
-                         "are not comparable: repeat the same training flags (--cfgs and --seeds may change), or "
-                         "give another --out.")
+        raise UsageError(f"{out} holds a sweep trained with the flags `{shlex.join(manifest['train_args'])}`; this "
+                         f"call asks for `{shlex.join(train_args)}` (differs in {', '.join(changed)}). Runs trained "
+                         "differently are not comparable: repeat the same training flags (--cfgs and --seeds may "
+                         "change), or give another --out.")
+    known = manifest.get("cfgs", {})
+    edited = [c for c in cfgs if known.get(c.stem, _digest(c)) != _digest(c)]
+    if edited:
+        raise UsageError(f"{edited[0]} changed since its runs in {out} were trained; delete "
+                         f"{out / 'runs' / (edited[0].stem + '-seed*')} to train it anew, or give another --out.")
+    cfg_digests = {**known, **{c.stem: _digest(c) for c in cfgs}}
+    if cfg_digests != known or not path.is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        write_text_atomically(path, json.dumps({**manifest, "cfgs": cfg_digests}, indent=2) + "\n")
 
 
 def number_of_classes(data_yaml):
@@ -161,7 +172,7 @@ def main(argv, launcher=None):
     data_yaml = resolve_data(opt.data)
     train_args = training_args(data_yaml if opt.data else None, rest)
     out = Path(opt.out).expanduser().resolve()
-    check_manifest(out, train_args)
+    check_manifest(out, train_args, cfgs)
     cost = measure_cost(opt, cfgs, baseline, number_of_classes(data_yaml), argv)
     runs = sweep.runs_for(cfgs, list(range(opt.seeds)), out)
     job = sweep.Sweep(runs, train_args, validation_args(data_yaml, rest), out / "logs",
