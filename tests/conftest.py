@@ -1,6 +1,5 @@
 """Shared test fixtures: one torch thread, quiet yolov5, small model builds."""
 import copy
-import logging
 
 import pytest
 import torch
@@ -19,12 +18,10 @@ def _one_torch_thread():
 def quiet_yolov5():
     """Silence yolov5's per-layer printout while a test builds models."""
     import yolo_attn  # noqa: F401  (patches yolov5 before it is used)
-    from yolov5.utils.general import LOGGER
+    from yolo_attn.engines.yolov5.model import quiet
 
-    level = LOGGER.level
-    LOGGER.setLevel(logging.WARNING)
-    yield LOGGER
-    LOGGER.setLevel(level)
+    with quiet() as logger:
+        yield logger
 
 
 @pytest.fixture

@@ -6,21 +6,15 @@ import torch
 @pytest.fixture
 def yolov5_model():
     """Build a yolov5 DetectionModel from a YAML in model_yamls/ quietly (the stock constructor)."""
-    import logging
-
     import yolo_attn  # noqa: F401
     from yolov5.models.yolo import Model
-    from yolov5.utils.general import LOGGER
 
     from yolo_attn import paths
+    from yolo_attn.engines.yolov5.model import quiet
 
     def build(name, nc=80):
-        level = LOGGER.level
-        LOGGER.setLevel(logging.WARNING)
-        try:
+        with quiet():
             torch.manual_seed(0)
             return Model(str(paths.resolve_cfg(name)), ch=3, nc=nc)
-        finally:
-            LOGGER.setLevel(level)
 
     return build

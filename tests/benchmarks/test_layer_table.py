@@ -48,17 +48,38 @@ def test_params_column_matches_the_modules_at_their_yolov5s_widths(table):
     se = sum(sum(p.numel() for p in SE(c).parameters()) for c in (128, 256, 512))  # after the C3s at P3, P4, P5
     assert se == 43_960 and "| +43,960 |" in _row(table, "SE")
     assert "| +384 |" in _row(table, "SGE")  # 2 parameters per group, 64 groups, three places
-    assert "7,235,389" in table and "stock 16.43" in table  # yolov5s: 7,235,389 params, 16.4 GFLOPs fused
+    assert "7,235,389" in table and "stock 16.50" in table  # yolov5s: 7,235,389 params, 16.50 GFLOPs by the bench rule
 
 
-def test_cost_column_counts_the_nonlocal_affinity(table):
-    # P5 of yolov5s at 640 px: 20×20 positions, C = 512, C' = 256: four 1x1 convs + two (HW)²·C' matrix products
+def test_cost_column_counts_the_nonlocal_block_by_the_bench_rule(table):
+    # P5 of yolov5s at 640 px: 20×20 positions, C = 512, C' = 256. Four 1x1 convs (θ with a bias), the two
+    # (HW)²·C' matrix products, the softmax over (HW)² (3 per element), the block's BN (2 per element; yolov5's
+    # fuse() folds only its own Conv+BN) and the residual add (1 per element).
     hw, c, ci = 400, 512, 256
-    flops = 2 * (4 * c * ci * hw + 2 * hw * hw * ci)
+    flops = 2 * 4 * c * ci * hw + ci * hw + 2 * 2 * hw * hw * ci + 3 * hw * hw + 2 * c * hw + c * hw
     assert f"({flops / 1e9:+.4f})" in _row(table, "NonLocal")
-    assert _row(table, "NonLocal").endswith("| 17.02 (+0.5833) |")
+    assert _row(table, "NonLocal").endswith("| 17.08 (+0.5845) |")
 
 
-def test_model_cost_is_yolov5s_own_figure():
+def test_model_cost_is_the_bench_figure_for_yolov5s():
     params, flops = docs.model_cost(docs.variant_dict("yolov5s.yaml"))
-    assert params == 7_235_389 and round(flops / 1e9, 1) == 16.4
+    assert params == 7_235_389 and round(flops / 1e9, 2) == 16.50  # convs 16.43 + biases, activations, BN...
+
+
+def test_layer_table_and_bench_print_the_same_figures(table, tmp_path):
+    """One FLOP counter: scripts/bench.sh at 640 px and the README table agree for the same models."""
+    import json
+
+    from yolo_attn.cli import bench
+
+    bench.main(["--quick", "--imgsz", "640", "--rounds", "1", "--cfgs", "yolov5s-cbam.yaml", "yolov5s-nonlocal.yaml",
+                "--device", "cpu", "--threads", "1", "--out", str(tmp_path)])
+    rows = {r["model"]: r for r in json.loads((tmp_path / "ablation.json").read_text())["rows"]}
+    base = rows["yolov5s"]
+    assert f"stock {base['gflops']:.2f}" in table and f"yolov5s ({base['params']:,} at nc=80)" in table
+    for layer in ("CBAM", "NonLocal"):
+        row = rows[f"yolov5s-{layer.lower()}"]
+        params, flops = docs.model_cost(docs.variant_dict(f"yolov5s-{layer.lower()}.yaml"))
+        assert (params, flops / 1e9) == (row["params"], pytest.approx(row["gflops"], abs=1e-12))
+        cells = f"| {row['params'] - base['params']:+,} | {row['gflops']:.2f} ({row['gflops'] - base['gflops']:+.4f}) |"
+        assert _row(table, layer).endswith(cells)

@@ -37,17 +37,14 @@ def tiny(tmp_path_factory):
     """A small yolov5s-cbam (CBAM, PooledBatchNorm2d: yolo-attn classes in the pickle) saved two ways: as training's
     final best.pt (FP16, optimizer stripped) and as a mid-training last.pt (optimizer state, EMA, numpy fitness)."""
     from yolov5.models.yolo import Model
-    from yolov5.utils.general import LOGGER
 
-    level = LOGGER.level
-    LOGGER.setLevel(logging.WARNING)
-    try:
+    from yolo_attn.engines.yolov5.model import quiet
+
+    with quiet():
         d = yaml.safe_load((REPO / "model_yamls" / "yolov5s-cbam.yaml").read_text())
         d["depth_multiple"], d["width_multiple"] = 0.33, 0.25
         torch.manual_seed(0)
         model = Model(d, nc=4)
-    finally:
-        LOGGER.setLevel(level)
     g = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for m in model.modules():

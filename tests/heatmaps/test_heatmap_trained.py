@@ -1,5 +1,5 @@
 """On a detector trained on the embedded dataset: each detection's heat is inside its own box, the detections are
-yolov5's final ones, and the vectorised gradients beat the one-at-a-time backward passes.
+yolov5's final ones, and every gradient strategy gives the maps of one full backward pass per detection.
 
 The detector is trained once per session by the same command as scripts/train.sh (``yolo_attn.cli.train``) -- a
 width-0.25 copy of model_yamls/yolov5s-cbam.yaml (yolov5n-sized, the same rows) on a 256-image, 128 px shapes
@@ -137,17 +137,24 @@ def test_heatmaps_are_for_yolov5s_final_detections(trained, heatmaps):
             assert np.load(out / r["npy"]).shape == img.shape[:2]
 
 
-@pytest.mark.parametrize("layers,speedup", [(None, 1.4), (["neck"], 2.5)])
-def test_batched_gradients_are_faster_than_one_full_backward_per_detection(trained, layers, speedup):
-    """heatmap_speed's comparison at 10 detections on this model (one thread, interleaved medians; it also checks
-    that every approach gives the same maps). Measured here: x2.1 (default backbone layers) and x4.7 (neck) against
-    the copied script's full backward per detection; the bounds leave room for a loaded machine."""
-    from yolo_attn.benchmarks.heatmap_speed import bench
+@pytest.mark.parametrize("layers", [None, ["neck"]])
+def test_every_strategy_gives_the_maps_of_one_full_backward_per_detection(trained, layers):
+    """On the trained detector at 10 detections, the vectorised default and the replicated and one-at-a-time
+    strategies give the maps of the widely copied script's approach (one full backward pass per detection), within
+    heatmap_speed's own agreement tolerance. How much faster they are is a figure, printed by
+    ``python -m yolo_attn.benchmarks.heatmap_speed``, not asserted here."""
+    from yolo_attn.benchmarks.heatmap_speed import CONF, FullBackwardCAM
+    from yolo_attn.heatmaps.cam import DetectionCAM
     from yolo_attn.heatmaps.images import letterbox_tensor, read_image
     from yolo_attn.heatmaps.model import load_detector
 
     model, imgsz = load_detector(trained["weights"])
     image, _ = letterbox_tensor(read_image(sorted(trained["val"].glob("*.jpg"))[0]), imgsz, 32)
-    found, med, _ = bench(model, image, 10, layers=layers, repeats=5)
-    assert found == 10
-    assert med["one-at-a-time, full backward"] / med["vectorised (default)"] >= speedup, med
+    cam = DetectionCAM(model, layers, conf_thres=CONF, max_det=10, batch_size=10)
+    det_ref, reference = FullBackwardCAM(cam).explain(image)
+    assert len(det_ref) == 10 and reference.max() > 0
+    assert np.abs(reference - reference[:1]).max() > 0.1  # one map per detection, not ten copies of one
+    for strategy in ("batched", "replicate", "sequential"):
+        det, state = cam.detect(image)
+        torch.testing.assert_close(det, det_ref)
+        np.testing.assert_allclose(cam.maps(det, state, strategy), reference, atol=1e-3, err_msg=strategy)

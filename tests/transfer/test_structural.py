@@ -1,5 +1,4 @@
 """Structural weight transfer: every source layer that still exists in the target gets its weights."""
-import logging
 
 import pytest
 import torch
@@ -13,13 +12,14 @@ from yolo_attn.transfer.structural import align, row_signatures, structural_tran
 @pytest.fixture(scope="module")
 def models():
     from yolov5.models.yolo import Model
-    from yolov5.utils.general import LOGGER
 
-    LOGGER.setLevel(logging.WARNING)
+    from yolo_attn.engines.yolov5.model import quiet
+
     torch.manual_seed(0)
     base = load_model_yaml(MODEL_YAMLS / "yolov5s.yaml")
-    built = {"base": Model(base, nc=4), "cbam": Model(insert_after(base, [4, 6, 8], "CBAM"), nc=4),
-             "aff": Model(replace_concat(base, "AFF"), nc=4)}
+    with quiet():
+        built = {"base": Model(base, nc=4), "cbam": Model(insert_after(base, [4, 6, 8], "CBAM"), nc=4),
+                 "aff": Model(replace_concat(base, "AFF"), nc=4)}
     return {k: m.eval() for k, m in built.items()}
 
 

@@ -20,7 +20,6 @@ Every figure is taken in one process, the baseline (model_yamls/yolov5s.yaml) an
   ratio and peak memory, with the device named.
 """
 import copy
-import csv
 import datetime
 import json
 import platform
@@ -30,7 +29,9 @@ from pathlib import Path
 
 import torch
 
+from yolo_attn.benchmarks import table
 from yolo_attn.benchmarks.flops import count_flops, yolov5_gflops
+from yolo_attn.benchmarks.table import Column
 from yolo_attn.engines.yolov5.model import build_model, quiet
 from yolo_attn.registry import find_layer
 from yolo_attn.benchmarks.latency import (inference_fn, interleaved_times, peak_cuda_memory, peak_tensor_memory,
@@ -38,16 +39,11 @@ from yolo_attn.benchmarks.latency import (inference_fn, interleaved_times, peak_
 
 BASELINE = "yolov5s.yaml"
 TRAIN_GOAL = 1.15
-# issue #6's CPU latency goals (ratio to the baseline, batch 1, 640 px, fused); other layers have none
 MB = 2 ** 20
 
 FULL = dict(imgsz=640, rounds=30, warmup=3, train_imgsz=320, train_batch=2, train_rounds=10, train_warmup=2)
 QUICK = dict(imgsz=128, rounds=3, warmup=1, train_imgsz=64, train_batch=2, train_rounds=2, train_warmup=1)
 
-CPU_COLUMNS = ["model", "cfg", "attention", "params", "gflops", "gflops_attention", "gflops_yolov5",
-               "cpu_ms", "cpu_ratio", "cpu_goal", "cpu_goal_met", "train_ms", "train_ratio", "train_goal_met",
-               "cpu_mem_infer_mb", "cpu_mem_train_mb", "mAP50", "mAP50-95", "run"]
-GPU_COLUMNS = ["gpu_ms", "gpu_ratio", "gpu_train_ratio", "gpu_mem_infer_mb"]
 
 
 @dataclass
@@ -69,6 +65,8 @@ class Settings:
     fold_attn_bn: bool = False
     quick: bool = False
     command: str = ""
+    training_step: bool = True  # the training-step time and ratio (train × columns)
+    memory: bool = True  # the peak memory columns
 
 
 @dataclass
@@ -124,8 +122,9 @@ def attention_label(layers):
     return ", ".join(f"{k}×{v}" for k, v in layers.items()) or "-"
 
 
-def build_variant(cfg, nc=80, fold_attn_bn=False):
-    """The model of ``cfg`` as trained (train mode) and a fused eval copy for inference."""
+def build_variant(cfg, nc=80, fold_attn_bn=False, name=None):
+    """The model of ``cfg`` (a YAML path, or a model dict with ``name``) as trained (train mode) and a fused eval
+    copy for inference."""
     torch.manual_seed(0)
     model = build_model(cfg, nc=nc)
     params = sum(p.numel() for p in model.parameters())
@@ -139,7 +138,14 @@ def build_variant(cfg, nc=80, fold_attn_bn=False):
     for p in infer.parameters():
         p.requires_grad_(False)
     layers = attention_layers(model)
-    return Variant(Path(cfg).stem, Path(cfg), attention_label(layers), layers, params, model.train(), infer)
+    cfg = Path(name or "") if isinstance(cfg, dict) else Path(cfg)
+    return Variant(name or cfg.stem, cfg, attention_label(layers), layers, params, model.train(), infer)
+
+
+def flop_report(variant, imgsz):
+    """The FLOPs of one 1×3×imgsz×imgsz image through the variant's fused eval model, every operator counted
+    (``flops.count_flops``): the one FLOP figure of the bench, the sweep and the README's layer table."""
+    return count_flops(variant.infer_model, imgsz)
 
 
 # ------------------------------------------------------------------ run folders
@@ -235,42 +241,29 @@ def measure(settings):
     if s.threads:
         torch.set_num_threads(int(s.threads))
     gpu = _gpu_device(s.device)
-    cfgs = resolve_cfgs(s.cfgs, s.baseline)
-    variants = []
-    for cfg in cfgs:
-        _log(f"building {cfg.name}")
-        variants.append(build_variant(cfg, s.nc, s.fold_attn_bn))
+    variants = build_variants(s)
     base = variants[0].name
-    if s.channels_last:
-        for v in variants:
-            v.infer_model.to(memory_format=torch.channels_last)
     rows = {v.name: {"model": v.name, "cfg": str(v.cfg), "attention": v.attention, "params": v.params}
             for v in variants}
-
-    _log(f"counting FLOPs at {s.imgsz} px")
-    for v in variants:
-        report = count_flops(v.infer_model, s.imgsz)
-        rows[v.name].update(gflops=report.total / 1e9, gflops_attention=report.attention / 1e9,
-                            gflops_yolov5=yolov5_gflops(v.infer_model, s.imgsz), _uncounted=dict(report.uncounted))
-
+    _count_flops(variants, rows, s)
     x = _input(1, s.imgsz, channels_last=s.channels_last)
     _log(f"CPU inference: {s.rounds} interleaved rounds × {len(variants)} models, batch 1, {s.imgsz} px, "
          f"{torch.get_num_threads()} threads")
     times = interleaved_times({v.name: inference_fn(v.infer_model, x) for v in variants}, s.rounds, s.warmup)
     for name, (ms, ratio) in summarize_times(times, base).items():
         rows[name].update(cpu_ms=ms, cpu_ratio=ratio)
-
     xt = _input(s.train_batch, s.train_imgsz)
-    _log(f"CPU training step: {s.train_rounds} interleaved rounds, batch {s.train_batch}, {s.train_imgsz} px")
-    times = interleaved_times({v.name: train_step_fn(v.train_model, xt) for v in variants}, s.train_rounds,
-                              s.train_warmup)
-    for name, (ms, ratio) in summarize_times(times, base).items():
-        rows[name].update(train_ms=ms, train_ratio=ratio)
-
-    _log("peak memory")
-    for v in variants:
-        rows[v.name].update(cpu_mem_infer_mb=peak_tensor_memory(inference_fn(v.infer_model, x)) / MB,
-                            cpu_mem_train_mb=peak_tensor_memory(train_step_fn(v.train_model, xt)) / MB)
+    if s.training_step:
+        _log(f"CPU training step: {s.train_rounds} interleaved rounds, batch {s.train_batch}, {s.train_imgsz} px")
+        times = interleaved_times({v.name: train_step_fn(v.train_model, xt) for v in variants}, s.train_rounds,
+                                  s.train_warmup)
+        for name, (ms, ratio) in summarize_times(times, base).items():
+            rows[name].update(train_ms=ms, train_ratio=ratio)
+    if s.memory:
+        _log("peak memory")
+        for v in variants:
+            rows[v.name].update(cpu_mem_infer_mb=peak_tensor_memory(inference_fn(v.infer_model, x)) / MB,
+                                cpu_mem_train_mb=peak_tensor_memory(train_step_fn(v.train_model, xt)) / MB)
 
     gpu_name = None
     if gpu is not None:
@@ -282,7 +275,7 @@ def measure(settings):
         r = rows[v.name]
         r["cpu_goal"] = v.cpu_goal
         r["cpu_goal_met"] = None if v.cpu_goal is None else bool(r["cpu_ratio"] <= v.cpu_goal)
-        r["train_goal_met"] = None if v.name == base else bool(r["train_ratio"] <= TRAIN_GOAL)
+        r["train_goal_met"] = None if v.name == base or "train_ratio" not in r else bool(r["train_ratio"] <= TRAIN_GOAL)
 
     notes = []
     if s.runs:
@@ -316,6 +309,26 @@ def measure(settings):
     return [rows[v.name] for v in variants], meta
 
 
+def build_variants(s):
+    """The baseline and the variants of settings ``s``, built (baseline first)."""
+    variants = []
+    for cfg in resolve_cfgs(s.cfgs, s.baseline):
+        _log(f"building {cfg.name}")
+        variants.append(build_variant(cfg, s.nc, s.fold_attn_bn))
+    if s.channels_last:
+        for v in variants:
+            v.infer_model.to(memory_format=torch.channels_last)
+    return variants
+
+
+def _count_flops(variants, rows, s):
+    _log(f"counting FLOPs at {s.imgsz} px")
+    for v in variants:
+        report = flop_report(v, s.imgsz)
+        rows[v.name].update(gflops=report.total / 1e9, gflops_attention=report.attention / 1e9,
+                            gflops_yolov5=yolov5_gflops(v.infer_model, s.imgsz), _uncounted=dict(report.uncounted))
+
+
 def _measure_gpu(variants, rows, base, device, s):
     sync = lambda: torch.cuda.synchronize(device)  # noqa: E731
     infer = {v.name: copy.deepcopy(v.infer_model).to(device).half() for v in variants}
@@ -342,60 +355,78 @@ def _measure_gpu(variants, rows, base, device, s):
 # ------------------------------------------------------------------ writing
 
 
+def _goal_cell(row):
+    goal = row.get("cpu_goal")
+    if goal is None:
+        return "-"
+    return f"≤{goal:.2f} {'✓' if row.get('cpu_goal_met') else '✗'}"
+
+
+def _train_cell(row):
+    ratio = row.get("train_ratio")
+    return "-" if ratio is None else f"{ratio:.2f}" + (" ✗" if row.get("train_goal_met") is False else "")
+
+
+_INFER = "fused eval model, inference_mode, batch 1 at imgsz, interleaved rounds (latency.interleaved_times)"
+_TRAIN = "forward + backward of the summed outputs, unfused, train batch at train imgsz, interleaved rounds"
+# The table's columns, in order: csv and json use the keys, the markdown the headers (None: not in the markdown).
+SCHEMA = (
+    Column("model", "model", lambda r: f"`{r['model']}`", source="the model YAML's file stem", left=True),
+    Column("cfg", source="the model YAML's path"),
+    Column("attention", "attention", source="registered attention layers among the model's rows, with counts",
+           left=True),
+    Column("params", "params", ",", "parameters", "the model as trained (before fusing), nc classes"),
+    Column("gflops", "GFLOPs", ".2f", "GFLOPs", "flops.count_flops: every operator of the fused model, 1×3×imgsz²"),
+    Column("gflops_attention", "attn GFLOPs", ".3f", "GFLOPs", "flops.count_flops: inside the attention modules"),
+    Column("gflops_yolov5", "yolov5 GFLOPs", ".2f", "GFLOPs", "flops.yolov5_gflops: thop at 32 px × (imgsz/32)²"),
+    Column("cpu_ms", "CPU ms", ".1f", "ms", "median time of one call: " + _INFER),
+    Column("cpu_ratio", "CPU ×", ".3f", "× baseline", "median per-round ratio to the baseline: " + _INFER),
+    Column("cpu_goal", "goal", _goal_cell, "× baseline", "the layers' declared cpu_goal (registry), loosest"),
+    Column("cpu_goal_met", source="cpu_ratio <= cpu_goal"),
+    Column("train_ms", unit="ms", source="median time of one training step: " + _TRAIN),
+    Column("train_ratio", "train ×", _train_cell, "× baseline", "median per-round ratio to the baseline: " + _TRAIN),
+    Column("train_goal_met", source=f"train_ratio <= {TRAIN_GOAL}"),
+    Column("cpu_mem_infer_mb", "peak MB infer", ".1f", "MiB", "latency.peak_tensor_memory of the inference call"),
+    Column("cpu_mem_train_mb", "peak MB train", ".1f", "MiB", "latency.peak_tensor_memory of the training step"),
+    Column("mAP50", "mAP50", ".4f", "", "the run's summary.json (--runs)"),
+    Column("mAP50-95", "mAP50-95", ".4f", "", "the run's summary.json (--runs)"),
+    Column("run", source="the run folder the mAPs come from (--runs)"),
+    Column("gpu_ms", "GPU ms", ".2f", "ms", "fp16 inference on the GPU, interleaved rounds", group="gpu"),
+    Column("gpu_ratio", "GPU ×", ".3f", "× baseline", "per-round ratio of the GPU inference", group="gpu"),
+    Column("gpu_train_ratio", "GPU train ×", ".2f", "× baseline", "mixed-precision training step ratio", group="gpu"),
+    Column("gpu_mem_infer_mb", "GPU MB", ".1f", "MiB", "torch.cuda.max_memory_allocated in the inference call",
+           group="gpu"),
+)
+CPU_COLUMNS = [c.key for c in SCHEMA if not c.group]
+GPU_COLUMNS = [c.key for c in SCHEMA if c.group == "gpu"]
+
+
+def column(key):
+    """The declaration of one column (for tables that show some of these figures, e.g. the sweep's)."""
+    return next(c for c in SCHEMA if c.key == key)
+
+
 def columns(rows):
-    return CPU_COLUMNS + (GPU_COLUMNS if any("gpu_ms" in r for r in rows) else [])
-
-
-def _csv_value(v):
-    if v is None:
-        return ""
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, float):
-        return f"{v:.4f}"
-    return v
+    return [c.key for c in table.visible(SCHEMA, rows)]
 
 
 def write_csv(rows, path):
-    cols = columns(rows)
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(cols)
-        for r in rows:
-            w.writerow([_csv_value(r.get(c)) for c in cols])
-
-
-def _f(v, fmt):
-    return "-" if v is None else format(v, fmt)
-
-
-def _goal_cell(goal, met):
-    if goal is None:
-        return "-"
-    return f"≤{goal:.2f} {'✓' if met else '✗'}"
+    table.write_csv(SCHEMA, rows, path)
 
 
 def markdown_table(rows):
-    gpu = any("gpu_ms" in r for r in rows)
-    head = ["model", "attention", "params", "GFLOPs", "attn GFLOPs", "yolov5 GFLOPs", "CPU ms", "CPU ×", "goal",
-            "train ×", "peak MB infer", "peak MB train", "mAP50", "mAP50-95"]
-    if gpu:
-        head += ["GPU ms", "GPU ×", "GPU train ×", "GPU MB"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---", "---"] + ["---:"] * (len(head) - 2)) + "|"]
-    for r in rows:
-        train = _f(r.get("train_ratio"), ".2f")
-        if r.get("train_goal_met") is False:
-            train += " ✗"
-        cells = [f"`{r['model']}`", r["attention"], f"{r['params']:,}", _f(r.get("gflops"), ".2f"),
-                 _f(r.get("gflops_attention"), ".3f"), _f(r.get("gflops_yolov5"), ".2f"), _f(r.get("cpu_ms"), ".1f"),
-                 _f(r.get("cpu_ratio"), ".3f"), _goal_cell(r.get("cpu_goal"), r.get("cpu_goal_met")),
-                 train, _f(r.get("cpu_mem_infer_mb"), ".1f"), _f(r.get("cpu_mem_train_mb"), ".1f"),
-                 _f(r.get("mAP50"), ".4f"), _f(r.get("mAP50-95"), ".4f")]
-        if gpu:
-            cells += [_f(r.get("gpu_ms"), ".2f"), _f(r.get("gpu_ratio"), ".3f"), _f(r.get("gpu_train_ratio"), ".2f"),
-                      _f(r.get("gpu_mem_infer_mb"), ".1f")]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    return table.markdown_table(SCHEMA, rows)
+
+
+def goal_note():
+    """The latency goals as declared by the layers (``cpu_goal``), grouped by goal."""
+    from yolo_attn.registry import registered_layers
+
+    by_goal = {}
+    for spec in registered_layers():
+        if spec.cpu_goal is not None:
+            by_goal.setdefault(spec.cpu_goal, []).append(spec.name)
+    return ", ".join(f"≤{goal:.2f} for {', '.join(names)}" for goal, names in sorted(by_goal.items()))
 
 
 def markdown(rows, meta):
@@ -414,8 +445,8 @@ def markdown(rows, meta):
         "share; yolov5 GFLOPs: yolov5's own figure (thop at 32 px × (size/32)², no attention ops).",
         f"- CPU ms: fused{', ' + ', '.join(extras) if extras else ''}, eval, inference_mode, batch 1, "
         f"{meta['imgsz']} px, median of {meta['rounds']} rounds interleaved with the baseline in one process; CPU ×: "
-        f"median of the per-round ratios to `{meta['baseline']}`. Goal (issue #6): ≤1.05 for SE, ECA, CBAM, "
-        "CoordAtt, ≤1.10 for AFF; '-': no latency goal set for that layer.",
+        f"median of the per-round ratios to `{meta['baseline']}`. Goal (issue #6, declared by the layers): "
+        f"{goal_note()}; '-': no latency goal set for that layer.",
         f"- train ×: forward + backward of the summed outputs, unfused, batch {meta['train_batch']} at "
         f"{meta['train_imgsz']} px, {meta['train_rounds']} interleaved rounds; goal ≤{TRAIN_GOAL:.2f} "
         "(✗ marks a miss).",
@@ -461,6 +492,6 @@ def write_all(rows, meta, out):
     out.mkdir(parents=True, exist_ok=True)
     write_csv(rows, out / "ablation.csv")
     (out / "ablation.md").write_text(markdown(rows, meta))
-    (out / "ablation.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2, default=str) + "\n")
+    (out / "ablation.json").write_text(table.json_document(SCHEMA, rows, meta))
     plot(rows, out / "ablation.png", meta)
     return [out / n for n in ("ablation.csv", "ablation.md", "ablation.png", "ablation.json")]

@@ -1,18 +1,16 @@
 """The README's table of layer types, generated from the registry so it cannot drift.
 
 Each layer's YAML row, parameter count and cost come from the shipped ``model_yamls/yolov5s-<name>.yaml`` that
-places it (built by the same generator, ``yolo_attn.model_yaml.variants``), measured against the stock yolov5s:
-parameters are counted on the built model (nc=80); cost is the FLOPs of one 640×640 image, counted by
-``torch.utils.flop_counter`` on a meta-device forward (shapes only: nothing is computed, deterministic). It counts
-convolutions and matrix products (Non-local's and A²'s affinities included) as 2 FLOPs per multiply-add — the
-convention of yolov5's own GFLOPs, whose stock yolov5s it reproduces (16.4 fused) — and no element-wise work
-(activations, gates' products, softmax, pooling).
+places it (built by the same generator, ``yolo_attn.model_yaml.variants``), measured against the stock yolov5s
+by the ablation bench's own code (``yolo_attn.benchmarks.ablation``: ``build_variant``, ``flop_report``), so the
+table and ``scripts/bench.sh`` print the same GFLOPs for the same model: parameters of the model as built (nc=80,
+before fusing); FLOPs of one 640×640 image through the fused eval model, every operator counted by the rule of
+``yolo_attn.benchmarks.flops`` (convolutions and matrix products 2 per multiply-add, element-wise work and
+activations 1 per output element, reductions 1 per input element, ...), on the meta device (shapes only,
+deterministic). The element-wise work matters here: it is most of what a gate such as SE or CBAM adds.
 """
-import copy
-
 import yaml
 
-from yolo_attn.engines.yolov5.model import quiet
 from yolo_attn.registry import registered_layers
 
 BEGIN, END = "<!-- layer-table:begin (generated: yolo-attn layers --markdown) -->", "<!-- layer-table:end -->"
@@ -35,24 +33,11 @@ def variant_dict(name):
 
 
 def model_cost(d, imgsz=IMGSZ):
-    """(parameters, FLOPs for one imgsz×imgsz image) of model dict ``d``, built and run on the meta device."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
+    """(parameters, FLOPs for one imgsz×imgsz image) of model dict ``d``, as the ablation bench counts them."""
+    from yolo_attn.benchmarks.ablation import build_variant, flop_report
 
-    from yolo_attn.engines.yolov5.parser import parse_model
-
-    with quiet(), torch.device("meta"), torch.no_grad():
-        model, save = parse_model(copy.deepcopy(d), ch=[3])
-        model.eval()
-        model[-1].train()  # Detect in training mode returns its raw maps (eval would need strides)
-        x, outputs = torch.empty(1, 3, imgsz, imgsz), []
-        with FlopCounterMode(display=False) as counter:
-            for m in model:  # yolov5's BaseModel._forward_once
-                if m.f != -1:
-                    x = outputs[m.f] if isinstance(m.f, int) else [x if j == -1 else outputs[j] for j in m.f]
-                x = m(x)
-                outputs.append(x if m.i in save else None)
-    return sum(p.numel() for p in model.parameters()), counter.get_total_flops()
+    variant = build_variant(d, nc=d.get("nc", 80), name="layer-table")
+    return variant.params, flop_report(variant, imgsz).total
 
 
 def _flow(x):
@@ -95,6 +80,9 @@ def layer_table():
             cost = "sum of its members", "sum of its members"
         out.append(f"| `{names}` | {inputs} | {spec.paper} | {where} | {params} | {cost[0]} | {cost[1]} |")
     note = (f"Params: added to the stock yolov5s ({base_params:,} at nc=80) by the shipped file. GFLOPs: one "
-            f"{IMGSZ}×{IMGSZ} image, stock {base_flops / 1e9:.2f}, in brackets the change; convolutions and matrix "
-            f"products counted (2 per multiply-add, as yolov5), element-wise work not (`yolo_attn/benchmarks/layer_table.py`).")
+            f"{IMGSZ}×{IMGSZ} image through the fused model, stock {base_flops / 1e9:.2f}, in brackets the change; "
+            "counted as `scripts/bench.sh` counts them (the same code, `yolo_attn/benchmarks/flops.py`): every "
+            "operator, convolutions and matrix products 2 per multiply-add (+ bias), element-wise work and "
+            "activations 1 per output element, reductions 1 per input element, pooling per window element. "
+            "yolov5's own GFLOPs (thop) count convolutions only.")
     return "\n".join([BEGIN, *out, "", note, END])

@@ -1,24 +1,30 @@
 """``scripts/val.sh``: yolov5's validation of a checkpoint, ending with mAP50 and mAP50-95.
 
-Usage: val.sh --weights W [--data D] [any yolov5 val flag]
+Usage: val.sh --weights W [--data D] [--save-matches PATH] [any yolov5 val flag]
 Without --data (or --imgsz) it uses the dataset (and image size) the checkpoint was trained with.
+--save-matches writes the per-image match record (yolo_attn.ablation.matches: each prediction's true-positive flags
+at IoU 0.50:0.95, confidence and class, each image's target classes) that the paired bootstrap of
+``scripts/ablate.sh`` resamples.
 On COCO-format data (a data YAML from ``yolo-attn convert coco``, or yolov5's downloaded coco.yaml) it also reports
 the official COCO AP (pycocotools), as the line ``COCO AP <x> AP50 <y>`` and in summary.json.
 """
+import os
 from pathlib import Path
 
+from yolo_attn.ablation.matches import ValMatchCollector
 from yolo_attn.checkpoints import load_checkpoint
 from yolo_attn.cli.pipeline import (Parser, resolve_data, resolve_weights, run_cli, run_folder, training_options,
                                     write_summary)
 from yolo_attn.datasets import checks
 from yolo_attn.engines.yolov5.options import parse_options
-from yolo_attn.errors import UsageError
+from yolo_attn.errors import BadParameter, UsageError
 
 
 def parser():
     p = Parser("yolo-attn val", __doc__.split("\n\n", 1)[1], engine_tool="val")
     p.add_argument("--weights", help="checkpoint (.pt), e.g. runs/train/yolov5s-cbam/weights/best.pt")
     p.add_argument("--data", help="data YAML (default: the one the checkpoint was trained with)")
+    p.add_argument("--save-matches", metavar="PATH", help="also write the per-image match record to PATH (.npz)")
     return p
 
 
@@ -46,10 +52,13 @@ def main(argv):
 
     from yolo_attn.metrics import coco_eval
 
-    opt = parse_options("val", build_argv(*parser().parse(argv)), "yolo-attn val")
+    ours, rest = parser().parse(argv)
+    matches = _matches_path(ours.save_matches)
+    opt = parse_options("val", build_argv(ours, rest), "yolo-attn val")
     save_dir = run_folder(opt.project, opt.name, opt.exist_ok)
     opt.name, opt.exist_ok = save_dir.name, True
     callbacks = Callbacks()
+    match_collector = ValMatchCollector().register(callbacks) if matches else None
     target, note = coco_eval.target_for(opt.data, task=opt.task, single_cls=opt.single_cls)
     if target is not None:
         # our own COCO evaluation, with the original ids; yolov5's (coco.yaml only) would replace its mAP by COCO's
@@ -74,9 +83,33 @@ def main(argv):
                     "coco_predictions": str(predictions)}
     elif note:
         print(f"\n{note}")
-    write_summary(results, save_dir, weights=opt.weights, data=opt.data, imgsz=opt.imgsz, **coco)
+    saved = {}
+    if matches:  # before the summary: a summary naming its match record means the record is complete
+        _save_atomically(match_collector.record(), matches)
+        saved["matches"] = str(matches)
+    write_summary(results, save_dir, weights=opt.weights, data=opt.data, imgsz=opt.imgsz, **coco, **saved)
     if coco:
         print(f"COCO AP {stats['AP']:.4f} AP50 {stats['AP50']:.4f}")
+
+
+def _matches_path(path):
+    if not path:
+        return None
+    path = Path(path).expanduser().resolve()
+    if path.is_dir():
+        raise BadParameter("save_matches", f"{{name}} {path}: a folder; give a file name such as {path}/matches.npz")
+    return path
+
+
+def _save_atomically(record, path):
+    """Through a temporary file in the same folder: a match record on disk is always complete."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        record.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _stem(weights):

@@ -1,5 +1,4 @@
 """Identity start: a variant with inserted attention computes exactly the source model's function at step 0."""
-import logging
 
 import torch
 
@@ -7,16 +6,15 @@ import yolo_attn  # noqa: F401
 from yolo_attn.model_yaml.edit import insert_after, load_model_yaml
 from yolo_attn.paths import MODEL_YAMLS
 from yolo_attn.modules import IdentityStart
-from yolo_attn.engines.yolov5.model import identity_rows
+from yolo_attn.engines.yolov5.model import identity_rows, quiet
 from yolo_attn.transfer import structural_transfer
 
 
 def _build(d):
     from yolov5.models.yolo import Model
-    from yolov5.utils.general import LOGGER
 
-    LOGGER.setLevel(logging.WARNING)
-    return Model(d, nc=4)
+    with quiet():
+        return Model(d, nc=4)
 
 
 def _detect_inputs(model, x):

@@ -219,17 +219,13 @@ def test_check_dataset_on_a_local_dataset_needs_no_network(no_downloads, tmp_pat
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from yolov5.utils.general import LOGGER
+    from yolo_attn.engines.yolov5.model import quiet
 
-    level = LOGGER.level
-    LOGGER.setLevel("WARNING")
-    try:
+    with quiet():
         d = yaml.safe_load((REPO / "model_yamls" / "yolov5s-cbam.yaml").read_text())
         d["depth_multiple"], d["width_multiple"] = 0.33, 0.25
         torch.manual_seed(0)
         model = yolo.Model(d).eval()
-    finally:
-        LOGGER.setLevel(level)
     path = tmp_path_factory.mktemp("ckpt") / "last.pt"
     torch.save({"epoch": -1, "model": copy.deepcopy(model), "optimizer": None}, path)  # as yolov5's train.py does
     return model, path

@@ -1,0 +1,142 @@
+"""The sweep's table: per variant its cost (the bench's measurements), its accuracy over seeds, and the paired
+bootstrap difference to the baseline with a verdict.
+
+Runs are compared only when they were trained and validated alike (``check_comparable``: the same data, image
+size and training settings in every run's opt.yaml and validation summary, the same validation images in the same
+order in every match record). A variant with failed or missing seeds is shown with the seeds it has, and the
+missing ones are named in the seeds column and the notes: nothing is averaged over fewer runs silently.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import yaml
+
+from yolo_attn.ablation.bootstrap import map_scores, paired_bootstrap
+from yolo_attn.ablation.matches import MatchRecord, check_aligned
+from yolo_attn.ablation.sweep import Run, read_json
+from yolo_attn.errors import UsageError
+
+METRICS = ("mAP50", "mAP50-95")
+COCO = (("coco_AP", "COCO AP", "AP"), ("coco_APs", "AP_S", "APs"), ("coco_APm", "AP_M", "APm"),
+        ("coco_APl", "AP_L", "APl"))
+# training options that must agree between the runs of one comparison (a run's opt.yaml; not "weights": yolov5
+# rewrites it to last.pt when a run is resumed, the sweep's manifest checks it)
+TRAINING_OPTIONS = ("data", "imgsz", "epochs", "batch_size", "optimizer", "hyp", "single_cls", "rect",
+                    "multi_scale", "image_weights", "cos_lr", "label_smoothing", "freeze", "noval")
+VALIDATION_OPTIONS = ("data", "imgsz")
+
+
+@dataclass
+class RunResult:
+    run: Run
+    record: MatchRecord
+    summary: dict  # the validation's summary.json
+    options: dict  # the training's opt.yaml
+
+    @property
+    def scores(self):
+        return map_scores(self.record)
+
+
+def load_result(run: Run) -> RunResult:
+    opt_yaml = run.folder / "opt.yaml"
+    options = yaml.safe_load(opt_yaml.read_text(encoding="utf-8")) if opt_yaml.is_file() else {}
+    try:
+        record = MatchRecord.load(run.matches)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{run.matches}: not a readable match record ({e}); delete {run.folder / 'val'} and "
+                         "run the sweep again to validate that run anew") from e
+    return RunResult(run, record, read_json(run.val_summary), options or {})
+
+
+def check_comparable(results: Sequence[RunResult]) -> None:
+    """A UsageError naming the runs unless every run was trained and validated alike, on the same images."""
+    for source, keys in (("options", TRAINING_OPTIONS), ("summary", VALIDATION_OPTIONS)):
+        for key in keys:
+            groups: dict[str, list[str]] = {}
+            for r in results:
+                groups.setdefault(repr(getattr(r, source).get(key)), []).append(r.run.name)
+            if len(groups) > 1:
+                what = "training option" if source == "options" else "validation setting"
+                detail = "; ".join(f"{value}: {', '.join(names)}" for value, names in groups.items())
+                raise UsageError(f"the runs differ in the {what} {key!r}, so their mAPs are not comparable: "
+                                 f"{detail}. Train every variant with the same data and flags (a new --out for a "
+                                 "different setting).")
+    try:
+        check_aligned([r.record for r in results])
+    except ValueError as e:
+        names = ", ".join(r.run.name for r in results)
+        raise UsageError(f"{e} (runs, in order: {names})") from e
+
+
+def mean_std(values: Sequence[float]) -> tuple:
+    """(mean, sample std with ddof=1) or (None, None) without values; std is NaN for one value."""
+    if not len(values):
+        return None, None
+    v = np.asarray(values, dtype=float)
+    return float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else math.nan
+
+
+@dataclass
+class Comparison:
+    rows: list
+    notes: list
+    complete: bool  # every run finished and every variant compared with the baseline
+
+
+def compare(cfgs: Sequence[Path], seeds: Sequence[int], results: dict, failures: dict, baseline: str,
+            n_resamples: int = 1000, ci: float = 0.95, seed: int = 0) -> Comparison:
+    """One row per cfg: seeds, mean ± std of mAP50 / mAP50-95 (and COCO AP when there), and against the baseline
+    the seed-averaged difference with its paired bootstrap interval and verdict.
+
+    ``results``: {Run: RunResult} of the finished runs; ``failures``: {Run: sweep.Failure}."""
+    check_comparable(list(results.values()))
+    by_variant = {Path(c).stem: sorted((r for r in results.values() if r.run.cfg.stem == Path(c).stem),
+                                       key=lambda r: r.run.seed) for c in cfgs}
+    notes, rows = [], []
+    for cfg in cfgs:
+        name = Path(cfg).stem
+        done = by_variant[name]
+        row = {"model": name, "cfg": str(cfg), **_seed_fields(name, seeds, done, failures, notes)}
+        for i, metric in enumerate(METRICS):
+            values = [r.scores[i] for r in done]
+            row[metric], row[f"{metric}_std"] = mean_std(values)
+            row[f"{metric}_per_seed"] = values
+        for key, _, stat in COCO:
+            values = [r.summary["coco_stats"][stat] for r in done if stat in (r.summary.get("coco_stats") or {})]
+            if len(values) == len(done):
+                row[key], row[f"{key}_std"] = mean_std(values)
+        rows.append(row)
+    base = by_variant[baseline]
+    if not base:
+        notes.append(f"the baseline {baseline} has no finished run: no differences computed")
+    for row in rows:
+        variant = by_variant[row["model"]]
+        if row["model"] == baseline:
+            row.update({f"verdict_{m}": "baseline" for m in METRICS})
+        elif base and variant:
+            result = paired_bootstrap([r.record for r in base], [r.record for r in variant], n_resamples, ci, seed)
+            for m, c in zip(METRICS, (result.map50, result.map50_95)):
+                row.update({f"d_{m}": c.difference, f"d_{m}_low": c.low, f"d_{m}_high": c.high, f"verdict_{m}": c.verdict})
+    complete = not failures and all(len(v) == len(seeds) for v in by_variant.values())  # so the baseline has runs
+    return Comparison(rows, notes, complete)
+
+
+def _seed_fields(name, seeds, done, failures, notes):
+    have = [r.run.seed for r in done]
+    failed = {f.run.seed: f for f in failures.values() if f.run.cfg.stem == name}
+    not_run = [s for s in seeds if s not in have and s not in failed]
+    for s, f in sorted(failed.items()):
+        notes.append(f"{name}: seed {s}: {f.stage} failed (exit {f.code}); log {f.log}")
+    if not_run:
+        notes.append(f"{name}: seed(s) {', '.join(map(str, not_run))} not run (the sweep was stopped)")
+    if len(have) < len(seeds):
+        notes.append(f"{name}: mean, std and interval over seed(s) {', '.join(map(str, have)) or 'none'} only"
+                     if have else f"{name}: no finished run: not compared")
+    return {"seeds": len(have), "seeds_asked": len(seeds), "seeds_done": have, "seeds_failed": sorted(failed),
+            "seeds_not_run": not_run}
