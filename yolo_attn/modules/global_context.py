@@ -11,7 +11,7 @@ from ._common import PooledBatchNorm2d, make_rd_channels, no_second_input
 
 
 @declare_layer(name="NonLocal", paper="Wang et al., Non-local Neural Networks, CVPR 2018 (embedded Gaussian)",
-               family="global", aliases=("NL",), starts_as_identity=True,
+               family="global", aliases=("NL", "NonLocalBlock", "NonLocal2d", "NLBlock"), starts_as_identity=True,
                placements=(Placement("end_of_backbone",
                                      "YOLOv5s + Non-local block (Wang et al., CVPR 2018), embedded Gaussian, C/2 inner\n"
                                      "channels, zero-initialised output BN (the block starts as the identity).\n"

@@ -7,7 +7,10 @@ from ._common import PooledBatchNorm2d, get_act_layer, make_rd_channels, no_seco
 
 
 @declare_layer(name="CBAM", paper="Woo et al., CBAM: Convolutional Block Attention Module, ECCV 2018", family="hybrid",
-               placements=(Placement("stage_outputs", "YOLOv5s + CBAM (Woo et al., ECCV 2018), r=16, 7x7 spatial kernel."),),
+               aliases=("CBAMBlock", "CBAM_Block", "CBAMAttention"), foreign_args=("spatial_kernel_size",),
+               placements=(Placement("stage_outputs", "YOLOv5s + CBAM (Woo et al., ECCV 2018), r=16, 7x7 spatial kernel."),
+                           Placement("c3_bottlenecks", "YOLOv5s + CBAM inside the backbone C3s' bottlenecks (Woo et "
+                                                       "al., ECCV 2018), r=16, 7x7.", file_tag="c3cbam")),
                cpu_goal=1.05)
 class CBAM(AttentionModule):
     """Convolutional Block Attention Module: channel gate, then spatial gate, in that order.
@@ -67,9 +70,14 @@ class CBAM(AttentionModule):
         return x * self._spatial_attn(x)
 
 
-@declare_layer(name="CoordAtt", paper="Hou et al., Coordinate Attention, CVPR 2021", family="hybrid", aliases=("CA",),
+@declare_layer(name="CoordAtt", paper="Hou et al., Coordinate Attention, CVPR 2021", family="hybrid",
+               aliases=("CA", "CoordAttention", "CA_Block", "CABlock"),
+               foreign_args=("reduction",),
                placements=(Placement("stage_outputs",
-                                     "YOLOv5s + Coordinate Attention (Hou et al., CVPR 2021), reduction 32."),),
+                                     "YOLOv5s + Coordinate Attention (Hou et al., CVPR 2021), reduction 32."),
+                           Placement("c3_bottlenecks", "YOLOv5s + Coordinate Attention inside the backbone C3s' "
+                                                       "bottlenecks (Hou et al., CVPR 2021), reduction 32.",
+                                     file_tag="c3coordatt")),
                cpu_goal=1.05)
 class CoordAtt(AttentionModule):
     """Coordinate Attention: out = x * a_h * a_w, a_h depending on the row only, a_w on the column.
