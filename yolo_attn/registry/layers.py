@@ -23,6 +23,7 @@ class LayerSpec:
     members: the args are names of other registered one-input layers, built by the registry (``Chain``).
     starts_as_identity: a fresh layer computes exactly its input; identity start leaves it unwrapped.
     placements, cpu_goal: the shipped variants and the latency goal (``yolo_attn.modules.LayerInfo``).
+    foreign_args: what other projects' positional args after a leading channel count mean (``LayerInfo``).
     """
 
     name: str
@@ -38,6 +39,7 @@ class LayerSpec:
     starts_as_identity: bool = False
     placements: tuple = field(default=())
     cpu_goal: Optional[float] = None
+    foreign_args: tuple = field(default=())
 
     @classmethod
     def of(cls, layer_cls):
@@ -49,7 +51,7 @@ class LayerSpec:
                    changes_channels=info.channels == "out", aliases=tuple(info.aliases),
                    out_from_first=info.channels == "first", members=info.members,
                    starts_as_identity=info.starts_as_identity, placements=tuple(info.placements),
-                   cpu_goal=info.cpu_goal)
+                   cpu_goal=info.cpu_goal, foreign_args=tuple(info.foreign_args))
 
     @property
     def has_gates(self):
