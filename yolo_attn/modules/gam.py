@@ -10,7 +10,7 @@ from ._common import PooledBatchNorm2d, get_act_layer, make_rd_channels, no_seco
                aliases=("GAM_Attention", "GAMAttention", "GlobalAttentionMechanism"),
                placements=(Placement("stage_outputs",
                                      "YOLOv5s + GAM (Liu et al., 2021), reduction 4. Heavy: two 7x7 convs C->C/4->C\n"
-                                     "per layer, about 25·C² parameters each (+8.4M params on yolov5s, more than the\n"
+                                     "per layer, about 25·C² parameters each (+8.6M params on yolov5s, more than the\n"
                                      "model itself)."),))
 class GAM(AttentionModule):
     """Global Attention Mechanism: M_c from a channel MLP at every position, then a convolutional spatial gate.
