@@ -11,7 +11,9 @@ from ._common import ChannelGroupNorm, check_divisible, no_second_input
                foreign_args=("groups",),
                placements=(Placement("stage_outputs", "YOLOv5s + EMA (Ouyang et al., ICASSP 2023), 32 groups."),
                            Placement("c3_bottlenecks", "YOLOv5s + EMA inside the backbone C3s' bottlenecks "
-                                                       "(Ouyang et al., ICASSP 2023), 32 groups.", file_tag="c3ema")))
+                                                       "(Ouyang et al., ICASSP 2023), 8 groups: the bottlenecks'\n"
+                                       "widths (16 in yolov5n's first C3, 80 in yolov5x's) are not multiples of 32.",
+                                     args=({"groups": 8},), file_tag="c3ema")))
 class EMA(AttentionModule):
     """Efficient Multi-scale Attention: per channel group, two branches and a cross-spatial gate.
 

@@ -10,7 +10,9 @@ from ._common import ChannelGroupNorm, check_divisible, no_second_input
                                          "Networks, ICASSP 2021", family="group",
                aliases=("ShuffleAttention", "sa_layer", "SANet"), foreign_args=("groups",),
                placements=(Placement("stage_outputs",
-                                     "YOLOv5s + shuffle attention (Zhang & Yang, ICASSP 2021), 64 groups."),))
+                                     "YOLOv5s + shuffle attention (Zhang & Yang, ICASSP 2021), 32 groups: the paper's 64\n"
+                                     "would need 128 | C, which yolov5n (64) and yolov5x (320) widths do not give.",
+                                     args=({"groups": 32},)),))
 class ShuffleAttn(AttentionModule):
     """Shuffle attention: G groups, each split in halves gated by channel and by spatial statistics; shuffled.
 
