@@ -18,11 +18,12 @@ def nonlocal_ref(m, x, bn_ref, training):
     """z = BN(W_z y) + x, y_i = sum_j softmax_j(theta_i . phi_j) g_j, by explicit position loops."""
     n, c, h, w = x.shape
     theta, phi, g = (conv1x1(conv, x).flatten(2) for conv in (m.theta, m.phi, m.g))  # N×C'×P
+    scale = theta.shape[1] ** -0.5 if m.scale != 1.0 else 1.0  # 1/sqrt(d) when the module scales
     p = h * w
     y = torch.zeros_like(g)
     for b in range(n):
         for i in range(p):
-            logits = torch.stack([(theta[b, :, i] * phi[b, :, j]).sum() for j in range(p)]) * m.scale
+            logits = torch.stack([(theta[b, :, i] * phi[b, :, j]).sum() for j in range(p)]) * scale
             f = torch.exp(logits - logits.max())
             f = f / f.sum()
             y[b, :, i] = (g[b] * f[None, :]).sum(1)
@@ -54,8 +55,8 @@ def a2_ref(m, x, bn_ref, training):
     return z + bn_ref(conv1x1(m.shortcut[0], x), m.shortcut[1], training)
 
 
-CASES = [(lambda: NonLocal(16), nonlocal_ref, 16),
-         (lambda: NonLocal(16, rd_channels=5, use_scale=True), nonlocal_ref, 16),
+CASES = [(lambda: NonLocal(16, use_scale=False), nonlocal_ref, 16),
+         (lambda: NonLocal(16, rd_channels=5), nonlocal_ref, 16),
          (lambda: DoubleAttn(16), a2_ref, 16), (lambda: DoubleAttn(16, 24, c_m=6, c_n=3), a2_ref, 24),
          (lambda: DoubleAttn(16, 8, residual=False), a2_ref, 8)]
 
@@ -176,3 +177,9 @@ def test_single_input_only(randomize):
     for m in (NonLocal(16), DoubleAttn(16)):
         with pytest.raises(ValueError, match='single input'):
             m.attention_maps(x, x)
+
+
+def test_nonlocal_scales_logits_by_default_as_the_official_code():
+    assert NonLocal(16).scale == pytest.approx(8 ** -0.5)  # 1/sqrt(d), d = 16/2 inner channels
+    assert NonLocal(16, rd_channels=5).scale == pytest.approx(5 ** -0.5)
+    assert NonLocal(16, use_scale=False).scale == 1.0

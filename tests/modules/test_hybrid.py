@@ -144,3 +144,27 @@ def test_gradcheck(make, randomize):
     m = randomize(make()).double().eval()
     x = torch.randn(2, 4, 3, 2, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(m, (x,))
+
+
+def test_cbam_spatial_bn_has_the_official_momentum(randomize):
+    """Official BasicConv: BatchNorm2d(eps=1e-5, momentum=0.01): running statistics move 1% per step."""
+    m = randomize(CBAM(16, rd_ratio=1 / 4)).double().train()
+    assert m.spatial_bn.momentum == 0.01 and m.spatial_bn.eps == 1e-5
+    x = torch.randn(2, 16, 5, 4, dtype=torch.float64)
+    before = m.spatial_bn.running_mean.clone()
+    seen = []
+    m.spatial_conv.register_forward_hook(lambda mod, i, o: seen.append(o.detach()))
+    m(x)
+    torch.testing.assert_close(m.spatial_bn.running_mean, 0.99 * before + 0.01 * seen[0].mean((0, 2, 3)))
+
+
+@pytest.mark.parametrize('make', [c[0] for c in CASES])
+@pytest.mark.parametrize('training', [True, False])
+def test_trace_records_one_graph_with_and_without_grad(make, training):
+    """torch.jit.trace's check re-runs the module; an in-place branch on the grad mode made the graphs differ."""
+    torch.manual_seed(0)
+    m = make().train(training)
+    x = torch.randn(2, 16, 5, 7)
+    traced = torch.jit.trace(m, x, check_inputs=[(torch.randn(2, 16, 5, 7),)])
+    x2 = torch.randn(2, 16, 6, 3)
+    torch.testing.assert_close(traced(x2), m(x2))

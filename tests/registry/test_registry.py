@@ -55,10 +55,10 @@ def test_aliases_resolve_to_their_layer(alias, cls):
 
 
 @pytest.mark.parametrize("name", [s.name for s in yolo_attn.registered_layers()
-                                  if not s.changes_channels and not s.members and s.name != "SGE"])
+                                  if not s.changes_channels and not s.members])
 def test_create_attn_builds_a_working_layer_of_the_given_width(name):
-    m = yolo_attn.create_attn(name, 16).eval()
-    x = torch.randn(2, 16, 8, 8)
+    m = yolo_attn.create_attn(name, 128).eval()  # the default groups of SGE (64), EMA (32), ShuffleAttn (2·64) divide it
+    x = torch.randn(2, 128, 8, 8)
     with torch.no_grad():
         y = m(x, torch.randn_like(x)) if yolo_attn.find_layer(name).inputs == 2 else m(x)
     assert y.shape == x.shape
@@ -151,7 +151,7 @@ def test_hyper_parameters_match_the_constructor(spec):
     assert hp == _expected_hyper_parameters(spec.cls, spec.channel_args)
     assert "channels" not in hp and "self" not in hp and "in_channels" not in hp and "out_channels" not in hp
     # every listed hyper-parameter is accepted by name with its default value
-    channel_args = (64,) * spec.channel_args
+    channel_args = (128,) * spec.channel_args
     members = ("se",) if spec.members else ()
     m = yolo_attn.registry.build(spec, *channel_args, *members,
                                  **{k: v for k, v in hp.items() if v is not inspect.Parameter.empty})

@@ -10,6 +10,7 @@ COMMANDS = {
     "export": ("export", "export a checkpoint to ONNX/TorchScript, checked against PyTorch"),
     "heatmap": ("heatmap", "Grad-CAM-family heatmaps per detection, and attention gates"),
     "bench": ("bench", "ablation table: params, GFLOPs, latency, mAP per variant"),
+    "ablate": ("ablate", "train every variant over several seeds; paired bootstrap CIs against the baseline"),
     "convert": ("convert", "convert a local VOC or COCO dataset to the yolov5 layout"),
     "insert": ("insert", "write a variant YAML (insert layers / replace Concat), re-numbered"),
     "transfer": ("transfer", "report how a checkpoint's tensors map onto a model YAML"),

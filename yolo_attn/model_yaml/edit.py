@@ -1,5 +1,6 @@
 """Edit YOLOv5 model YAMLs structurally: insert layers or replace Concat fusions, re-numbering every ``from``."""
 import copy
+import re
 from pathlib import Path
 
 import yaml
@@ -12,8 +13,21 @@ def load_model_yaml(path):
     path = Path(path)
     try:
         d = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.constructor.ConstructorError as e:
+        found = re.search(r"'(tag:[^']*)'", e.problem or "")
+        tag = found.group(1).replace("tag:yaml.org,2002:", "!!") if found else "a tag"
+        mark = e.problem_mark
+        at = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise ModelConfigError(f"{path}: {tag}{at} is refused: a model YAML holds plain values only (numbers, words, "
+                               f"lists, mappings); tags such as !!python/object, which would construct Python objects, "
+                               f"are never loaded. Remove the tag.") from None
     except yaml.YAMLError as e:
-        raise ModelConfigError(f"{path}: not valid YAML: {e}") from None
+        mark = getattr(e, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ModelConfigError(f"{path}: not valid YAML{at}: {getattr(e, 'problem', None) or e}. Check the "
+                               f"brackets, commas and indentation there.") from None
+    except UnicodeDecodeError as e:
+        raise ModelConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     if not isinstance(d, dict) or "backbone" not in d or "head" not in d:
         raise ModelConfigError(f"{path}: not a YOLOv5 model YAML (it needs 'backbone:' and 'head:' sections)")
     return d

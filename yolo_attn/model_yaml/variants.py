@@ -6,6 +6,7 @@ import copy
 from yolo_attn.model_yaml.edit import dump_model_yaml, insert_after, load_model_yaml, replace_concat
 
 BACKBONE_STAGE_OUTPUTS = (4, 6, 8)  # yolov5s rows: the C3 outputs at P3/8, P4/16, P5/32 that feed the neck
+BACKBONE_C3S = (2, 4, 6, 8)  # yolov5s rows: the backbone's C3 blocks
 SPPF_ROW = 9  # yolov5s: the end of the backbone, P5/32 (20×20 at 640 px), the lowest resolution
 STAGE_DOWNSAMPLES = (3, 5, 7)  # yolov5s rows: the stride-2 3x3 Convs that open the P3, P4, P5 stages
 # yolov5s head: the top-down Concats joining an upsampled coarse map with a backbone skip:
@@ -64,6 +65,20 @@ def gate_skips(d, skips, layer):
     return out
 
 
+def attend_c3s(d, rows, layer, args=()):
+    """A copy of ``d`` where each C3 row in ``rows`` carries ``layer`` inside its bottlenecks: ``[c2, {attn: layer}]``
+    (``{attn: [layer, *args]}`` with args); nothing else changes, no row is added."""
+    out = copy.deepcopy(d)
+    n_backbone = len(out["backbone"])
+    for r in rows:
+        section, k = ("backbone", r) if r < n_backbone else ("head", r - n_backbone)
+        f, n, m, c3_args = out[section][k]
+        if m != "C3" or (c3_args and isinstance(c3_args[-1], dict)):
+            raise ValueError(f"row {r} is not a stock C3: {out[section][k]}")
+        out[section][k] = [f, n, m, [*c3_args, {"attn": [layer, *args] if args else layer}]]
+    return out
+
+
 _STAGES = """
 Placement: one {name} after the C3 that ends each backbone stage feeding the neck (yolov5s rows 4, 6, 8:
 P3/8, P4/16, P5/32), so every scale the neck and Detect read is re-weighted once. This mirrors the
@@ -77,6 +92,12 @@ Placement: replaces the stride-2 3x3 Conv that opens each backbone stage feeding
 output channel count (scaled by width_multiple) and the stride is kept; no rows are added. {name} uses
 its own BN and ReLU (the paper's), where the Conv had BN and SiLU."""
 
+_C3S = """
+Placement: inside every bottleneck of the backbone's four C3 blocks (yolov5s rows 2, 4, 6, 8), on the
+residual branch before the addition, where the SE paper puts SE in a ResNet block: each row reads
+[c2, {{attn: {name}}}]. No row is added, every stock C3 weight keeps its name (the attention's are
+m.<k>.attn.*), so a stock yolov5s checkpoint transfers in full (`yolo_attn/engines/yolov5/c3attn.py`)."""
+
 BASELINE = "yolov5s.yaml"
 _BASELINE_HEADER = ("YOLOv5s baseline: yolov5 7.0.14's models/yolov5s.yaml, unchanged in structure\n"
                     "(7,235,389 params at nc=80).")
@@ -88,6 +109,7 @@ _EDITS = {
     "neck_fusions": (lambda d, layer, args: replace_concat(d, layer, args), ""),
     "stage_downsamples": (lambda d, layer, args: replace_convs(d, STAGE_DOWNSAMPLES, layer), _CONVS),
     "top_down_skips": (lambda d, layer, args: gate_skips(d, TOP_DOWN_SKIPS, layer), ""),
+    "c3_bottlenecks": (lambda d, layer, args: attend_c3s(d, BACKBONE_C3S, layer, args), _C3S),
 }
 
 

@@ -14,13 +14,23 @@ from .kernel import SelectiveKernel, SelfCalibConv, SplitAttn
 from .spatial import SGE, scSE
 from .gate import AttnGate
 from .composite import SECBAM, Chain
+from .simam import SimAM
+from .ema import EMA
+from .gam import GAM
+from .triplet import TripletAttention
+from .gcblock import GCBlock
+from .shuffle import ShuffleAttn
+from .nam import NAM
+from .lsk import LSKBlock
 from .identity import IdentityStart
 
 # The shipped layer types, in the order the registry lists them.
 LAYERS = (SE, ECA, CBAM, CoordAtt, MSCAM, AFF, iAFF, NonLocal, DoubleAttn, SelectiveKernel, SplitAttn,
-          SelfCalibConv, SGE, scSE, AttnGate, SECBAM, Chain)
+          SelfCalibConv, SGE, scSE, AttnGate, SECBAM, SimAM, EMA, GAM, TripletAttention, GCBlock, ShuffleAttn, NAM,
+          LSKBlock, Chain)
 
 __all__ = ['SE', 'ECA', 'CBAM', 'CoordAtt', 'MSCAM', 'AFF', 'iAFF', 'NonLocal', 'DoubleAttn', 'SelectiveKernel',
-           'SplitAttn', 'SelfCalibConv', 'SGE', 'scSE', 'AttnGate', 'SECBAM', 'Chain', 'IdentityStart', 'LAYERS',
+           'SplitAttn', 'SelfCalibConv', 'SGE', 'scSE', 'AttnGate', 'SECBAM', 'SimAM', 'EMA', 'GAM',
+           'TripletAttention', 'GCBlock', 'ShuffleAttn', 'NAM', 'LSKBlock', 'Chain', 'IdentityStart', 'LAYERS',
            'AttentionModule', 'LayerInfo', 'Placement', 'PLACES', 'declare_layer',
            'PooledBatchNorm2d', 'get_act_layer', 'make_rd_channels']

@@ -66,6 +66,9 @@ class LayerInfo:
     starts_as_identity: a fresh module computes exactly its input (zero-initialised output), so it needs no
       identity-start wrapper when inserted into a pretrained network.
     cpu_goal: the CPU latency goal of its shipped variant (ratio to the baseline), if one is set.
+    foreign_args: for one-input, channel-keeping layers, what the positional args after a leading channel count mean
+      in other projects' YAMLs (``[-1, 1, CBAM, [1024, 3]]``: the input channels, then ``spatial_kernel_size``);
+      a name of the constructor, or ``reduction`` (an integer r, read as ``rd_ratio = 1/r``).
     """
 
     name: str
@@ -79,6 +82,7 @@ class LayerInfo:
     starts_as_identity: bool = False
     placements: tuple = field(default=())
     cpu_goal: Optional[float] = None
+    foreign_args: tuple = ()
 
     def __post_init__(self):
         if self.inputs not in (1, 2):

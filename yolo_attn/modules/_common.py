@@ -1,4 +1,5 @@
 """Shared helpers for the attention modules: activation look-up, reduced width, pooled BN."""
+import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -93,3 +94,18 @@ def check_divisible(name, channels, groups, what='groups'):
     if groups < 1 or channels % groups:
         raise ValueError(f'{name}: {channels} channels cannot be split into {what}={groups}; '
                          f'choose {what} dividing the channel count')
+
+
+class ChannelGroupNorm(nn.GroupNorm):
+    """``nn.GroupNorm(c, c)`` (one group per channel: each channel normalised over its H×W positions, then scaled
+    and shifted per channel), written out so that a single position in training gives the shift instead of raising
+    (F.group_norm refuses one value per group in training, e.g. a 1×1 map at batch 1). Same parameters and
+    state-dict names as nn.GroupNorm; identical output otherwise."""
+
+    def __init__(self, channels, eps=1e-5):
+        super().__init__(channels, channels, eps=eps)
+
+    def forward(self, x):
+        mean = x.mean((2, 3), keepdim=True)
+        var = (x - mean).square().mean((2, 3), keepdim=True)
+        return (x - mean) * torch.rsqrt(var + self.eps) * self.weight.reshape(1, -1, 1, 1) + self.bias.reshape(1, -1, 1, 1)

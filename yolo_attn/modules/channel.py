@@ -8,7 +8,11 @@ from ._common import get_act_layer, make_rd_channels, no_second_input
 
 
 @declare_layer(name="SE", paper="Hu et al., Squeeze-and-Excitation Networks, CVPR 2018", family="channel",
-               placements=(Placement("stage_outputs", "YOLOv5s + SE (Hu et al., CVPR 2018), r=16."),), cpu_goal=1.05)
+               aliases=("SEAttention", "SELayer", "SEBlock", "SE_Block", "SqueezeExcitation", "SqueezeExcite"),
+               foreign_args=("reduction",),
+               placements=(Placement("stage_outputs", "YOLOv5s + SE (Hu et al., CVPR 2018), r=16."),
+                           Placement("c3_bottlenecks", "YOLOv5s + SE inside the backbone C3s' bottlenecks (Hu et al., "
+                                                       "CVPR 2018), r=16.", file_tag="c3se")), cpu_goal=1.05)
 class SE(AttentionModule):
     """Squeeze-and-Excitation: out = x * gate(FC2(act(FC1(GAP(x))))).
 
@@ -45,6 +49,8 @@ def eca_kernel_size(channels, gamma=2, beta=1):
 
 
 @declare_layer(name="ECA", paper="Wang et al., ECA-Net, CVPR 2020", family="channel",
+               aliases=("ECAAttention", "EfficientChannelAttention", "eca_layer", "ECALayer", "ECABlock"),
+               foreign_args=("kernel_size",),
                placements=(Placement("stage_outputs",
                                      "YOLOv5s + ECA (Wang et al., CVPR 2020), adaptive kernel size."),), cpu_goal=1.05)
 class ECA(AttentionModule):

@@ -7,7 +7,10 @@ from ._common import PooledBatchNorm2d, get_act_layer, make_rd_channels, no_seco
 
 
 @declare_layer(name="CBAM", paper="Woo et al., CBAM: Convolutional Block Attention Module, ECCV 2018", family="hybrid",
-               placements=(Placement("stage_outputs", "YOLOv5s + CBAM (Woo et al., ECCV 2018), r=16, 7x7 spatial kernel."),),
+               aliases=("CBAMBlock", "CBAM_Block", "CBAMAttention"), foreign_args=("spatial_kernel_size",),
+               placements=(Placement("stage_outputs", "YOLOv5s + CBAM (Woo et al., ECCV 2018), r=16, 7x7 spatial kernel."),
+                           Placement("c3_bottlenecks", "YOLOv5s + CBAM inside the backbone C3s' bottlenecks (Woo et "
+                                                       "al., ECCV 2018), r=16, 7x7.", file_tag="c3cbam")),
                cpu_goal=1.05)
 class CBAM(AttentionModule):
     """Convolutional Block Attention Module: channel gate, then spatial gate, in that order.
@@ -25,9 +28,15 @@ class CBAM(AttentionModule):
         channels swapped);
       - the shared MLP is 1x1 convs with bias (same maths as Linear), run once on the avg- and
         max-pooled vectors stacked along the batch axis;
-      - the spatial BN (official code, not in the paper's formula) is a PooledBatchNorm2d with
-        PyTorch's default eps/momentum, so an N=1, 1×1 map in train mode does not raise;
-        otherwise it is a plain BatchNorm2d(1).
+      - the spatial BN (official code, not in the paper's formula) has the official momentum 0.01 (the
+        running statistics move 1% per step; PyTorch's default is 0.1) and eps 1e-5. yolov5's
+        initialize_weights resets only exact nn.BatchNorm2d instances, so these values survive in a YOLO
+        model. It is a PooledBatchNorm2d, so an N=1, 1×1 map in train mode does not raise; otherwise it
+        is a plain BatchNorm2d(1);
+      - no in-place multiply at inference: the former `x.mul_(ms)` under `torch.no_grad()` saved one
+        temporary of the input's size but made the traced graph depend on the grad mode, so
+        torch.jit.trace failed ("Graphs differed across invocations"); out of place, tracing and ONNX
+        export record the same graph in train and eval mode.
     """
 
     def __init__(self, channels, rd_ratio=1 / 16, rd_channels=None, spatial_kernel_size=7,
@@ -39,7 +48,7 @@ class CBAM(AttentionModule):
         self.fc2 = nn.Conv2d(rd, channels, 1, bias=True)
         k = spatial_kernel_size
         self.spatial_conv = nn.Conv2d(2, 1, k, padding=k // 2, bias=False)
-        self.spatial_bn = PooledBatchNorm2d(1)
+        self.spatial_bn = PooledBatchNorm2d(1, momentum=0.01)
         self.gate = get_act_layer(gate_layer)()
 
     def _channel_attn(self, x):
@@ -58,14 +67,17 @@ class CBAM(AttentionModule):
 
     def forward(self, x):
         x = x * self._channel_attn(x)
-        ms = self._spatial_attn(x)
-        # inference: scale our own temporary in place (one full-size allocation less); autograd needs it intact
-        return x * ms if torch.is_grad_enabled() else x.mul_(ms)
+        return x * self._spatial_attn(x)
 
 
-@declare_layer(name="CoordAtt", paper="Hou et al., Coordinate Attention, CVPR 2021", family="hybrid", aliases=("CA",),
+@declare_layer(name="CoordAtt", paper="Hou et al., Coordinate Attention, CVPR 2021", family="hybrid",
+               aliases=("CA", "CoordAttention", "CA_Block", "CABlock"),
+               foreign_args=("reduction",),
                placements=(Placement("stage_outputs",
-                                     "YOLOv5s + Coordinate Attention (Hou et al., CVPR 2021), reduction 32."),),
+                                     "YOLOv5s + Coordinate Attention (Hou et al., CVPR 2021), reduction 32."),
+                           Placement("c3_bottlenecks", "YOLOv5s + Coordinate Attention inside the backbone C3s' "
+                                                       "bottlenecks (Hou et al., CVPR 2021), reduction 32.",
+                                     file_tag="c3coordatt")),
                cpu_goal=1.05)
 class CoordAtt(AttentionModule):
     """Coordinate Attention: out = x * a_h * a_w, a_h depending on the row only, a_w on the column.
@@ -81,8 +93,8 @@ class CoordAtt(AttentionModule):
     h_swish), sigmoid; output channels equal input channels.
     Choices: pooling with tensor.mean over an axis (AdaptiveAvgPool2d((None, 1)) breaks ONNX export
     and profilers); plain BN after conv1 (it always sees H+W >= 2 values per channel). conv1's bias
-    is kept as in the official code although the following BN cancels it in train mode.
-    No deviation from the paper.
+    is kept as in the official code although the following BN cancels it in train mode. No in-place
+    multiply at inference (it made torch.jit.trace fail; see CBAM). No deviation from the paper.
     """
 
     def __init__(self, channels, rd_ratio=1 / 32, min_rd_channels=8, act_layer='hard_swish',
@@ -117,6 +129,4 @@ class CoordAtt(AttentionModule):
 
     def forward(self, x):
         a_h, a_w = self._attn(x)
-        out = x * a_h
-        # inference: scale our own temporary in place (one full-size allocation less); autograd needs it intact
-        return out * a_w if torch.is_grad_enabled() else out.mul_(a_w)
+        return x * a_h * a_w

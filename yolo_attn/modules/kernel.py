@@ -14,7 +14,7 @@ from ._common import (PooledBatchNorm2d, check_divisible, get_act_layer, make_rd
 
 
 @declare_layer(name="SelectiveKernel", paper="Li et al., Selective Kernel Networks, CVPR 2019", family="kernel",
-               channels="out", yaml_args="[256, {stride: 2}]", aliases=("SK", "SKConv"),
+               channels="out", yaml_args="[256, {stride: 2}]", aliases=("SK", "SKConv", "SKAttention"),
                placements=(Placement("stage_downsamples",
                                      "YOLOv5s + Selective Kernel convs (Li et al., CVPR 2019): M=2 branches (3x3 and\n"
                                      "3x3 dilated 2), G=32, r=16, L=32."),))

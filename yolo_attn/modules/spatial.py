@@ -7,6 +7,7 @@ from ._common import check_divisible, get_act_layer, make_rd_channels, no_second
 
 
 @declare_layer(name="SGE", paper="Li et al., Spatial Group-wise Enhance, arXiv 2019", family="group",
+               aliases=("SpatialGroupEnhance",), foreign_args=("groups",),
                placements=(Placement("stage_outputs",
                                      "YOLOv5s + Spatial Group-wise Enhance (Li et al., 2019), 64 groups."),))
 class SGE(AttentionModule):

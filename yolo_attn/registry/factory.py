@@ -1,5 +1,8 @@
 """timm-style factory: ``create_attn('cbam', 256)``, and the one place a layer is built from its spec."""
+import inspect
+
 from yolo_attn.errors import ModelConfigError
+from yolo_attn.modules._params import check_hyper_parameters
 from yolo_attn.registry.layers import find_layer, layer_names, suggest
 
 
@@ -30,8 +33,20 @@ def _member(item, channels):
     return build(spec, channels, *args, **kwargs)
 
 
+def hyper_parameter_values(spec, channels, args, kwargs):
+    """{name: value} of the hyper-parameters ``args``/``kwargs`` give (after the channel argument(s))."""
+    try:
+        bound = inspect.signature(spec.cls).bind_partial(channels, *args, **kwargs)
+    except TypeError as e:
+        raise ValueError(f"{spec.name}: {e}") from None
+    return {k: v for k, v in bound.arguments.items() if k in spec.hyper_parameters}
+
+
 def build(spec, channels, *args, **kwargs):
-    """An instance of ``spec`` for ``channels`` input channels (members of a Chain built by name)."""
+    """An instance of ``spec`` for ``channels`` input channels (members of a Chain built by name); hyper-parameters
+    outside their valid range (``yolo_attn.modules._params``) are refused before anything is built."""
+    if not spec.members:
+        check_hyper_parameters(spec.name, channels, hyper_parameter_values(spec, channels, args, kwargs))
     if spec.members:
         return spec.cls(channels, *(_member(item, channels) for item in args), **kwargs)
     return spec.cls(channels, *args, **kwargs)

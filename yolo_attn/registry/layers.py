@@ -1,6 +1,7 @@
 """The registry of layer types: the single source of truth for names, inputs and channel rules."""
 import difflib
 import inspect
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -22,6 +23,7 @@ class LayerSpec:
     members: the args are names of other registered one-input layers, built by the registry (``Chain``).
     starts_as_identity: a fresh layer computes exactly its input; identity start leaves it unwrapped.
     placements, cpu_goal: the shipped variants and the latency goal (``yolo_attn.modules.LayerInfo``).
+    foreign_args: what other projects' positional args after a leading channel count mean (``LayerInfo``).
     """
 
     name: str
@@ -37,6 +39,7 @@ class LayerSpec:
     starts_as_identity: bool = False
     placements: tuple = field(default=())
     cpu_goal: Optional[float] = None
+    foreign_args: tuple = field(default=())
 
     @classmethod
     def of(cls, layer_cls):
@@ -48,7 +51,7 @@ class LayerSpec:
                    changes_channels=info.channels == "out", aliases=tuple(info.aliases),
                    out_from_first=info.channels == "first", members=info.members,
                    starts_as_identity=info.starts_as_identity, placements=tuple(info.placements),
-                   cpu_goal=info.cpu_goal)
+                   cpu_goal=info.cpu_goal, foreign_args=tuple(info.foreign_args))
 
     @property
     def has_gates(self):
@@ -114,8 +117,18 @@ def layer_names():
 
 
 def suggest(name, candidates):
-    close = difflib.get_close_matches(str(name), list(candidates), n=1, cutoff=0.6)
-    if not close:
-        lowered = {c.lower(): c for c in candidates}
-        close = [lowered[c] for c in difflib.get_close_matches(str(name).lower(), list(lowered), n=1, cutoff=0.6)]
-    return f" Did you mean {close[0]!r}?" if close else ""
+    """" Did you mean 'X'?" for a close name, or what the name is in other projects when yolo-attn lacks it.
+
+    Compatibility-normalised (NFKC: full-width 'ＣＢＡＭ' reads 'CBAM') and case-insensitive."""
+    from yolo_attn.registry.elsewhere import elsewhere
+
+    text = unicodedata.normalize("NFKC", str(name))
+    what = elsewhere(text)
+    if what:
+        return f" {text!r} is {what}; yolo-attn has no layer that computes it."
+    lowered = {key: spec.name for key, spec in _REGISTRY.items()}  # aliases point to their layer
+    lowered.update({c.lower(): c for c in candidates})
+    if text.lower() in lowered and text != str(name):
+        return f" Did you mean {lowered[text.lower()]!r}?"
+    close = difflib.get_close_matches(text.lower(), list(lowered), n=1, cutoff=0.7)
+    return f" Did you mean {lowered[close[0]]!r}?" if close else ""

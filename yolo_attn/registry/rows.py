@@ -5,6 +5,7 @@ A row is ``[from, number, module, args]``. Engines (``yolo_attn.engines.*``) res
 build the model; what concerns registered layers is here so that every engine wires them identically.
 """
 import ast
+import difflib
 import math
 import re
 
@@ -184,3 +185,178 @@ def build_row(cls, args, kwargs, n, where, spec=None, given=None):
                     f"{', '.join(f'{k}={v!r}' for k, v in spec.hyper_parameters.items())}.")
         raise ModelConfigError(f"{where}: cannot build it with args {given!r}: {e}.{hint}") from None
     return nn.Sequential(*modules) if n > 1 else modules[0]
+
+
+# --- bounds: a model YAML is data; none of these is near a real YOLO model ---------------------------------------
+MAX_VALUES = 100_000  # scalars + containers in the whole model YAML, aliases expanded (yolov5x6: ~600)
+MAX_REPEATS = 100  # 'number' of a row, as written and after depth_multiple (yolov5x: 12)
+MAX_MULTIPLE = 8.0  # depth_multiple and width_multiple (yolov5x: 1.33, 1.25)
+MAX_CHANNELS = 16384  # the channels of any row (yolov5x: 1280)
+MAX_NC = 100_000
+
+
+def check_size(d, where="model YAML", limit=MAX_VALUES):
+    """Count the values of ``d`` as a reader would see them, every alias expanded (and a cycle endlessly), and stop
+    at ``limit``: a YAML alias bomb (billion laughs) or a self-referencing anchor is refused before anything walks it."""
+    count, stack = 0, [d]
+    while stack:
+        node = stack.pop()
+        count += 1
+        if count > limit:
+            raise ModelConfigError(
+                f"{where}: more than {limit:,} values once its YAML aliases (&anchor / *alias) are expanded, or an "
+                f"anchor that contains itself; a model YAML is a few hundred plain values. Write the rows out "
+                f"without nested aliases.")
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, (list, tuple)):
+            stack.extend(node)
+
+
+def _positive_number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+
+
+def check_model_fields(d):
+    """``nc``, ``depth_multiple``, ``width_multiple`` and ``anchors`` must be what every YOLO model YAML gives."""
+    for key in ("depth_multiple", "width_multiple"):
+        v = d[key]
+        if not _positive_number(v) or v > MAX_MULTIPLE:
+            raise ModelConfigError(f"model YAML '{key}: {v!r}': must be a number above 0 and at most {MAX_MULTIPLE:g} "
+                                   f"(yolov5n/s/m/l/x use 0.33/0.33/0.67/1.0/1.33 for depth and "
+                                   f"0.25/0.5/0.75/1.0/1.25 for width)")
+    nc = d["nc"]
+    if not (isinstance(nc, int) and not isinstance(nc, bool) and 1 <= nc <= MAX_NC):
+        raise ModelConfigError(f"model YAML 'nc: {nc!r}': must be the number of classes, an integer from 1 to {MAX_NC}")
+    anchors = d["anchors"]
+    if isinstance(anchors, int) and not isinstance(anchors, bool):
+        ok = 1 <= anchors <= 16
+    else:
+        ok = isinstance(anchors, list) and 1 <= len(anchors) <= 16 and all(
+            isinstance(a, list) and a and len(a) % 2 == 0 and len(a) == len(anchors[0]) and len(a) <= 32
+            and all(_positive_number(v) for v in a) for a in anchors)
+    if not ok:
+        raise ModelConfigError(f"model YAML 'anchors: {anchors!r}': expected one list of w, h pairs (positive "
+                               f"numbers) per detection level, e.g. [10, 13, 16, 30, 33, 23], or a number of "
+                               f"anchors per level from 1 to 16")
+
+
+def check_repeats(n, gd, where):
+    """``number`` as written and after depth_multiple must stay below MAX_REPEATS."""
+    if n > MAX_REPEATS or max(round(n * gd), 1) > MAX_REPEATS:
+        raise ModelConfigError(f"{where}: 'number' {n} (×{gd} depth_multiple) repeats the layer more than "
+                               f"{MAX_REPEATS} times; yolov5 uses 1 to 9 (yolov5x: up to 12 after depth_multiple)")
+
+
+def check_channels(c2, where):
+    if not (isinstance(c2, int) and not isinstance(c2, bool) and 1 <= c2 <= MAX_CHANNELS):
+        raise ModelConfigError(f"{where}: gives {c2!r} channels; a row's channel count must be an integer from 1 to "
+                               f"{MAX_CHANNELS} (yolov5x's widest is 1280). Check the first arg and width_multiple.")
+
+
+UPSAMPLE_MODES = ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area", "nearest-exact")
+
+
+def check_upsample(args, kwargs, where):
+    """nn.Upsample(size, scale_factor, mode, align_corners, recompute_scale_factor), checked before it is built (a
+    bad mode would only fail at the first forward, deep inside F.interpolate)."""
+    names = ("size", "scale_factor", "mode", "align_corners", "recompute_scale_factor")
+    if len(args) > len(names):
+        raise ModelConfigError(f"{where}: nn.Upsample takes at most {len(names)} args ({', '.join(names)}), got {args!r}")
+    given = dict(zip(names, args), **kwargs)
+    unknown = set(given) - set(names)
+    if unknown:
+        raise ModelConfigError(f"{where}: nn.Upsample has no argument {sorted(unknown)[0]!r}; it takes "
+                               f"{', '.join(names)}")
+    mode = given.get("mode", "nearest")
+    if mode not in UPSAMPLE_MODES:
+        close = difflib.get_close_matches(str(mode), UPSAMPLE_MODES, n=1)
+        raise ModelConfigError(f"{where}: nn.Upsample mode {mode!r} is not an interpolation mode; use one of "
+                               f"{', '.join(UPSAMPLE_MODES)}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    size, scale = given.get("size"), given.get("scale_factor")
+    if (size is None) == (scale is None):
+        raise ModelConfigError(f"{where}: nn.Upsample takes either size or scale_factor (yolov5: [None, 2, nearest]), "
+                               f"got size={size!r}, scale_factor={scale!r}")
+    values = size if isinstance(size, list) else scale if isinstance(scale, list) else [size if scale is None else scale]
+    bound = 8192 if scale is None else 64
+    if not (1 <= len(values) <= 2 and all(_positive_number(v) and v <= bound for v in values)
+            and (scale is not None or all(isinstance(v, int) for v in values))):
+        what = "an output size (integers up to 8192)" if scale is None else "a scale factor above 0, at most 64"
+        raise ModelConfigError(f"{where}: nn.Upsample {'size' if scale is None else 'scale_factor'} "
+                               f"{size if scale is None else scale!r} must be {what}")
+    align = given.get("align_corners")
+    if align is not None and (not isinstance(align, bool) or mode not in ("linear", "bilinear", "bicubic", "trilinear")):
+        raise ModelConfigError(f"{where}: nn.Upsample align_corners must be true/false and only with the linear "
+                               f"modes (linear, bilinear, bicubic, trilinear), got {align!r} with mode {mode!r}")
+
+
+# --- other projects' spelling of channel-keeping attention rows ------------------------------------------------------
+
+def _flow(x):
+    import yaml
+
+    return yaml.safe_dump(x, default_flow_style=True, width=10_000).strip()
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def foreign_channel_args(spec, f, n, args, channels, where):
+    """(args in yolo-attn's spelling, message or None) for a registered layer's row written as other projects do.
+
+    Popular forks pass a channel-keeping attention layer its channel count first: ``[-1, 1, CBAM, [1024]]``,
+    ``[-1, 1, SE, [1024]]``, ``[-1, 1, ECA, [1024, 3]]``. Here such layers take their channels from ``from``, and the
+    first positional arg would be the first hyper-parameter (rd_ratio = 1024: a billion-parameter layer). A leading
+    integer equal to the row's input channels (``channels``: as written before width_multiple, and after it) is that
+    convention: it is dropped and the positional args after it are read as the layer declares
+    (``LayerInfo.foreign_args``: CBAM's next one is its spatial kernel size; ``reduction`` is an integer r, read as
+    rd_ratio = 1/r). The message states the equivalent row in yolo-attn's spelling. A leading integer that is neither
+    the channel count nor a valid value of the first hyper-parameter is a ModelConfigError naming both readings.
+    """
+    from yolo_attn.modules._params import invalid
+
+    if spec.members or spec.changes_channels or spec.out_from_first:
+        return args, None
+    positional, kwargs = split_kwargs(args)
+    if not positional or not _is_int(positional[0]):
+        return args, None
+    lead, rest = positional[0], positional[1:]
+    written, scaled = channels
+    params = list(spec.hyper_parameters)
+    if lead in (written, scaled):
+        names = list(spec.foreign_args) or params
+        if len(rest) > len(names):
+            raise ModelConfigError(f"{where}: {lead} reads as the input channel count (other projects' spelling), but "
+                                   f"then {rest!r} are more args than {spec.name} takes ({', '.join(names)})")
+        read = {}
+        for name, value in zip(names, rest):
+            if name == "reduction":
+                if not (_is_int(value) and 1 <= value <= max(scaled, 1)):
+                    raise ModelConfigError(f"{where}: after the channel count {lead}, {value!r} reads as the reduction "
+                                           f"r (rd_ratio = 1/r), which must be an integer from 1 to {scaled}")
+                name, value = "rd_ratio", 1 / value
+            if name in kwargs:
+                raise ModelConfigError(f"{where}: {name} is given twice: {value!r} (after the channel count) and "
+                                       f"{kwargs[name]!r} (in the mapping)")
+            read[name] = value
+        ours = {**read, **kwargs}
+        row = _flow([f, n, spec.name, [ours] if ours else []])
+        parts = [f"{lead} as the input channel count (the row's {written} channels"
+                 + (f", {scaled} after width_multiple" if scaled != written else "") + "), dropped"]
+        parts += [f"{value!r} as {name}" for name, value in zip(names, rest)]
+        return ([ours] if ours else []), (f"{where}: read {_flow(args)} as other projects write it: "
+                                          f"{'; '.join(parts)}. In yolo-attn's spelling: {row}")
+    first = params[0] if params else None
+    if first is not None and invalid(first, lead, scaled) is None:
+        return args, None
+    meaning = (f"as {first} (its first hyper-parameter) it must be {invalid(first, lead, scaled)}" if first
+               else f"{spec.name} has no hyper-parameter to give it")
+    raise ModelConfigError(
+        f"{where}: the first arg {lead} is neither this row's input channel count ({written} as written"
+        + (f", {scaled} after width_multiple" if scaled != written else "")
+        + f"), which other projects' YAMLs put first, nor a valid value: {meaning}. {spec.name} takes its channels "
+        f"from 'from' and keeps them: write {_flow([f, n, spec.name, []])}"
+        + (f", or name the hyper-parameter, e.g. {_flow([f, n, spec.name, [{first: spec.hyper_parameters[first]}]])}"
+           if first else "") + ".")

@@ -6,22 +6,35 @@ signature — the names below ``model.<i>.`` and their shapes, which pins down t
 and the two row sequences are aligned by a longest common subsequence: rows keep their order in the
 graph, inserted or replaced rows are skipped, and every source row that still exists in the target
 receives its tensors wherever its index moved.
+
+Attention added *inside* a block lives under a nested submodule named ``attn`` (a C3 row's bottlenecks:
+``m.0.attn.fc1.weight``; ``yolo_attn.engines.yolov5.c3attn``). Those tensors are set aside from the signature, so a
+C3 with inner attention is the same layer as a stock C3 (and vice versa): the block's own tensors transfer, the
+inner attention's too when both sides hold the same inner tensors (names and shapes: the same attention), and
+otherwise the target row is listed in ``fresh_inner_rows`` (its inner attention starts fresh). A top-level ``attn.`` (the identity-start wrapper of a
+whole attention row) is not nested and stays in the signature.
 """
 import re
 from dataclasses import dataclass, field
 
 _ROW = re.compile(r"^model\.(\d+)\.(.+)$")
+_INNER = re.compile(r"\.attn\.")  # attention nested inside a block (m.0.attn.*), not a row's own top-level attn.
+
+
+def is_inner_attention(suffix):
+    return bool(_INNER.search(suffix))
 
 
 def row_signatures(state_dict):
-    """{row: (signature, {suffix: key})} for the ``model.<row>.<suffix>`` tensors of a yolov5 state dict."""
+    """{row: (signature, {suffix: key})} for the ``model.<row>.<suffix>`` tensors of a yolov5 state dict; the
+    signature leaves out inner attention tensors (``is_inner_attention``)."""
     rows = {}
     for key, tensor in state_dict.items():
         m = _ROW.match(key)
         if m:
             rows.setdefault(int(m.group(1)), {})[m.group(2)] = (key, tuple(tensor.shape))
-    return {i: (tuple(sorted((s, shape) for s, (_, shape) in v.items())), {s: k for s, (k, _) in v.items()})
-            for i, v in sorted(rows.items())}
+    return {i: (tuple(sorted((s, shape) for s, (_, shape) in v.items() if not is_inner_attention(s))),
+                {s: k for s, (k, _) in v.items()}) for i, v in sorted(rows.items())}
 
 
 def align(source, target):
@@ -53,6 +66,7 @@ class TransferReport:
     transferred: int = 0  # source tensors carried over
     source_tensors: int = 0
     excluded: int = 0
+    fresh_inner_rows: list = field(default_factory=list)  # matched target rows whose inner attention starts fresh
 
     def summary(self):
         shifted = {s: t for s, t in self.moved.items() if s != t}
@@ -63,6 +77,8 @@ class TransferReport:
             lines.append("  moved: " + ", ".join(f"{s}->{t}" for s, t in shifted.items()))
         if self.new_rows:
             lines.append("  new (initialised fresh): " + ", ".join(map(str, self.new_rows)))
+        if self.fresh_inner_rows:
+            lines.append("  attention inside these blocks initialised fresh: " + ", ".join(map(str, self.fresh_inner_rows)))
         if self.dropped_rows:
             lines.append("  not transferred (no matching layer in the target): " + ", ".join(map(str, self.dropped_rows)))
         return "\n".join(lines)
@@ -75,7 +91,14 @@ def structural_transfer(source_sd, target_sd, exclude=()):
     out = {}
     for s, t in align(source, target):
         report.moved[s] = t
+        inner = [{x: tuple(sd[k].shape) for x, k in keys.items() if is_inner_attention(x)}
+                 for sd, keys in ((source_sd, source[s][1]), (target_sd, target[t][1]))]
+        same_inner = inner[0] == inner[1]  # the same attention inside: carried; else the target's starts fresh
+        if inner[1] and not same_inner:
+            report.fresh_inner_rows.append(t)
         for suffix, key in source[s][1].items():
+            if is_inner_attention(suffix) and not same_inner:
+                continue
             new_key = target[t][1][suffix]
             if any(x in key or x in new_key for x in exclude):
                 report.excluded += 1

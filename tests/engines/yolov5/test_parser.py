@@ -27,7 +27,8 @@ SHIPPED = sorted(p.name for p in MODEL_YAMLS.glob("*.yaml"))
 VARIANT_SHAPE = {"yolov5s-aff.yaml": (4, 0, (12, 16, 19, 22)), "yolov5s-iaff.yaml": (4, 0, (12, 16, 19, 22)),
                  "yolov5s-nonlocal.yaml": (1, 1, ()), "yolov5s-doubleattn.yaml": (1, 1, ()),
                  "yolov5s-attngate.yaml": (2, 2, ()), "yolov5s-selectivekernel.yaml": (3, 0, (3, 5, 7)),
-                 "yolov5s-splitattn.yaml": (3, 0, (3, 5, 7)), "yolov5s-selfcalibconv.yaml": (3, 0, (3, 5, 7))}
+                 "yolov5s-splitattn.yaml": (3, 0, (3, 5, 7)), "yolov5s-selfcalibconv.yaml": (3, 0, (3, 5, 7)),
+                 **{f"yolov5s-c3{n}.yaml": (0, 0, (2, 4, 6, 8)) for n in ("se", "cbam", "coordatt", "ema")}}
 
 
 def load(path):
@@ -426,11 +427,11 @@ def test_detect_without_nc_and_anchors_is_a_clear_error(args):
 
 
 def test_build_errors_show_the_yaml_args():
-    d = _with_row(yolov5s(), "head", 1, [-1, 1, "nn.Upsample", [None, 2, "nearest", 1, 2, 3, 4, 5]])
+    d = _with_row(yolov5s(), "head", 1, [-1, 1, "nn.MaxPool2d", [3, 1, 1, 1, 2, 3, 4, 5]])
     with pytest.raises(ModelConfigError) as e:
         parser.parse_model(d, ch=[3])
     msg = str(e.value)
-    assert "layer 11 (head row 1), nn.Upsample: cannot build it with args [None, 2, 'nearest', 1, 2, 3, 4, 5]" in msg
+    assert "layer 11 (head row 1), nn.MaxPool2d: cannot build it with args [3, 1, 1, 1, 2, 3, 4, 5]" in msg
 
 
 def test_aff_with_unequal_channels_names_the_row_sources_and_channels():

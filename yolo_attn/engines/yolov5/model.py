@@ -3,6 +3,7 @@ import contextlib
 import logging
 from pathlib import Path
 
+from yolo_attn.engines.yolov5.parser import inner_attention
 from yolo_attn.engines.yolov5.patches import save_atomically
 from yolo_attn.registry import find_layer
 from yolo_attn.transfer import structural_transfer
@@ -31,14 +32,16 @@ def build_model(cfg, nc=None, ch=3):
 
 def identity_rows(source_state_dict, cfg_dict):
     """Rows of ``cfg_dict`` holding one-input, channel-keeping attention that ``source_state_dict`` has no weights
-    for, except layers that already start as the identity (wrapping them would leave both zero-initialised and
-    never learning)."""
+    for — attention rows, and C3 rows whose attention inside the bottlenecks is new — except layers that already
+    start as the identity (wrapping them would leave both zero-initialised and never learning)."""
     target = build_model(dict(cfg_dict, identity_start=[]))
     _, report = structural_transfer(source_state_dict, target.state_dict())
     rows = cfg_dict["backbone"] + cfg_dict["head"]
     specs = {i: find_layer(rows[i][2]) for i in report.new_rows if isinstance(rows[i][2], str)}
-    return [i for i, spec in specs.items()
-            if spec is not None and spec.keeps_channels and not spec.starts_as_identity]
+    # C3 rows that match a checkpoint's C3 but whose attention inside the bottlenecks is new (c3attn.py)
+    specs.update({i: inner_attention(rows[i][3][-1]["attn"], "")[0] for i in report.fresh_inner_rows})
+    return sorted(i for i, spec in specs.items()
+                  if spec is not None and spec.keeps_channels and not spec.starts_as_identity)
 
 
 def save_checkpoint(model, path, opt=None, **extra):

@@ -3,9 +3,14 @@
 yolov5 builds every model (train, val, detect, export, hub) through ``yolov5.models.yolo.parse_model``, which
 ``eval``s layer names and args from the YAML. The ``parse_model`` below resolves names through the registry, yolov5's
 own layer set and ``torch.nn``, accepts only literal args and the symbols yolov5's YAMLs use, validates every row
-before building anything, runs a shape check of the built rows that names the failing row, and keeps yolov5's
-channel rules, printout and module attributes (``i``, ``f``, ``type``, ``np``) so that checkpoints and tooling see
-the same model they always did. ``yolo_attn.engines.yolov5`` installs it (patch ``safe_parse_model``).
+before building anything, builds the model once on the meta device (no memory, no compute) to refuse sizes no YOLO
+model has and to run the shape check that names the failing row, and keeps yolov5's channel rules, printout and
+module attributes (``i``, ``f``, ``type``, ``np``) so that checkpoints and tooling see the same model they always did.
+``yolo_attn.engines.yolov5`` installs it (patch ``safe_parse_model``).
+
+Beyond yolov5's own rows it reads other projects' spelling of attention rows (``[-1, 1, CBAM, [1024]]``: the channel
+count first, ``rows.foreign_channel_args``) and attention inside C3's bottlenecks (``[-1, 3, C3, [256, {attn: se}]]``,
+``c3attn``). Every mistake is a ModelConfigError naming the row, never a traceback or a hang.
 """
 import inspect
 
@@ -15,8 +20,10 @@ from torch import nn
 from yolo_attn.errors import ModelConfigError
 from yolo_attn.modules import IdentityStart
 from yolo_attn.registry import find_layer
-from yolo_attn.registry.rows import (attention_channels, build_row, check_row, identity_rows_of, make_divisible,
-                                     resolve_activation, resolve_arg, row_label, torch_layer, unknown_layer)
+from yolo_attn.registry.rows import (attention_channels, build_row, check_channels, check_model_fields, check_repeats,
+                                     check_row, check_size, check_upsample, foreign_channel_args, identity_rows_of,
+                                     make_divisible, resolve_activation, resolve_arg, row_label, torch_layer,
+                                     unknown_layer)
 
 # yolov5 layers whose first arg is the output channel count (scaled by width_multiple), as yolov5's parse_model
 # lists them; the names are resolved from yolov5.models.common at parse time.
@@ -28,6 +35,8 @@ _REPEATED = ("BottleneckCSP", "C3", "C3TR", "C3Ghost", "C3x")
 _NOT_LAYERS = ("AutoShape", "BaseModel", "DetectMultiBackend", "DetectionModel", "Ensemble", "Model",
                "SegmentationModel", "ClassificationModel")
 CHECK_SIZE = 64  # the shape check's input (pixels): every row must accept what the row before gives it
+MAX_PARAMS = 500_000_000  # the whole model (yolov5x6: 140M)
+MAX_ELEMENTS = 2 ** 25  # one row's output on the check's 64-px image (yolov5x's largest: 160×32×32 = 163,840)
 
 
 def yolov5_layers():
@@ -64,6 +73,11 @@ def _validate_rows(d, layers):
     for key in ("backbone", "head", "nc", "depth_multiple", "width_multiple", "anchors"):
         if key not in d:
             raise ModelConfigError(f"model YAML: the '{key}:' field is missing (see model_yamls/yolov5s.yaml)")
+    for key in ("backbone", "head"):
+        if not isinstance(d[key] or [], list):
+            raise ModelConfigError(f"model YAML '{key}:' must be a list of [from, number, module, args] rows, "
+                                   f"got {type(d[key]).__name__}")
+    check_model_fields(d)
     rows = list(d["backbone"] or []) + list(d["head"] or [])
     n_backbone = len(d["backbone"] or [])
     symbols = {"nc": d["nc"], "anchors": d["anchors"], "None": None, "True": True, "False": False}
@@ -87,105 +101,218 @@ def parse_model(d, ch):
     """
     from yolov5.models.common import Conv
 
+    if not isinstance(d, dict):
+        raise ModelConfigError(f"a model YAML is a mapping with backbone:, head:, nc:, ..., got {type(d).__name__}")
+    check_size(d)
     default_act = Conv.default_act
     try:
+        with torch.device("meta"):  # sizes and shapes first, without memory or compute
+            model, save, labels = _parse_model(d, ch, log=False)
+            check_budget(model, labels)
+            checked = check_shapes(model, save, labels, ch[0], device="meta")
+        Conv.default_act = default_act
         model, save, labels = _parse_model(d, ch)
     finally:
         Conv.default_act = default_act
-    check_shapes(model, save, labels, ch[0])
+    if not checked:
+        check_shapes(model, save, labels, ch[0])
     return model, save
 
 
-def _parse_model(d, ch):
-    from yolov5.models.common import Concat, Contract, Expand
-    from yolov5.models.yolo import Conv, Detect, Segment
-    from yolov5.utils.general import LOGGER, colorstr
+def check_budget(model, labels):
+    """Refuse a model no YOLO comes near (a huge arg, width or nc) before it takes memory: counted on the meta device."""
+    sizes = [sum(p.numel() for p in m.parameters()) for m in model]
+    if sum(sizes) > MAX_PARAMS:
+        k = max(range(len(sizes)), key=sizes.__getitem__)
+        raise ModelConfigError(f"{labels[k]}: {sizes[k]:,} parameters (the model {sum(sizes):,}); yolo-attn refuses "
+                               f"models above {MAX_PARAMS:,} (yolov5x6 has 140M). Check this row's args, nc and "
+                               f"width_multiple.")
 
-    LOGGER.info(f"\n{'':>3}{'from':>18}{'n':>3}{'params':>10}  {'module':<40}{'arguments':<30}")
+
+def _parse_model(d, ch, log=True):
+    from yolov5.utils.general import LOGGER
+
+    if log:
+        LOGGER.info(f"\n{'':>3}{'from':>18}{'n':>3}{'params':>10}  {'module':<40}{'arguments':<30}")
     layers = yolov5_layers()
     rows = _validate_rows(d, layers)
     nc, gd, gw, anchors, act = d["nc"], d["depth_multiple"], d["width_multiple"], d["anchors"], d.get("activation")
     if act:
+        from yolov5.models.common import Conv
+        from yolov5.utils.general import colorstr
+
         Conv.default_act = resolve_activation(act)  # read by Conv.__init__; parse_model restores it afterwards
-        LOGGER.info(f"{colorstr('activation:')} {act}")
+        if log:
+            LOGGER.info(f"{colorstr('activation:')} {act}")
     na = (len(anchors[0]) // 2) if isinstance(anchors, list) else anchors
     no = na * (nc + 5)
     conv_like = {torch_layer(x) if x.startswith("nn.") else layers[x] for x in _CONV_LIKE}
     repeated = {layers[x] for x in _REPEATED}
 
     identity_rows = identity_rows_of(d, len(rows))
-    built, save, labels = [], [], []
-    for i, (where, f, n, kind, m, args) in enumerate(rows):
-        given, n_yaml = list(args), n  # as written in the YAML (symbols substituted), for messages and checks
-        n = n_ = max(round(n * gd), 1) if n > 1 else n
-        kwargs, spec = {}, None
-        if kind == "attention":
-            spec = m
-            args, kwargs, c2 = attention_channels(spec, f, n_yaml, args, ch, i, gw, where)
-            m = spec.cls
-        elif m is Concat:
-            sources = f if isinstance(f, list) else [f]
-            c2 = sum(ch[x] for x in sources)
-        elif m in (Detect, Segment):
-            if not isinstance(f, list):
-                raise ModelConfigError(f"{where}: Detect takes the list of feature layers as 'from', got {f!r}")
-            wanted = "[nc, anchors, nm, npr]" if m is Segment else "[nc, anchors]"
-            if len(args) < (4 if m is Segment else 2):
-                raise ModelConfigError(f"{where}: expected the args {wanted}, got {args!r}")
-            args.append([ch[x] for x in f])
-            if isinstance(args[1], int):
-                args[1] = [list(range(args[1] * 2))] * len(f)
-            if m is Segment:
-                args[3] = make_divisible(args[3] * gw, 8)
-            c2 = ch[f[0]]
-        else:
-            if not isinstance(f, int):
-                raise ModelConfigError(f"{where}: this layer takes one 'from' index, got {f!r}")
-            if m in conv_like:
-                if not args or not isinstance(args[0], (int, float)):
-                    raise ModelConfigError(f"{where}: the first arg must be the output channel count, got {args!r}")
-                c1, c2 = ch[f], args[0]
-                if c2 != no:
-                    c2 = make_divisible(c2 * gw, 8)
-                args = [c1, c2, *args[1:]]
-                if m in repeated:
-                    args.insert(2, n)
-                    n = 1
-            elif m is nn.BatchNorm2d:
-                args, c2 = [ch[f]], ch[f]
-            elif m is Contract:
-                c2 = ch[f] * args[0] ** 2
-            elif m is Expand:
-                c2 = ch[f] // args[0] ** 2
-            else:
-                c2 = ch[f]
-
-        m_ = build_row(m, args, kwargs, n, where, spec, given)
-        if i in identity_rows:
-            if spec is None or not spec.keeps_channels or c2 != ch[f]:
-                raise ModelConfigError(f"{where}: identity_start lists this row, but only one-input attention "
-                                       f"layers that keep their channels can start as the identity")
-            m_ = IdentityStart(m_)
-        t = f"{m.__module__}.{m.__qualname__}".replace("__main__.", "")
-        np_ = sum(x.numel() for x in m_.parameters())
-        m_.i, m_.f, m_.type, m_.np = i, f, t, np_
-        LOGGER.info(f"{i:>3}{str(f):>18}{n_:>3}{np_:10.0f}  {t:<40}{str(args if not kwargs else args + [kwargs]):<30}")
+    built, save, labels, written = [], [], [], [ch[0]]  # written: each row's channels as the YAML writes them
+    for i, row in enumerate(rows):
+        where = row[0]
+        try:
+            m_, c2, c2_written = _build_row(i, row, ch, written, gw, gd, nc, no, conv_like, repeated, layers,
+                                            i in identity_rows, log)
+        except ModelConfigError:
+            raise
+        except Exception as e:  # anything a row's own code raises on these args: the row and the args, no traceback
+            given = row[5]
+            raise ModelConfigError(f"{where}: cannot build it with args {given!r}: {type(e).__name__}: "
+                                   f"{str(e).splitlines()[0] if str(e) else ''}") from None
+        f = m_.f
         save.extend(x % i for x in ([f] if isinstance(f, int) else f) if x != -1)
         built.append(m_)
         labels.append(where)
         if i == 0:
-            ch = []
+            ch, written = [], []
         ch.append(c2)
+        written.append(c2_written)
     return nn.Sequential(*built), sorted(save), labels
 
 
-def check_shapes(model, save, labels, channels=3, size=CHECK_SIZE):
+def _build_row(i, row, ch, written, gw, gd, nc, no, conv_like, repeated, layers, identity, log):
+    """(module with yolov5's attributes, output channels, output channels as written) of one validated row."""
+    from yolov5.models.common import C3, Concat, Contract, Expand
+    from yolov5.models.yolo import Detect, Segment
+    from yolov5.utils.general import LOGGER
+
+    where, f, n, kind, m, args = row
+    given, n_yaml = list(args), n  # as written in the YAML (symbols substituted), for messages and checks
+    check_repeats(n, gd, where)
+    n = n_ = max(round(n * gd), 1) if n > 1 else n
+    kwargs, spec, c2_written = {}, None, None
+    if kind == "attention":
+        spec = m
+        if spec.inputs == 1 and isinstance(f, int):
+            args, message = foreign_channel_args(spec, f, n_yaml, args, (written[f], ch[f]), where)
+        elif spec.inputs == 2 and isinstance(f, list) and len(f) == 2 and isinstance(f[0], int):
+            args, message = foreign_channel_args(spec, f, n_yaml, args, (written[f[0]], ch[f[0]]), where)
+        else:
+            message = None
+        if message and log:
+            LOGGER.warning(message)
+        args, kwargs, c2 = attention_channels(spec, f, n_yaml, args, ch, i, gw, where)
+        c2_written = given[0] if spec.changes_channels else written[f if isinstance(f, int) else f[0]]
+        m = spec.cls
+    elif m is Concat:
+        sources = f if isinstance(f, list) else [f]
+        c2 = sum(ch[x] for x in sources)
+        c2_written = sum(written[x] for x in sources)
+    elif m in (Detect, Segment):
+        if not isinstance(f, list):
+            raise ModelConfigError(f"{where}: Detect takes the list of feature layers as 'from', got {f!r}")
+        wanted = "[nc, anchors, nm, npr]" if m is Segment else "[nc, anchors]"
+        if len(args) < (4 if m is Segment else 2):
+            raise ModelConfigError(f"{where}: expected the args {wanted}, got {args!r}")
+        args.append([ch[x] for x in f])
+        if isinstance(args[1], int):
+            args[1] = [list(range(args[1] * 2))] * len(f)
+        if m is Segment:
+            args[3] = make_divisible(args[3] * gw, 8)
+        c2 = ch[f[0]]
+    else:
+        if not isinstance(f, int):
+            raise ModelConfigError(f"{where}: this layer takes one 'from' index, got {f!r}")
+        c2_written = written[f]
+        if m in conv_like:
+            if not args or not isinstance(args[0], int) or isinstance(args[0], bool):
+                raise ModelConfigError(f"{where}: the first arg must be the output channel count, got {args!r}")
+            c1, c2 = ch[f], args[0]
+            c2_written = c2
+            check_channels(c2, where)
+            if c2 != no:
+                c2 = make_divisible(c2 * gw, 8)
+            if m is C3 and args and isinstance(args[-1], dict):
+                m, kwargs = _c3_with_attention(args.pop(), where, identity)
+            args = [c1, c2, *args[1:]]
+            if m in repeated or kwargs:
+                args.insert(2, n)
+                n = 1
+        elif m is nn.BatchNorm2d:
+            args, c2 = [ch[f]], ch[f]
+        elif m in (Contract, Expand):
+            if not (args and isinstance(args[0], int) and not isinstance(args[0], bool) and 1 <= args[0] <= 8):
+                raise ModelConfigError(f"{where}: the first arg must be the gain, an integer from 1 to 8, "
+                                       f"got {args!r}")
+            c2 = ch[f] * args[0] ** 2 if m is Contract else ch[f] // args[0] ** 2
+        else:
+            c2 = ch[f]
+            if m is nn.Upsample:
+                check_upsample(args, kwargs, where)
+    if m not in (Detect, Segment):
+        check_channels(c2, where)
+
+    m_ = build_row(m, args, kwargs, n, where, spec, given)
+    if identity and not kwargs.get("attn"):
+        if spec is None or not spec.keeps_channels or c2 != ch[f]:
+            raise ModelConfigError(f"{where}: identity_start lists this row, but only one-input attention layers "
+                                   f"that keep their channels (or a C3 with {{attn: ...}}) can start as the identity")
+        m_ = IdentityStart(m_)
+    t = f"{m.__module__}.{m.__qualname__}".replace("__main__.", "")
+    np_ = sum(x.numel() for x in m_.parameters())
+    m_.i, m_.f, m_.type, m_.np = i, f, t, np_
+    if log:
+        shown = args if not kwargs else args + [{k: getattr(v, "label", v) for k, v in kwargs.items()}]
+        LOGGER.info(f"{i:>3}{str(f):>18}{n_:>3}{np_:10.0f}  {t:<40}{str(shown):<30}")
+    return m_, c2, c2_written if c2_written is not None else c2
+
+
+def inner_attention(value, where):
+    """(spec, args, kwargs) of a C3 row's ``attn:`` value: a registered one-input, channel-keeping layer's name, or
+    [name, args..., {kwargs}]."""
+    if isinstance(value, str):
+        name, args = value, []
+    elif isinstance(value, list) and value and isinstance(value[0], str):
+        name, args = value[0], list(value[1:])
+    else:
+        raise ModelConfigError(f"{where}: 'attn:' takes a layer name or [name, {{hyper-parameters}}], e.g. "
+                               f"{{attn: cbam}} or {{attn: [cbam, {{rd_ratio: 0.25}}]}}, got {value!r}")
+    spec = find_layer(name)
+    if spec is None:
+        raise unknown_layer(name, f"{where}, attn", {}, "yolov5")
+    if not spec.keeps_channels:
+        raise ModelConfigError(f"{where}: 'attn: {name}': {spec.name} cannot sit inside a bottleneck; attn takes a "
+                               f"one-input layer that keeps its channels (SE, CBAM, CoordAtt, EMA, ...)")
+    kwargs = args.pop() if args and isinstance(args[-1], dict) else {}
+    return spec, args, kwargs
+
+
+def _c3_with_attention(mapping, where, identity):
+    """(C3Attn, {'attn': factory}) for a C3 row's trailing ``{attn: ...}`` mapping (``identity``: start each inner
+    attention as the identity, from the YAML's ``identity_start:``)."""
+    from yolo_attn.engines.yolov5.c3attn import C3Attn
+    from yolo_attn.registry import build
+
+    if set(mapping) != {"attn"}:
+        raise ModelConfigError(f"{where}: a C3 row's trailing mapping takes only attn: (attention inside its "
+                               f"bottlenecks, e.g. [256, {{attn: cbam}}]), got keys {sorted(map(str, mapping))}")
+    spec, args, kwargs = inner_attention(mapping["attn"], where)
+    wrap = identity and not spec.starts_as_identity
+
+    def attn(channels):
+        layer = build(spec, channels, *args, **kwargs)
+        return IdentityStart(layer) if wrap else layer
+
+    attn.label = mapping["attn"]
+    try:
+        attn(64)  # the hyper-parameters, checked once before the row is built
+    except (TypeError, ValueError) as e:
+        raise ModelConfigError(f"{where}: 'attn: {mapping['attn']!r}': {e}") from None
+    return C3Attn, {"attn": attn}
+
+
+def check_shapes(model, save, labels, channels=3, size=CHECK_SIZE, device=None):
     """Run the rows once on a small image (no gradients; eval mode except the head, whose training-mode output
     needs no strides), as yolov5's ``_forward_once`` does, so that a row that cannot take what it is given (maps of
     different resolutions fused, a gate finer than its skip) is reported with its YAML row (``labels``) instead of
-    a traceback from deep inside the build."""
+    a traceback from deep inside the build. On the meta device it computes shapes only, and a row whose output
+    exceeds MAX_ELEMENTS is refused; returns False when an operation has no meta implementation (then run it
+    again on the real model)."""
     training = model.training
-    outputs, x = [], torch.zeros(1, channels, size, size)
+    outputs, x = [], torch.zeros(1, channels, size, size, device=device)
     model.eval()
     model[-1].train()
     try:
@@ -195,11 +322,22 @@ def check_shapes(model, save, labels, channels=3, size=CHECK_SIZE):
                     x = outputs[m.f] if isinstance(m.f, int) else [x if j == -1 else outputs[j] for j in m.f]
                 try:
                     x = m(x)
-                except (RuntimeError, ValueError) as e:
-                    shapes = [tuple(t.shape) for t in (x if isinstance(x, list) else [x])]
+                except NotImplementedError:
+                    if device == "meta":
+                        return False
+                    raise
+                except Exception as e:  # noqa: BLE001  (whatever the row's code raises on this input)
+                    shapes = [tuple(t.shape) for t in (x if isinstance(x, (list, tuple)) else [x])
+                              if isinstance(t, torch.Tensor)]
                     raise ModelConfigError(f"{where}: cannot run on its input(s) of shape "
                                            f"{', '.join(map(str, shapes))} (a {size}×{size} image): "
-                                           f"{str(e).splitlines()[0]}") from None
+                                           f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+                sizes = [t.numel() for t in (x if isinstance(x, (list, tuple)) else [x]) if isinstance(t, torch.Tensor)]
+                if sum(sizes) > MAX_ELEMENTS:
+                    raise ModelConfigError(f"{where}: gives {sum(sizes):,} values for a {size}×{size} image (more "
+                                           f"than {MAX_ELEMENTS:,}); check its args (an upsampling factor, padding, "
+                                           f"channels)")
                 outputs.append(x if m.i in save else None)
     finally:
         model.train(training)
+    return True

@@ -1,0 +1,82 @@
+"""The valid range of each hyper-parameter, declared once per name: every layer with a parameter of that name shares
+it. A value outside it is a configuration mistake (``rd_ratio: 1024`` would build a billion-parameter layer), refused
+by ``check_hyper_parameters`` before anything is built (the registry calls it for every layer it builds)."""
+import math
+
+MAX_CHANNELS = 16384  # no YOLO layer comes near (yolov5x: 1280)
+
+
+def _int(v):
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _number(v):
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _between(lo, hi, integer=True, what=None):
+    def check(v, channels):
+        ok = (_int(v) if integer else _number(v)) and lo <= v <= hi
+        return None if ok else what or f"{'an integer' if integer else 'a number'} from {lo} to {hi}"
+    return check
+
+
+def _fraction(v, channels):
+    return None if _number(v) and 0 < v < 1 else (
+        "a fraction of the channels in (0, 1), as in timm: a reduction r is rd_ratio 1/r (r = 16: 0.0625)")
+
+
+def _odd_kernel(v, channels):
+    return None if _int(v) and 1 <= v <= 31 and v % 2 else "an odd integer from 1 to 31 (a kernel size)"
+
+
+def _groups(v, channels):
+    if not (_int(v) and 1 <= v <= max(channels, 1)):
+        return f"an integer from 1 to the channel count ({channels})"
+    return None if channels % v == 0 else f"a divisor of the channel count {channels}"
+
+
+def _flag(v, channels):
+    return None if isinstance(v, bool) else "true or false"
+
+
+def _optional(check):
+    return lambda v, channels: None if v is None else check(v, channels)
+
+
+def _each(check):
+    def check_all(v, channels):
+        if not (isinstance(v, (list, tuple)) and 1 <= len(v) <= 8):
+            return "a list of 1 to 8 values"
+        bad = [check(x, channels) for x in v]
+        return next((f"a list, each {b}" for b in bad if b), None)
+    return check_all
+
+
+_COUNT = _between(1, MAX_CHANNELS, what=f"a channel count from 1 to {MAX_CHANNELS}")
+
+RULES = {
+    "rd_ratio": _fraction,
+    "rd_channels": _optional(_COUNT), "c_m": _optional(_COUNT), "c_n": _optional(_COUNT),
+    "gate_channels": _optional(_COUNT), "min_rd_channels": _COUNT,
+    "kernel_size": _optional(_odd_kernel), "spatial_kernel_size": _odd_kernel,
+    "kernel_sizes": _each(_odd_kernel), "dilations": _each(_between(1, 8)),
+    "groups": _groups, "stride": _between(1, 8), "radix": _between(1, 8), "pooling_r": _between(1, 64),
+    "eps": _between(1e-12, 1.0, integer=False), "e_lambda": _between(1e-12, 1.0, integer=False),
+    "gamma": _between(1e-3, 100.0, integer=False), "beta": _between(-100.0, 100.0, integer=False),
+    "use_scale": _flag, "zero_init": _flag, "residual": _flag, "no_spatial": _flag, "detach_weights": _flag,
+}
+
+
+def invalid(name, value, channels):
+    """Why ``value`` is not a valid ``name`` for a layer of ``channels`` channels ("must be ..."), or None."""
+    check = RULES.get(name)
+    return None if check is None else check(value, channels)
+
+
+def check_hyper_parameters(layer, channels, values):
+    """Raise a ValueError naming the layer, the parameter, its value and the valid range for the first bad one."""
+    for name, value in values.items():
+        why = invalid(name, value, channels)
+        if why:
+            raise ValueError(f"{layer}: {name}={value!r} is out of range; {name} must be {why}")
