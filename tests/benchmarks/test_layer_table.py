@@ -53,12 +53,13 @@ def test_params_column_matches_the_modules_at_their_yolov5s_widths(table):
 
 def test_cost_column_counts_the_nonlocal_block_by_the_bench_rule(table):
     # P5 of yolov5s at 640 px: 20×20 positions, C = 512, C' = 256. Four 1x1 convs (θ with a bias), the two
-    # (HW)²·C' matrix products, the softmax over (HW)² (3 per element), the block's BN (2 per element; yolov5's
-    # fuse() folds only its own Conv+BN) and the residual add (1 per element).
+    # (HW)²·C' matrix products, the 1/sqrt(C') scaling of the (HW)² logits (1 per element; use_scale, the default),
+    # the softmax over (HW)² (3 per element), the block's BN (2 per element; yolov5's fuse() folds only its own
+    # Conv+BN) and the residual add (1 per element).
     hw, c, ci = 400, 512, 256
-    flops = 2 * 4 * c * ci * hw + ci * hw + 2 * 2 * hw * hw * ci + 3 * hw * hw + 2 * c * hw + c * hw
+    flops = 2 * 4 * c * ci * hw + ci * hw + 2 * 2 * hw * hw * ci + hw * hw + 3 * hw * hw + 2 * c * hw + c * hw
     assert f"({flops / 1e9:+.4f})" in _row(table, "NonLocal")
-    assert _row(table, "NonLocal").endswith("| 17.08 (+0.5845) |")
+    assert _row(table, "NonLocal").endswith("| 17.08 (+0.5846) |")
 
 
 def test_model_cost_is_the_bench_figure_for_yolov5s():

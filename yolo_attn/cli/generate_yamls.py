@@ -38,3 +38,7 @@ def main(argv):
 
 def cli():
     raise SystemExit(run_cli(main))
+
+
+if __name__ == "__main__":
+    cli()

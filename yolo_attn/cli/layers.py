@@ -19,3 +19,7 @@ def main(argv):
 
 def cli():
     raise SystemExit(run_cli(main))
+
+
+if __name__ == "__main__":
+    cli()

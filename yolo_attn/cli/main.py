@@ -34,3 +34,7 @@ def cli(argv=None):
 
     main = importlib.import_module(f"yolo_attn.cli.{COMMANDS[command][0]}").main
     raise SystemExit(run_cli(main, rest))
+
+
+if __name__ == "__main__":
+    cli()

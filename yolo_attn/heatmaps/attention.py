@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from yolo_attn.errors import BadParameter
-from yolo_attn.heatmaps.model import is_attention
+from yolo_attn.heatmaps.model import attention_modules
 
 
 @dataclass
@@ -39,22 +39,24 @@ class Gate:
 
 
 def attention_gates(model, image):
-    """Gates of every attention row of ``model`` for a (1, 3, h, w) input, in row order."""
-    rows = [(i, m) for i, m in enumerate(model.model) if is_attention(m)]
-    if not rows:
-        raise BadParameter("attention", "{name}: this model has no attention layers (no row is an attention module)")
+    """Gates of every attention module of ``model`` (rows, and inside blocks) for a (1, 3, h, w) input, in order."""
+    found = attention_modules(model)
+    if not found:
+        raise BadParameter("attention", "{name}: this model has no attention layers (no row is or holds an attention "
+                                        "module)")
     inputs, handles = {}, []
-    for i, m in rows:
-        handles.append(m.register_forward_pre_hook(lambda mod, args, i=i: inputs.__setitem__(i, args)))
+    for k, (_, _, m) in enumerate(found):
+        handles.append(m.register_forward_pre_hook(lambda mod, args, k=k: inputs.setdefault(k, args)))
     try:
         with torch.no_grad():
             model(image)
             gates = []
-            for i, m in rows:
-                for name, g in m.applied_gates(*inputs[i]).items():
+            for k, (i, name, m) in enumerate(found):
+                layer = type(m).__name__ + (f" {name}" if name else "")
+                for gate, g in m.applied_gates(*inputs[k]).items():
                     if not isinstance(g, torch.Tensor) or g.dim() != 4:
                         continue  # not a map over (channels, height, width)
-                    gates.append(Gate(i, type(m).__name__, name, g[0].float().cpu().numpy()))
+                    gates.append(Gate(i, layer, gate, g[0].float().cpu().numpy()))
     finally:
         for h in handles:
             h.remove()

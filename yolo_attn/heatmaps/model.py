@@ -70,8 +70,21 @@ def is_attention(module):
     return isinstance(module, AttentionModule)
 
 
+def attention_modules(model):
+    """[(row, name inside the row, module)] of the attention modules in the rows before Detect, outermost only: a
+    row that is one (CBAM, a Chain) gives itself; attention inside a block (C3 bottlenecks) is found inside it."""
+    found = []
+    for i, row in enumerate(model.model[:-1]):
+        kept = []
+        for name, m in row.named_modules():
+            if is_attention(m) and not any(name.startswith(k + ".") or k == "" for k in kept):
+                kept.append(name)
+                found.append((i, name, m))
+    return found
+
+
 def attention_rows(model):
-    return [i for i, m in enumerate(model.model[:-1]) if is_attention(m)]
+    return sorted({i for i, _, _ in attention_modules(model)})
 
 
 def neck_rows(model):

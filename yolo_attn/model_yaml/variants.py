@@ -1,7 +1,8 @@
 """The shipped ``model_yamls/``: generated from yolov5's own yolov5s.yaml, so they cannot drift from it."""
+import copy
 from pathlib import Path
 
-import copy
+import yaml
 
 from yolo_attn.model_yaml.edit import dump_model_yaml, insert_after, load_model_yaml, replace_concat
 
@@ -95,7 +96,7 @@ its own BN and ReLU (the paper's), where the Conv had BN and SiLU."""
 _C3S = """
 Placement: inside every bottleneck of the backbone's four C3 blocks (yolov5s rows 2, 4, 6, 8), on the
 residual branch before the addition, where the SE paper puts SE in a ResNet block: each row reads
-[c2, {{attn: {name}}}]. No row is added, every stock C3 weight keeps its name (the attention's are
+[c2, {{attn: {row}}}]. No row is added, every stock C3 weight keeps its name (the attention's are
 m.<k>.attn.*), so a stock yolov5s checkpoint transfers in full (`yolo_attn/engines/yolov5/c3attn.py`)."""
 
 BASELINE = "yolov5s.yaml"
@@ -113,6 +114,10 @@ _EDITS = {
 }
 
 
+def _flow(x):
+    return yaml.safe_dump(x, default_flow_style=True, width=10_000).strip()
+
+
 def _variant_name(spec, placement):
     return f"yolov5s-{placement.file_tag or spec.name.lower()}.yaml"
 
@@ -126,7 +131,8 @@ def variants():
         for placement in spec.placements:
             edit, text = _EDITS[placement.where]
             build = (lambda d, e=edit, n=spec.name, a=list(placement.args): e(d, n, a))
-            out[_variant_name(spec, placement)] = (build, placement.header + text.format(name=spec.name))
+            row = _flow([spec.name, *placement.args]) if placement.args else spec.name
+            out[_variant_name(spec, placement)] = (build, placement.header + text.format(name=spec.name, row=row))
     return out
 
 

@@ -39,12 +39,14 @@ def test_shipped_c3_variants_put_one_attention_per_bottleneck(name, cls):
     model, _ = parser.parse_model(load(name), ch=[3])
     base, _ = parser.parse_model(load("yolov5s.yaml"), ch=[3])
     for row, repeats in [(2, 1), (4, 2), (6, 3), (8, 1)]:  # yolov5s: 3, 6, 9, 3 bottlenecks × depth 0.33
+        attn = load(name)["backbone"][row][3][-1]["attn"]  # a name, or [name, {hyper-parameters}]
+        kwargs = attn[-1] if isinstance(attn, list) else {}
         c3 = model[row]
         assert type(c3) is C3Attn and isinstance(c3, C3) and len(c3.m) == repeats
         assert all(type(b) is AttnBottleneck and type(b.attn) is cls for b in c3.m)
         c_ = c3.cv1.conv.out_channels
         extra = nparams(c3) - nparams(base[row])
-        assert extra == repeats * nparams(cls(c_)) > 0
+        assert extra == repeats * nparams(cls(c_, **kwargs)) > 0
     assert [type(m) for m in model if not isinstance(m, C3)] == [type(m) for m in base if not isinstance(m, C3)]
 
 
