@@ -12,6 +12,7 @@ import functools
 import inspect
 import os
 import tempfile
+import textwrap
 from datetime import timedelta
 from pathlib import Path
 
@@ -119,24 +120,34 @@ def cache_image_to_disk(self, i):
         raise
 
 
-def recompiled(fn, edits):
-    """``fn`` compiled again from its own source with each ``(old, new)`` text edit made once, in its module's
-    globals and at its own file and line numbers. An ``old`` found other than exactly once raises: the edit was
-    written for another version of the source."""
-    lines, first = inspect.getsourcelines(fn)
-    source = "".join(lines)
+def edited_source(fn, edits):
+    """(``fn``'s source with each ``(old, new)`` text edit made once, its first line number); the source of a function
+    ``recompiled`` made is its edited one. An ``old`` found other than exactly once raises: the edit was written for
+    another version of the source."""
+    if hasattr(fn, "__yolo_attn_source__"):
+        source, first = fn.__yolo_attn_source__
+    else:
+        lines, first = inspect.getsourcelines(fn)
+        source = textwrap.dedent("".join(lines))
     for old, new in edits:
         count = source.count(old)
         if count != 1:
             raise RuntimeError(f"yolo-attn: expected {old.strip()!r} once in {fn.__module__}.{fn.__qualname__}, "
                                f"found it {count} times; this yolov5 version is not supported")
         source = source.replace(old, new)
+    return source, first
+
+
+def recompiled(fn, edits):
+    """``fn`` compiled again from its edited source (``edited_source``), in its module's globals and at its own
+    file and line numbers (tracebacks show yolov5's lines); ``__wrapped__`` is the original."""
+    source, first = edited_source(fn, edits)
     tree = ast.parse(source)
     ast.increment_lineno(tree, first - 1)
     namespace = {}
     exec(compile(tree, inspect.getsourcefile(fn), "exec"), fn.__globals__, namespace)
     new_fn = namespace[fn.__name__]
-    new_fn.__wrapped__ = fn
+    new_fn.__wrapped__, new_fn.__yolo_attn_source__ = fn, (source, first)
     return new_fn
 
 
@@ -152,3 +163,6 @@ TRAIN_EDITS = (
     ("    if cuda and RANK != -1:\n        model = smart_DDP(model)\n",
      "    if RANK != -1:  # yolo-attn ddp_on_cpu\n        model = smart_DDP(model)\n"),
 )
+SYNC_BN_EDITS = ((
+    "model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model).to(device)",
+    "model = yolo_attn_convert_sync_batchnorm(model).to(device)  # yolo-attn sync_pooled_bn"),)

@@ -12,6 +12,7 @@ import os
 import sys
 import tempfile
 import types
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -279,20 +280,26 @@ def _noval(train):
 def _ddp_on_cpu(train):
     from yolo_attn.engines.yolov5 import ddp
 
+    try:
+        main, train_fn = ddp.recompiled(train.main, ddp.MAIN_EDITS), ddp.recompiled(train.train, ddp.TRAIN_EDITS)
+    except (OSError, RuntimeError) as e:  # no source, or another yolov5: DDP stays CUDA-only, as yolov5 has it
+        warnings.warn(f"yolo-attn: DDP training on CPU is unavailable: {e}")
+        return []
     return [replace(train, "yolo_attn_ddp_device", ddp.ddp_device),
             replace(train, "smart_DDP", ddp.smart_ddp(train.smart_DDP)),
-            replace(train, "main", ddp.recompiled(train.main, ddp.MAIN_EDITS)),
-            replace(train, "train", ddp.recompiled(train.train, ddp.TRAIN_EDITS))]
+            replace(train, "main", main), replace(train, "train", train_fn)]
 
 
 def _sync_pooled_bn(train):
-    from yolo_attn.engines.yolov5.ddp import convert_sync_batchnorm
+    from yolo_attn.engines.yolov5 import ddp
 
-    torch_view = view_of(train, "torch")
-    nn_view = view_of(torch_view, "nn")
-    sync_bn = view_of(nn_view, "SyncBatchNorm")
-    return [replace(sync_bn, "convert_sync_batchnorm", convert_sync_batchnorm), replace(nn_view, "SyncBatchNorm", sync_bn),
-            replace(torch_view, "nn", nn_view), replace(train, "torch", torch_view)]
+    try:
+        train_fn = ddp.recompiled(train.train, ddp.SYNC_BN_EDITS)
+    except (OSError, RuntimeError) as e:
+        warnings.warn(f"yolo-attn: --sync-bn keeps yolov5's own conversion: {e}")
+        return []
+    return [replace(train, "yolo_attn_convert_sync_batchnorm", ddp.convert_sync_batchnorm),
+            replace(train, "train", train_fn)]
 
 
 def _rank0_run_files(train):
