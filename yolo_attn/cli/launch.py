@@ -1,8 +1,8 @@
 """Training on several processes, GPUs or nodes: yolov5's own DDP under torchrun (``torch.distributed.run``).
 
-Launcher side (``train.sh --nproc-per-node N ...``): the options are checked once, here, then torchrun starts N
-copies of ``python -m yolo_attn.cli.train`` with the same arguments minus the launch options; this process is
-torchrun's agent and exits with the ranks' status. Rank side (every process torchrun starts, also under a plain
+Launcher side (``train.sh --nproc-per-node N ...``): the options are checked once, here, then this process becomes
+torchrun's agent (``python -m yolo_attn.cli.launch TORCHRUN_ARGS``), which starts N copies of
+``python -m yolo_attn.cli.train`` with the same arguments minus the launch options and exits with their status. Rank side (every process torchrun starts, also under a plain
 ``torchrun -m yolo_attn.cli.train``): the user's ``--import`` modules, output on rank 0 only, the process group,
 one run folder chosen by rank 0.
 
@@ -147,10 +147,9 @@ def torchrun_args(opt, argv):
 
 
 def launch(opt, argv, train_opt):
-    """Check, then run torchrun here (this process is its agent); returns the exit status for the CLI."""
+    """Check, then become torchrun's agent: this process is replaced (``exec``) by a lean one that imports neither
+    yolov5 nor the user's modules, so the agent holds little memory while the ranks train."""
     import torch
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-    from torch.distributed.run import get_args_parser, run
 
     check_topology(opt)
     world = opt.nproc_per_node * opt.nnodes
@@ -160,14 +159,27 @@ def launch(opt, argv, train_opt):
         check_port(opt.master_addr, opt.master_port)
     print(f"yolo-attn: {world} {'CPU' if kind == 'cpu' else 'GPU'} process(es) "
           f"({opt.nproc_per_node} on this node, node {opt.node_rank} of {opt.nnodes}) under torchrun", flush=True)
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "yolo_attn.cli.launch", *torchrun_args(opt, argv)])
+
+
+def agent(args):
+    """torchrun with ``args``, here; the exit status of the ranks, and a failure said in one line."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
     try:
-        run(get_args_parser().parse_args(torchrun_args(opt, argv)))
+        run(get_args_parser().parse_args(args))
     except ChildFailedError as e:
         first, failure = e.get_first_failure()
         others = sorted(r for r in e.failures if r != first)
         print(f"\nyolo-attn: error: training failed: rank {first} {_exit(failure.exitcode)} (its messages are above)"
               + (f"; torchrun then stopped rank(s) {', '.join(map(str, others))}" if others else ""), file=sys.stderr)
         return failure.exitcode if failure.exitcode > 0 else 1
+    except SignalException as e:
+        print(f"\nyolo-attn: training stopped by signal {e.sigval.name}", file=sys.stderr)
+        return 128 + int(e.sigval)
     return 0
 
 
@@ -196,3 +208,7 @@ def agree_on_run_folder(train_opt):
     dist.broadcast_object_list(chosen, src=0)
     folder = Path(chosen[0])
     train_opt.project, train_opt.name, train_opt.exist_ok = str(folder.parent), folder.name, True
+
+
+if __name__ == "__main__":
+    sys.exit(agent(sys.argv[1:]))
