@@ -46,11 +46,8 @@ def cpu_run(device_arg):
     return device_arg == "cpu" or not torch.cuda.is_available()
 
 
-def _cuda_device(device_arg):
-    """yolov5's DDP device for this rank: cuda:LOCAL_RANK (select_device first narrows CUDA_VISIBLE_DEVICES)."""
-    device_arg = str(device_arg).strip().lower().replace("cuda:", "")
-    if device_arg:
-        os.environ["CUDA_VISIBLE_DEVICES"] = device_arg
+def _cuda_device():
+    """yolov5's DDP device for this rank: cuda:LOCAL_RANK of the visible devices."""
     assert torch.cuda.device_count() > local_rank(), 'insufficient CUDA devices for DDP command'
     torch.cuda.set_device(local_rank())
     return torch.device("cuda", local_rank())
@@ -59,7 +56,10 @@ def _cuda_device(device_arg):
 def init_distributed(device_arg="", timeout_s=None):
     """Join torchrun's process group (gloo on CPU, NCCL on CUDA) unless already joined; returns this rank's device.
     ``timeout_s``: how long a collective waits for the other ranks (torch's default: 30 min)."""
-    device = torch.device("cpu") if cpu_run(device_arg) else _cuda_device(device_arg)
+    device_arg = str(device_arg).strip().lower().replace("cuda:", "")
+    if device_arg and device_arg != "cpu":
+        os.environ["CUDA_VISIBLE_DEVICES"] = device_arg  # before CUDA is first asked, as yolov5's select_device does
+    device = torch.device("cpu") if cpu_run(device_arg) else _cuda_device()
     if not dist.is_initialized():
         backend = "gloo" if device.type == "cpu" else ("nccl" if dist.is_nccl_available() else "gloo")
         kwargs = {"timeout": timedelta(seconds=timeout_s)} if timeout_s else {}
