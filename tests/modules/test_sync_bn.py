@@ -146,7 +146,8 @@ def test_conversion_keeps_pooled_bns_pooled_and_shares_their_tensors():
     assert all(type(named[n]) is SyncPooledBatchNorm2d for n in pooled)
     assert all(type(named[n]) is SyncBatchNorm for n in plain)
     assert all(named[n].weight is w for n, w in weights.items())
-    gpu_style = convert_sync_batchnorm(yolo_attn.create_attn("mscam", 16), plain=nn.SyncBatchNorm.convert_sync_batchnorm)
+    gpu_style = convert_sync_batchnorm(yolo_attn.create_attn("mscam", 16),
+                                       plain=nn.SyncBatchNorm.convert_sync_batchnorm)
     named = dict(gpu_style.named_modules())
     assert all(type(named[n]) is nn.SyncBatchNorm for n in plain)
     assert all(type(named[n]) is SyncPooledBatchNorm2d for n in pooled)

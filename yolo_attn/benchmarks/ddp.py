@@ -51,7 +51,8 @@ def _batch(n, imgsz, seed):
 
     g = torch.Generator().manual_seed(seed)
     imgs = torch.rand(n, 3, imgsz, imgsz, generator=g)
-    boxes = torch.cat([torch.rand(n * 4, 2, generator=g) * 0.6 + 0.2, torch.rand(n * 4, 2, generator=g) * 0.2 + 0.05], 1)
+    centres, sizes = torch.rand(n * 4, 2, generator=g) * 0.6 + 0.2, torch.rand(n * 4, 2, generator=g) * 0.2 + 0.05
+    boxes = torch.cat([centres, sizes], 1)
     labels = torch.cat([torch.arange(n).repeat_interleave(4)[:, None].float(),
                         torch.randint(0, 4, (n * 4, 1), generator=g).float(), boxes], 1)
     return imgs, labels
@@ -162,9 +163,10 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as folder:
         one = step_times(step_args, 1, folder)["single"]
         many = step_times(step_args, args.nproc, folder)
-        print(f"step time: 1 process {one * 1000:.0f} ms; {args.nproc} processes (DDP, gloo) {many['ddp'] * 1000:.0f} ms"
-              f" ({one / many['ddp']:.2f}x); synchronisation {1000 * (many['ddp'] - many['no_sync']):.0f} ms per step "
-              f"({(many['ddp'] - many['no_sync']) / many['ddp']:.0%} of it)", flush=True)
+        sync = many["ddp"] - many["no_sync"]
+        print(f"step time: 1 process {one * 1000:.0f} ms; {args.nproc} processes (DDP, gloo) "
+              f"{many['ddp'] * 1000:.0f} ms ({one / many['ddp']:.2f}x); synchronisation {1000 * sync:.0f} ms per step "
+              f"({sync / many['ddp']:.0%} of it)", flush=True)
         if not args.skip_ram:
             print(f"peak RAM, one epoch of {args.cfg} on {args.ram_images} images at {args.ram_imgsz} px, "
                   f"batch {args.batch}, --workers 0:", flush=True)

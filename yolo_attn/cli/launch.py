@@ -2,9 +2,9 @@
 
 Launcher side (``train.sh --nproc-per-node N ...``): the options are checked once, here, then this process becomes
 torchrun's agent (``python -m yolo_attn.cli.launch TORCHRUN_ARGS``), which starts N copies of
-``python -m yolo_attn.cli.train`` with the same arguments minus the launch options and exits with their status. Rank side (every process torchrun starts, also under a plain
-``torchrun -m yolo_attn.cli.train``): the user's ``--import`` modules, output on rank 0 only, the process group,
-one run folder chosen by rank 0.
+``python -m yolo_attn.cli.train`` with the same arguments minus the launch options and exits with their status.
+Rank side (every process torchrun starts, also under a plain ``torchrun -m yolo_attn.cli.train``): the user's
+``--import`` modules, output on rank 0 only, the process group, one run folder chosen by rank 0.
 
 A rank that dies: torchrun's agent notices within its monitor interval (0.1 s), stops the node's other ranks
 (SIGTERM, then SIGKILL) and exits non-zero. Ranks on other nodes fail in their next collective when the dead peer's
@@ -97,9 +97,9 @@ def check_devices(nproc, device_arg, cuda_available, cuda_count):
                          f"--device cpu (gloo), or run on a machine with GPUs")
     usable = min(cuda_devices(device, cuda_count), cuda_count)
     if nproc > usable:
-        raise UsageError(f"--nproc-per-node {nproc} but {'--device ' + device_arg + ' gives' if device else 'there are'}"
-                         f" only {usable} CUDA device(s) on this node: one process per GPU. Use --nproc-per-node "
-                         f"{usable} (or --device cpu for CPU processes)")
+        given = f"--device {device_arg} gives" if device else "there are"
+        raise UsageError(f"--nproc-per-node {nproc} but {given} only {usable} CUDA device(s) on this node: one "
+                         f"process per GPU. Use --nproc-per-node {usable} (or --device cpu for CPU processes)")
     return "cuda"
 
 

@@ -2,8 +2,8 @@
 channel-keeping layer (and Chains, whose members may start as the identity themselves), inserted into a pretrained
 model the way ``train.sh --weights`` does it.
 
-What "learns" means with ``x + γ·(attn(x) − x)``, γ = 0: the first backward gives γ a non-zero gradient; once γ has
-moved (one optimizer step), every parameter of the wrapped layer that gets a gradient when the fresh layer is
+What "learns" means with ``x + γ·(attn(x) − x)``, γ = 0: the first backward gives γ a non-zero gradient; once γ
+has moved (one optimizer step), every parameter of the wrapped layer that gets a gradient when the fresh layer is
 trained on its own gets one here too (all of them, except inside a NonLocal member, whose convolutions wait for its
 zero-initialised BN by design). A layer that already starts as the identity (NonLocal, a Chain of NonLocals) must not
 be wrapped: there γ's gradient is exactly 0, and so is the layer's, for ever. Unwrapped, its own zero-initialised
@@ -71,7 +71,8 @@ def test_every_identity_started_row_learns(quiet_yolov5, layer, key):
     torch.optim.SGD(model.parameters(), lr=0.01).step()
     model.zero_grad()
     _loss(model, x).backward()
-    dead = [n for n, p in inserted.attn.named_parameters() if n in alone and (p.grad is None or p.grad.abs().max() == 0)]
+    grads = {n: p.grad for n, p in inserted.attn.named_parameters()}
+    dead = [n for n in alone if grads[n] is None or grads[n].abs().max() == 0]
     assert not dead, f"{layer}: no gradient for {dead} after the first step"
     if not isinstance(layer, tuple) or "nonlocal" not in layer:
         assert alone == {n for n, _ in inserted.attn.named_parameters()}

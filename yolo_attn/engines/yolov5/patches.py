@@ -364,18 +364,18 @@ PATCHES = (
           "it, and train wraps the model in DDP (and converts BNs for --sync-bn) only on CUDA, so CPU ranks trained "
           "unsynchronised copies. main and train are recompiled from yolov5's source with those lines opened to CPU "
           "(gloo, DDP without device ids); on CUDA they do what yolov5's do (engines/yolov5/ddp.py)", "yolov5 7.0.x",
-          "tests/engines/yolov5/test_ddp.py", ("yolov5.train",), _ddp_on_cpu),
+          "tests/engines/yolov5/test_ddp_patches.py, tests/cli/test_ddp.py", ("yolov5.train",), _ddp_on_cpu),
     Patch("sync_pooled_bn", "--sync-bn turns the BN after global pooling (PooledBatchNorm2d) into a plain "
           "SyncBatchNorm: one image per process raises 'Expected more than 1 value per channel'; it becomes a "
           "SyncPooledBatchNorm2d (the others torch's SyncBatchNorm on GPU, modules.sync_bn's on CPU)", "every version",
           "tests/modules/test_sync_bn.py", ("yolov5.train",), _sync_pooled_bn),
     Patch("rank0_run_files", "every DDP rank writes the run's opt.yaml and hyp.yaml (on several nodes, each its own "
-          "paths), concurrently", "yolov5 7.0.x", "tests/engines/yolov5/test_ddp.py::test_rank0_run_files",
+          "paths), concurrently", "yolov5 7.0.x", "tests/engines/yolov5/test_ddp_patches.py::test_rank0_run_files",
           ("yolov5.train",), _rank0_run_files),
     Patch("atomic_disk_cache", "--cache disk writes each image's .npy in place: a killed run, or a rank on another "
           "node reading it meanwhile, leaves or reads a truncated file (np.load fails in every later run)",
-          "every version", "tests/engines/yolov5/test_ddp.py::test_atomic_disk_cache", ("yolov5.utils.dataloaders",),
-          _atomic_disk_cache),
+          "every version", "tests/engines/yolov5/test_ddp_patches.py::test_atomic_disk_cache",
+          ("yolov5.utils.dataloaders",), _atomic_disk_cache),
     Patch("noval", "--noval crashes after the first epoch (map50s unbound), also through yolov5.train.run",
           "yolov5 7.0.x", "tests/engines/yolov5/test_patches.py::test_noval", ("yolov5.train",), _noval),
 )

@@ -1,10 +1,10 @@
 """The DDP patches of yolov5 (engines/yolov5/ddp.py): yolov5's CUDA-only DDP branch on CPU, files written by rank 0
 only, atomic --cache disk. End to end with real processes: tests/cli/test_ddp.py."""
+import dis
+import inspect
 import os
 import subprocess
 import sys
-import textwrap
-import traceback
 from pathlib import Path
 
 import cv2
@@ -30,19 +30,19 @@ def original(obj, name):
         engine.install()
 
 
+def _lines(f):
+    return {i.positions.lineno for i in dis.get_instructions(f) if i.positions.lineno}
+
+
 def test_recompiled_functions_keep_yolov5s_file_lines_and_globals():
     main = yolov5_train.main
     assert main.__wrapped__ is original(yolov5_train, "main")
     assert main.__code__.co_filename == main.__wrapped__.__code__.co_filename
     assert main.__code__.co_firstlineno == main.__wrapped__.__code__.co_firstlineno
     assert main.__globals__ is vars(yolov5_train)  # other patches' replacements (torch views, ...) still apply
-    source = "".join(__import__("inspect").getsourcelines(main.__wrapped__)[0])
-    line = source[:source.index("torch.cuda.set_device(LOCAL_RANK)")].count("\n") + main.__code__.co_firstlineno
-    assert line in {i.positions.lineno for i in __import__("dis").get_instructions(main.__wrapped__)}
-    # the edit kept the line count: the next statement is compiled at the same line in both
-    after = source[:source.index("# Train")].count("\n") + main.__code__.co_firstlineno + 1
-    lines = lambda f: sorted({i.positions.lineno for i in __import__("dis").get_instructions(f) if i.positions.lineno})
-    assert after in lines(main) and after in lines(main.__wrapped__)
+    source = "".join(inspect.getsourcelines(main.__wrapped__)[0])
+    after_edit = source[:source.index("# Train")].count("\n") + main.__code__.co_firstlineno + 1
+    assert after_edit in _lines(main) and after_edit in _lines(main.__wrapped__)  # the edit kept the line count
 
 
 def test_recompiled_refuses_source_it_was_not_written_for():
@@ -56,15 +56,14 @@ def test_recompiled_refuses_source_it_was_not_written_for():
 
 
 def test_train_opens_only_the_cuda_conditions_of_ddp_and_sync_bn():
-    import inspect
-
     theirs = inspect.getsource(original(yolov5_train, "train"))
     mine = yolov5_train.train.__wrapped__.__yolo_attn_source__[0]  # inside noval's wrapper: both edits made
     changed = [(a, b) for a, b in zip(theirs.splitlines(), mine.splitlines()) if a.rstrip() != b.rstrip()]
     assert len(theirs.splitlines()) == len(mine.splitlines())
-    assert [a.strip() for a, _ in changed] == ["if opt.sync_bn and cuda and RANK != -1:",
-                                               "model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model).to(device)",
-                                               "if cuda and RANK != -1:"]
+    assert [a.strip() for a, _ in changed] == [
+        "if opt.sync_bn and cuda and RANK != -1:",
+        "model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model).to(device)",
+        "if cuda and RANK != -1:"]
 
 
 MAIN_ON_CPU = """
