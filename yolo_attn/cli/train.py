@@ -10,6 +10,8 @@ With --resume, an interrupted run continues from its last.pt with the options it
 them from the run's opt.yaml), --noval included, and ends with the same summary.
 """
 import argparse
+import contextlib
+import io
 import tempfile
 import time
 from pathlib import Path
@@ -18,7 +20,10 @@ import yaml
 
 from yolo_attn import paths
 from yolo_attn.checkpoints import load_checkpoint
+from yolo_attn.cli import launch
 from yolo_attn.cli.pipeline import Parser, resolve_data, resolve_weights, run_cli, write_summary
+from yolo_attn.engines.yolov5 import ddp
+from yolo_attn.engines.yolov5.model import quiet
 from yolo_attn.engines.yolov5.options import parse_options
 from yolo_attn.errors import UsageError
 
@@ -37,6 +42,7 @@ def parser():
                         "with the modules' own initialisation")
     p.add_argument("--resume", nargs="?", const="", default=None, metavar="LAST_PT_OR_RUN",
                    help="continue an interrupted run (default: the newest runs/train/*/weights/last.pt)")
+    launch.add_options(p)
     return p
 
 
@@ -117,37 +123,73 @@ def _with_identity_start(cfg_path, weights):
 
 
 def main(argv):
+    import yolov5.train  # noqa: F401  (first: it sets up yolov5's logging, on rank 0 only under torchrun)
+
+    opt, rest = parser().parse(argv)
+    launch.import_modules(opt.imports)
+    if launch.wanted(opt):
+        with contextlib.redirect_stdout(io.StringIO()), quiet():  # the ranks say it; here it is only checked
+            train_opt, _ = _yolov5_options(opt, rest)
+        return launch.launch(opt, argv, train_opt)
+    if ddp.distributed():
+        launch.quiet_other_ranks()
+    return _train(opt, *_yolov5_options(opt, rest))
+
+
+def _yolov5_options(opt, rest):
+    """(yolov5's train options, the resumed run's (last.pt, options) or None)."""
+    if opt.resume is None:
+        return parse_options("train", build_argv(opt, rest), "yolo-attn train"), None
+    ours = [f"--{k.replace('_', '-')}" for k in ("cfg", "data", "weights", "attention_init") if getattr(opt, k)]
+    if rest or ours:
+        raise UsageError(f"--resume continues a run with the options it was started with (yolov5 re-reads "
+                         f"them from the run's opt.yaml and ignores any other flag); drop "
+                         f"{' '.join(ours + rest)}. To change options or train longer, start a new run with "
+                         f"--weights LAST.pt.")
+    last, run_opt = resume_target(opt.resume)
+    train_opt = parse_options("train", ["--resume", str(last)], "yolo-attn train")
+    # yolov5 replaces the options by the run's own; show those (not parse_opt's defaults) from the start
+    return argparse.Namespace(**{**vars(train_opt), **run_opt, "resume": str(last)}), (last, run_opt)
+
+
+def _train(opt, train_opt, resumed):
     import yolov5.train as yolov5_train
     from yolov5.utils.callbacks import Callbacks
 
-    opt, rest = parser().parse(argv)
-    resuming = opt.resume is not None
-    if resuming:
-        ours = [f"--{k.replace('_', '-')}" for k in ("cfg", "data", "weights", "attention_init") if getattr(opt, k)]
-        if rest or ours:
-            raise UsageError(f"--resume continues a run with the options it was started with (yolov5 re-reads "
-                             f"them from the run's opt.yaml and ignores any other flag); drop "
-                             f"{' '.join(ours + rest)}. To change options or train longer, start a new run with "
-                             f"--weights LAST.pt.")
-        last, run_opt = resume_target(opt.resume)
-        yolov5_argv = ["--resume", str(last)]
-    else:
-        yolov5_argv = build_argv(opt, rest)
-    train_opt = parse_options("train", yolov5_argv, "yolo-attn train")
-    if resuming:  # yolov5 replaces the options by the run's own; show those (not parse_opt's defaults) from the start
-        train_opt = argparse.Namespace(**{**vars(train_opt), **run_opt, "resume": str(last)})
     finished = {}
     callbacks = Callbacks()
     callbacks.register_action("on_train_end", "yolo_attn_summary",
                               lambda last, best, epoch, results: finished.update(best=best, epoch=epoch, results=results))
-    run = argparse.Namespace(**run_opt) if resuming else train_opt  # resuming: yolov5 trains with the run's options
+    run = argparse.Namespace(**resumed[1]) if resumed else train_opt  # resuming: yolov5 trains with the run's options
     start = time.time()
-    yolov5_train.main(train_opt, callbacks=callbacks)
+    with _process_group(opt, train_opt, resumed):
+        yolov5_train.main(train_opt, callbacks=callbacks)
     if not finished:
+        if ddp.rank() > 0:
+            return 0  # rank 0 validates the final model and writes the summary
         raise SystemExit("training ended without a final validation; see the log above")
-    extra = {"resumed_from": str(last)} if resuming else {}
+    extra = {"resumed_from": str(resumed[0])} if resumed else {}
     write_summary(finished["results"], Path(run.save_dir), cfg=run.cfg, data=run.data, epochs=finished["epoch"] + 1,
                   weights=str(finished["best"]), seconds=round(time.time() - start, 1), **extra)
+
+
+@contextlib.contextmanager
+def _process_group(opt, train_opt, resumed):
+    """Under torchrun: the checks yolov5's DDP asserts, the process group (gloo on CPU, NCCL on GPU), one run
+    folder for all ranks; the group is left at the end."""
+    if not ddp.distributed():
+        yield
+        return
+    import torch.distributed as dist
+
+    launch.check_training_options(train_opt, ddp.world_size())
+    ddp.init_distributed(train_opt.device, opt.ddp_timeout)
+    try:
+        if not resumed:
+            launch.agree_on_run_folder(train_opt)
+        yield
+    finally:
+        dist.destroy_process_group()
 
 
 def cli():

@@ -13,11 +13,15 @@ from pathlib import Path
 import cv2
 import numpy as np
 import yaml
+from filelock import FileLock, Timeout
+
+from yolo_attn.errors import DatasetError
 
 NAMES = ("circle", "square", "triangle", "cross")
 HUES = (0, 60, 120, 30)  # OpenCV hue (0-180) per class: red, green, blue, orange; jittered per object
 VERSION = 2
 DEFAULTS = dict(train=400, val=100, size=160, seed=0)
+LOCK_TIMEOUT_S = 600  # generating the default set takes about 1 s
 
 
 def _background(rng, size):
@@ -130,16 +134,31 @@ def generate(root, train=DEFAULTS["train"], val=DEFAULTS["val"], size=DEFAULTS["
 
 
 def ensure(root, **params):
-    """The data YAML of the dataset at ``root``, generating it first if missing, incomplete or outdated."""
+    """The data YAML of the dataset at ``root``, generating it first if missing, incomplete or outdated.
+
+    Safe with several processes, also on several machines sharing the folder (DDP ranks): one generates it under a
+    file lock next to ``root`` (``.<name>.lock``), the others wait for it and use it."""
     root = Path(root)
     want = dict(DEFAULTS, **params)
-    marker = root / "COMPLETE.json"
+    if _current(root, want):
+        return root / "shapes.yaml"
+    root.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(root.parent / f".{root.name}.lock"), timeout=LOCK_TIMEOUT_S)
     try:
-        meta = json.loads(marker.read_text())
+        with lock:
+            return root / "shapes.yaml" if _current(root, want) else generate(root, **want)
+    except Timeout:
+        raise DatasetError(f"waited {LOCK_TIMEOUT_S} s for {lock.lock_file}: another process holds it while it "
+                           f"generates {root}. If none does, the file system may not support locks; generate the "
+                           f"dataset once from one process first.") from None
+
+
+def _current(root, want):
+    """Whether ``root`` holds the complete dataset with these parameters, at this path."""
+    try:
+        meta = json.loads((root / "COMPLETE.json").read_text())
     except (OSError, ValueError):
-        meta = None
+        return False
     yaml_path = root / "shapes.yaml"
-    if meta != dict(version=VERSION, **want) or not yaml_path.is_file() or \
-            yaml.safe_load(yaml_path.read_text()).get("path") != str(root.resolve()):
-        return generate(root, **want)
-    return yaml_path
+    return meta == dict(version=VERSION, **want) and yaml_path.is_file() and \
+        yaml.safe_load(yaml_path.read_text()).get("path") == str(root.resolve())

@@ -3,6 +3,8 @@ import contextlib
 import logging
 from pathlib import Path
 
+import torch
+
 from yolo_attn.engines.yolov5.parser import inner_attention
 from yolo_attn.engines.yolov5.patches import save_atomically
 from yolo_attn.registry import find_layer
@@ -32,16 +34,36 @@ def build_model(cfg, nc=None, ch=3):
 
 def identity_rows(source_state_dict, cfg_dict):
     """Rows of ``cfg_dict`` holding one-input, channel-keeping attention that ``source_state_dict`` has no weights
-    for — attention rows, and C3 rows whose attention inside the bottlenecks is new — except layers that already
-    start as the identity (wrapping them would leave both zero-initialised and never learning)."""
+    for (attention rows, and C3 rows whose attention inside the bottlenecks is new), except rows that already
+    start as the identity: declared so (``LayerInfo.starts_as_identity``, NonLocal) or found computing exactly their
+    input when fresh (a Chain of such layers, a user's layer). Wrapped, their blend and their own zero-initialised
+    output would both start at 0, and every gradient of either stays 0."""
     target = build_model(dict(cfg_dict, identity_start=[]))
     _, report = structural_transfer(source_state_dict, target.state_dict())
     rows = cfg_dict["backbone"] + cfg_dict["head"]
     specs = {i: find_layer(rows[i][2]) for i in report.new_rows if isinstance(rows[i][2], str)}
     # C3 rows that match a checkpoint's C3 but whose attention inside the bottlenecks is new (c3attn.py)
     specs.update({i: inner_attention(rows[i][3][-1]["attn"], "")[0] for i in report.fresh_inner_rows})
-    return sorted(i for i, spec in specs.items()
-                  if spec is not None and spec.keeps_channels and not spec.starts_as_identity)
+    candidates = sorted(i for i, spec in specs.items() if spec is not None and spec.keeps_channels)
+    already = {i for i in candidates if specs[i].starts_as_identity} | _rows_computing_their_input(target, candidates)
+    return [i for i in candidates if i not in already]
+
+
+def _rows_computing_their_input(model, rows, size=64):
+    """The rows among ``rows`` whose output equals their input exactly, for a random batch in training mode."""
+    same = set()
+
+    def record(i):
+        return lambda module, args, out: same.add(i) if torch.equal(out, args[0]) else None
+
+    handles = [model.model[i].register_forward_hook(record(i)) for i in rows]
+    try:
+        with torch.no_grad():
+            model.train()(torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0)))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return same
 
 
 def save_checkpoint(model, path, opt=None, **extra):

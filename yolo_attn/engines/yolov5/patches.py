@@ -12,6 +12,7 @@ import os
 import sys
 import tempfile
 import types
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -275,6 +276,44 @@ def _noval(train):
     return [replace(train, "train", final_epoch_only(train, train.train))]
 
 
+# ---------------------------------------------------------------------------------------------- DDP (torchrun)
+def _ddp_on_cpu(train):
+    from yolo_attn.engines.yolov5 import ddp
+
+    try:
+        main, train_fn = ddp.recompiled(train.main, ddp.MAIN_EDITS), ddp.recompiled(train.train, ddp.TRAIN_EDITS)
+    except (OSError, RuntimeError) as e:  # no source, or another yolov5: DDP stays CUDA-only, as yolov5 has it
+        warnings.warn(f"yolo-attn: DDP training on CPU is unavailable: {e}")
+        return []
+    return [replace(train, "yolo_attn_ddp_device", ddp.ddp_device),
+            replace(train, "smart_DDP", ddp.smart_ddp(train.smart_DDP)),
+            replace(train, "main", main), replace(train, "train", train_fn)]
+
+
+def _sync_pooled_bn(train):
+    from yolo_attn.engines.yolov5 import ddp
+
+    try:
+        train_fn = ddp.recompiled(train.train, ddp.SYNC_BN_EDITS)
+    except (OSError, RuntimeError) as e:
+        warnings.warn(f"yolo-attn: --sync-bn keeps yolov5's own conversion: {e}")
+        return []
+    return [replace(train, "yolo_attn_convert_sync_batchnorm", ddp.convert_sync_batchnorm),
+            replace(train, "train", train_fn)]
+
+
+def _rank0_run_files(train):
+    from yolo_attn.engines.yolov5.ddp import on_rank0
+
+    return [replace(train, "yaml_save", on_rank0(train.yaml_save))]
+
+
+def _atomic_disk_cache(dataloaders):
+    from yolo_attn.engines.yolov5.ddp import cache_image_to_disk
+
+    return [replace(dataloaders.LoadImagesAndLabels, "cache_images_to_disk", cache_image_to_disk)]
+
+
 PATCHES = (
     Patch("pkg_resources_shim", "`import pkg_resources` fails (setuptools >= 81), so yolov5 does not import",
           "setuptools >= 81", "tests/engines/yolov5/test_patches.py::test_pkg_resources", ("yolov5",),
@@ -320,6 +359,23 @@ PATCHES = (
     Patch("structural_transfer", "--weights into a model with inserted rows: every later layer starts from "
           "scratch (matched by name)", "every version", "tests/transfer/test_structural.py",
           ("yolov5.train",), _structural_transfer),
+    # DDP patches come before noval, which wraps the train() they recompile
+    Patch("ddp_on_cpu", "DDP under torchrun needs CUDA: main asserts CUDA devices and picks NCCL whenever torch has "
+          "it, and train wraps the model in DDP (and converts BNs for --sync-bn) only on CUDA, so CPU ranks trained "
+          "unsynchronised copies. main and train are recompiled from yolov5's source with those lines opened to CPU "
+          "(gloo, DDP without device ids); on CUDA they do what yolov5's do (engines/yolov5/ddp.py)", "yolov5 7.0.x",
+          "tests/engines/yolov5/test_ddp_patches.py", ("yolov5.train",), _ddp_on_cpu),
+    Patch("sync_pooled_bn", "--sync-bn turns the BN after global pooling (PooledBatchNorm2d) into a plain "
+          "SyncBatchNorm: one image per process raises 'Expected more than 1 value per channel'; it becomes a "
+          "SyncPooledBatchNorm2d (the others torch's SyncBatchNorm on GPU, modules.sync_bn's on CPU)", "every version",
+          "tests/modules/test_sync_bn.py", ("yolov5.train",), _sync_pooled_bn),
+    Patch("rank0_run_files", "every DDP rank writes the run's opt.yaml and hyp.yaml (on several nodes, each its own "
+          "paths), concurrently", "yolov5 7.0.x", "tests/engines/yolov5/test_ddp_patches.py::test_rank0_run_files",
+          ("yolov5.train",), _rank0_run_files),
+    Patch("atomic_disk_cache", "--cache disk writes each image's .npy in place: a killed run, or a rank on another "
+          "node reading it meanwhile, leaves or reads a truncated file (np.load fails in every later run)",
+          "every version", "tests/engines/yolov5/test_ddp_patches.py::test_atomic_disk_cache",
+          ("yolov5.utils.dataloaders",), _atomic_disk_cache),
     Patch("noval", "--noval crashes after the first epoch (map50s unbound), also through yolov5.train.run",
           "yolov5 7.0.x", "tests/engines/yolov5/test_patches.py::test_noval", ("yolov5.train",), _noval),
 )
