@@ -18,6 +18,7 @@ import yaml
 
 from yolo_attn import paths
 from yolo_attn.checkpoints import load_checkpoint
+from yolo_attn.cli.engine import choose
 from yolo_attn.cli.pipeline import Parser, resolve_data, resolve_weights, run_cli, write_summary
 from yolo_attn.engines.yolov5.options import parse_options
 from yolo_attn.errors import UsageError
@@ -117,6 +118,11 @@ def _with_identity_start(cfg_path, weights):
 
 
 def main(argv):
+    engine, argv = choose(argv, "train")
+    if engine == "ultralytics":
+        from yolo_attn.cli.ultralytics import train as ultralytics_train
+
+        return ultralytics_train.main(argv)
     import yolov5.train as yolov5_train
     from yolov5.utils.callbacks import Callbacks
 
