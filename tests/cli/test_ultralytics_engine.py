@@ -97,6 +97,12 @@ def test_unknown_setting_and_unknown_cfg(in_tmp, capsys):
     assert "yolo11n-cbma.yaml" in err and "not found" in err
 
 
+def test_detect_on_a_folder_without_images(in_tmp, capsys, checkpoints, tmp_path_factory):
+    empty = tmp_path_factory.mktemp("no-images")
+    err = _fail(capsys, in_tmp, "detect", "--weights", checkpoints["ultralytics"], "--source", empty)
+    assert "ultralytics: No images or videos found in" in err
+
+
 def test_attention_yaml_without_scale(in_tmp, capsys, tmp_path_factory):
     other = tmp_path_factory.mktemp("cfg") / "mine.yaml"
     other.write_text((YAMLS / "yolo11n-cbam.yaml").read_text())
@@ -145,3 +151,46 @@ def test_train_val_detect_export_bench(run_cli, tmp_path):
     assert rows["yolo11n"]["params"] == 2_624_080 and rows["yolo11n-cbam"]["attention"] == "CBAM×3"
     assert rows["yolo11n-cbam"]["gflops"] > rows["yolo11n"]["gflops"] > 0
     assert rows["yolo11n-cbam"]["mAP50"] == summary["mAP50"]
+
+
+_NETWORK_SPY = """
+import json, socket, sys
+attempts = []
+def refuse(kind):
+    def call(*args, **kwargs):
+        attempts.append([kind, repr(args[:2])])
+        raise OSError("network disabled by the test")
+    return call
+socket.getaddrinfo = refuse("getaddrinfo")
+socket.socket.connect = refuse("connect")
+from yolo_attn.cli.pipeline import run_cli
+import importlib
+codes = [run_cli(importlib.import_module("yolo_attn.cli." + cmd).main, argv) for cmd, argv in json.loads(sys.argv[1])]
+print("RESULT", json.dumps({"codes": codes, "attempts": attempts}))
+"""
+
+
+@pytest.mark.slow
+def test_no_network_attempt(tmp_path):
+    """train, val, predict and export with every DNS lookup and connection refused and recorded, a fresh ultralytics
+    config folder (no Arial.ttf) and no YOLO_OFFLINE from the caller: nothing is attempted."""
+    import os
+    import subprocess
+    import sys
+
+    data = shapes.generate(tmp_path / "ds", train=8, val=4, size=64)
+    best = str(tmp_path / "runs" / "train" / "yolo11n-se" / "weights" / "best.pt")
+    steps = [("train", ["--cfg", "yolo11n-se.yaml", "--data", str(data), "epochs=1", "imgsz=64", "batch=4"]),
+             ("val", ["--weights", best]),
+             ("detect", ["--weights", best, "--source", str(data.parent / "images" / "val")]),
+             ("export", ["--weights", best])]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YOLO_", "ULTRALYTICS_"))}
+    env.update(YOLO_CONFIG_DIR=str(tmp_path / "config"), PYTHONUNBUFFERED="1")
+    r = subprocess.run([sys.executable, "-c", _NETWORK_SPY, json.dumps(steps)], cwd=tmp_path, capture_output=True,
+                       text=True, timeout=900, env=env)
+    line = next((ln for ln in r.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    assert line, (r.stdout + r.stderr)[-3000:]
+    result = json.loads(line[len("RESULT "):])
+    assert result["codes"] == [0, 0, 0, 0], (r.stdout + r.stderr)[-3000:]
+    assert result["attempts"] == []
+    assert not list((tmp_path / "config").rglob("*.ttf"))  # no font was downloaded

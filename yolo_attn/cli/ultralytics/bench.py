@@ -17,7 +17,7 @@ import torch
 from yolo_attn.benchmarks import ablation
 from yolo_attn.benchmarks.flops import count_flops
 from yolo_attn.benchmarks.latency import inference_fn, interleaved_times, peak_tensor_memory, summarize_times
-from yolo_attn.cli.ultralytics.common import start
+from yolo_attn.cli.ultralytics.common import engine_errors, start
 from yolo_attn.registry import find_layer
 
 BASELINE = "yolo11n.yaml"
@@ -100,6 +100,7 @@ def measure(s):
     return [rows[v.name] for v in variants], meta
 
 
+@engine_errors
 def main(opt, settings):
     """bench.sh's options and settings (``cli.bench``), for ultralytics YAMLs."""
     start([])

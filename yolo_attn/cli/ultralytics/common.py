@@ -1,4 +1,5 @@
 """Shared steps of the ultralytics tools: the environment, the model and data paths, the run folder, the summary."""
+import functools
 import tempfile
 from pathlib import Path
 
@@ -10,6 +11,23 @@ from yolo_attn.errors import UsageError
 
 SETTINGS_HELP = ("Every other flag is an ultralytics setting, as key=value or --key value (epochs=30, --imgsz 320, "
                  "--batch-size 8, --device 0, --noval, ...): https://docs.ultralytics.com/usage/cfg/")
+
+
+def engine_errors(main):
+    """ultralytics reports many input problems with assert (run_cli would call them yolov5's) or FileNotFoundError (a
+    traceback): a UsageError naming ultralytics instead."""
+    @functools.wraps(main)
+    def run(*args, **kwargs):
+        try:
+            return main(*args, **kwargs)
+        except AssertionError as e:
+            if not str(e):
+                raise
+            raise UsageError(f"ultralytics stopped: {e}") from None
+        except FileNotFoundError as e:  # ultralytics' own message names the file or folder
+            raise UsageError(f"ultralytics: {e}") from None
+
+    return run
 
 
 def start(rest):

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from yolo_attn.cli.pipeline import Parser, resolve_weights
 from yolo_attn.cli.sources import check_source
-from yolo_attn.cli.ultralytics.common import SETTINGS_HELP, checkpoint, run_name, start, trained_settings
+from yolo_attn.cli.ultralytics.common import (SETTINGS_HELP, checkpoint, engine_errors, run_name, start,
+                                              trained_settings)
 from yolo_attn.errors import UsageError
 
 
@@ -21,6 +22,7 @@ def parser():
     return p
 
 
+@engine_errors
 def main(argv):
     from ultralytics import YOLO
 

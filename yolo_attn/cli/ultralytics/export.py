@@ -11,7 +11,7 @@ from pathlib import Path
 
 from yolo_attn.cli.parity import FORMATS, TOLERANCE, formats, max_relative_difference
 from yolo_attn.cli.pipeline import Parser
-from yolo_attn.cli.ultralytics.common import SETTINGS_HELP, checkpoint, start, trained_settings
+from yolo_attn.cli.ultralytics.common import SETTINGS_HELP, checkpoint, engine_errors, start, trained_settings
 from yolo_attn.errors import UsageError
 
 
@@ -20,6 +20,14 @@ def parser():
     p.add_argument("--weights", help="the checkpoint (.pt) training wrote")
     p.add_argument("--include", nargs="+", metavar="FORMAT", help=f"one or more of {', '.join(FORMATS)} (default onnx)")
     return p
+
+
+def _for_format(fmt, settings):
+    """ultralytics refuses settings a format does not take; ONNX is not simplified unless onnxslim is installed
+    (ultralytics would pip-install it)."""
+    if fmt != "onnx":
+        return {k: v for k, v in settings.items() if k not in ("simplify", "opset", "dynamic")}
+    return {"simplify": importlib.util.find_spec("onnxslim") is not None, **settings}
 
 
 def _torchscript_runner(scripted):
@@ -62,6 +70,7 @@ def check_exports(weights, files, imgsz, dynamic, batch=1, seed=0):
     return results
 
 
+@engine_errors
 def main(argv):
     from ultralytics import YOLO
 
@@ -72,9 +81,8 @@ def main(argv):
     weights, ckpt = checkpoint(opt.weights)
     chosen = formats(opt.include)
     settings.setdefault("imgsz", trained_settings(ckpt).get("imgsz") or 640)
-    settings.setdefault("simplify", importlib.util.find_spec("onnxslim") is not None)  # else a pip install
     model = YOLO(weights)
-    files = [Path(model.export(format=fmt, **settings)) for fmt in chosen]
+    files = [Path(model.export(format=fmt, **_for_format(fmt, settings))) for fmt in chosen]
     imgsz = settings["imgsz"] if isinstance(settings["imgsz"], (list, tuple)) else [settings["imgsz"]] * 2
     imgsz = [int(v) for v in (list(imgsz) * 2)[:2]]
     print()

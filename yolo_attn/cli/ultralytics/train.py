@@ -14,8 +14,8 @@ from pathlib import Path
 import yaml
 
 from yolo_attn.cli.pipeline import Parser
-from yolo_attn.cli.ultralytics.common import (SETTINGS_HELP, checkpoint, data_yaml, metrics_summary, start,
-                                              trained_settings)
+from yolo_attn.cli.ultralytics.common import (SETTINGS_HELP, checkpoint, data_yaml, engine_errors, metrics_summary,
+                                              start, trained_settings)
 from yolo_attn.errors import UsageError
 
 # Chosen by measurement on a 2-core CPU (see README, "ultralytics engine").
@@ -73,6 +73,7 @@ def _resume(opt, rest):
     return model, trained_settings(ckpt), start_time, {"resumed_from": path}
 
 
+@engine_errors
 def main(argv):
     from ultralytics import YOLO
 

@@ -6,8 +6,8 @@ Without --data (or imgsz) it uses the dataset (and image size) the checkpoint wa
 from pathlib import Path
 
 from yolo_attn.cli.pipeline import Parser, resolve_data
-from yolo_attn.cli.ultralytics.common import (SETTINGS_HELP, checkpoint, data_yaml, metrics_summary, run_name, start,
-                                              trained_settings)
+from yolo_attn.cli.ultralytics.common import (SETTINGS_HELP, checkpoint, data_yaml, engine_errors, metrics_summary,
+                                              run_name, start, trained_settings)
 from yolo_attn.datasets import checks
 from yolo_attn.errors import UsageError
 
@@ -19,6 +19,7 @@ def parser():
     return p
 
 
+@engine_errors
 def main(argv):
     from ultralytics import YOLO
 
