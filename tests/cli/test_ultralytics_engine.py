@@ -97,6 +97,11 @@ def test_unknown_setting_and_unknown_cfg(in_tmp, capsys):
     assert "yolo11n-cbma.yaml" in err and "not found" in err
 
 
+def test_resume_a_finished_run(in_tmp, capsys, checkpoints):
+    err = _fail(capsys, in_tmp, "train", "--resume", checkpoints["ultralytics"])
+    assert "is from a finished run" in err and "--weights" in err
+
+
 def test_detect_on_a_folder_without_images(in_tmp, capsys, checkpoints, tmp_path_factory):
     empty = tmp_path_factory.mktemp("no-images")
     err = _fail(capsys, in_tmp, "detect", "--weights", checkpoints["ultralytics"], "--source", empty)
@@ -151,6 +156,32 @@ def test_train_val_detect_export_bench(run_cli, tmp_path):
     assert rows["yolo11n"]["params"] == 2_624_080 and rows["yolo11n-cbam"]["attention"] == "CBAM×3"
     assert rows["yolo11n-cbam"]["gflops"] > rows["yolo11n"]["gflops"] > 0
     assert rows["yolo11n-cbam"]["mAP50"] == summary["mAP50"]
+
+
+@pytest.mark.slow
+def test_weights_into_a_variant_start_as_the_identity(run_cli, tmp_path):
+    """--weights baseline.pt into yolo11n-cbam: every baseline tensor transferred by structure (ultralytics' own
+    name matching would drop the head), the three CBAM rows start as the identity."""
+    import torch
+
+    from yolo_attn.engines.ultralytics.model import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    base = build_model(YAMLS / "yolo11n.yaml", nc=4)
+    weights = save_checkpoint(base, tmp_path / "base" / "best.pt", {"imgsz": 64})
+    n = len(base.state_dict())
+    data = shapes.generate(tmp_path / "ds", train=8, val=4, size=64)
+    r = run_cli("train", "--cfg", "yolo11n-cbam.yaml", "--weights", weights, "--data", data, "epochs=1", "imgsz=64",
+                "batch=4", "plots=false")
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out[-3000:]
+    assert "attention rows [5, 8, 11] are new to best.pt; they start as the identity" in out
+    assert f"Transferred {n}/{n} source tensors by structure" in out
+    from yolo_attn.checkpoints import load_checkpoint
+    from yolo_attn.modules import IdentityStart
+
+    trained = load_checkpoint(tmp_path / "runs" / "train" / "yolo11n-cbam" / "weights" / "best.pt")["model"]
+    assert [i for i, m in enumerate(trained.model) if isinstance(m, IdentityStart)] == [5, 8, 11]
 
 
 _NETWORK_SPY = """

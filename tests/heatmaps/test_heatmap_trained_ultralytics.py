@@ -17,7 +17,7 @@ from heatmap_helpers import one_thread_env
 from yolo_attn import paths
 from yolo_attn.datasets import shapes
 
-EPOCHS, TRAIN, VAL, SIZE = 12, 256, 20, 128
+EPOCHS, TRAIN, VAL, SIZE = 20, 256, 20, 128
 
 
 @pytest.fixture(scope="session")
