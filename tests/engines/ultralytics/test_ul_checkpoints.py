@@ -108,6 +108,10 @@ def test_label_cache(tmp_path):
     with pytest.raises(pickle.UnpicklingError, match="not array data"):
         load_dataset_cache_file(bad)
     assert not marker.exists()
+    from yolo_attn.engines.ultralytics.stock import original
+
+    original("ultralytics.data.utils", "load_dataset_cache_file")(bad)  # the symptom: ultralytics' own runs it
+    assert marker.exists()
     from ultralytics.data import dataset
 
     assert dataset.load_dataset_cache_file is load_dataset_cache_file

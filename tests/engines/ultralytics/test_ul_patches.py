@@ -99,13 +99,19 @@ def test_fonts_offline(monkeypatch, tmp_path):
     from ultralytics.data import utils as data_utils
     from ultralytics.utils import checks, plotting
 
+    lookups = []
+
     def no_network(*args, **kwargs):
-        raise AssertionError(f"network lookup: {args}")
+        lookups.append(args[0])
+        raise OSError("network disabled by the test")
 
     monkeypatch.setattr(socket, "getaddrinfo", no_network)
     for module in (checks, data_utils, plotting):
         font = module.check_font("Arial.Unicode.ttf")
         assert Path(font).is_file()
+    assert lookups == []
+    patches.original("ultralytics.utils.checks", "check_font")("NoSuchFont-yolo-attn.ttf")  # the symptom
+    assert lookups and "github" in lookups[0]
     assert Path(patches.check_font_offline(str(tmp_path / "missing.ttf"))) == patches.fallback_font_path()
     own = tmp_path / "Mine.ttf"
     own.write_bytes(patches.fallback_font_path().read_bytes())
