@@ -38,8 +38,9 @@ TRUST_ENV = "YOLO_ATTN_TRUST_CHECKPOINTS"
 
 # Modules whose nn.Module classes a checkpoint may name. "models." is yolov5's own folder on sys.path (older
 # yolov5 checkpoints, e.g. the official release weights, name "models.yolo.DetectionModel"); it is accepted only
-# when that is where it resolves.
-_MODEL_MODULE_PREFIXES = ("torch.nn.modules.", "yolov5.models.", "yolo_attn.", "models.")
+# when that is where it resolves. "ultralytics.nn.": the ultralytics engine's layers and models.
+_MODEL_MODULE_PREFIXES = ("torch.nn.modules.", "yolov5.models.", "yolo_attn.", "models.", "ultralytics.nn.modules.",
+                          "ultralytics.nn.tasks")
 
 # Non-module objects yolov5 checkpoints contain: best_fitness is a numpy array; opt may hold paths.
 _DATA_GLOBALS = {
@@ -47,6 +48,7 @@ _DATA_GLOBALS = {
     "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar",
     "pathlib.PosixPath", "pathlib.WindowsPath", "pathlib.PurePosixPath", "pathlib.PureWindowsPath", "pathlib.Path",
     "argparse.Namespace",
+    "ultralytics.utils.IterableSimpleNamespace",  # an unstripped ultralytics last.pt: the EMA's training args
 }
 
 
@@ -68,7 +70,7 @@ def _resolve(name):
     module_name, _, attr = name.rpartition(".")
     if not module_name:
         return None
-    if module_name.startswith("numpy") or module_name in ("pathlib", "argparse"):
+    if module_name.startswith("numpy") or module_name in ("pathlib", "argparse", "ultralytics.utils"):
         if name not in _DATA_GLOBALS and not module_name == "numpy.dtypes":
             return None
     elif not module_name.startswith(_MODEL_MODULE_PREFIXES):
@@ -123,11 +125,13 @@ def _provenance(ckpt):
         parts.append(f"saved {str(ckpt['date'])[:19]}")
     git = ckpt.get("git") if isinstance(ckpt.get("git"), dict) else {}
     version = ckpt.get("yolov5pip_version") or git.get("commit")
-    if version:
+    if "train_args" in ckpt:  # ultralytics: its git field records the repository it ran in, not its version
+        parts.append(f"ultralytics {ckpt.get('version')}")
+    elif version:
         parts.append(f"yolov5 {version}")
     if isinstance(ckpt.get("epoch"), int):
         parts.append("final (optimizer stripped)" if ckpt["epoch"] == -1 else f"epoch {ckpt['epoch']}")
-    opt = ckpt.get("opt") if isinstance(ckpt.get("opt"), dict) else {}
+    opt = next((o for o in (ckpt.get("opt"), ckpt.get("train_args")) if isinstance(o, dict)), {})
     model = ckpt.get("ema") or ckpt.get("model")
     yaml_file = getattr(model, "yaml_file", None) or (Path(opt["cfg"]).name if opt.get("cfg") else None)
     if yaml_file:

@@ -10,6 +10,7 @@ import shlex
 import sys
 
 from yolo_attn.benchmarks import ablation
+from yolo_attn.cli.engine import choose
 from yolo_attn.cli.pipeline import Parser, run_cli
 from yolo_attn.errors import UsageError
 
@@ -66,8 +67,13 @@ def settings_from(opt, argv):
 
 
 def main(argv):
+    engine, argv = choose(argv, "bench")
     opt = parse_args(argv)
     settings = settings_from(opt, argv)
+    if engine == "ultralytics":
+        from yolo_attn.cli.ultralytics import bench as ultralytics_bench
+
+        return ultralytics_bench.main(opt, settings)
     rows, meta = ablation.measure(settings)
     files = ablation.write_all(rows, meta, opt.out)
     print(ablation.markdown(rows, meta))

@@ -16,7 +16,9 @@ from collections import Counter
 from pathlib import Path
 
 from yolo_attn.checkpoints import load_checkpoint
+from yolo_attn.cli.engine import choose
 from yolo_attn.cli.pipeline import Parser, resolve_weights, run_cli, run_folder, training_options
+from yolo_attn.cli.sources import check_source as _check_source
 from yolo_attn.engines.yolov5.options import parse_options
 from yolo_attn.errors import UsageError
 
@@ -46,16 +48,6 @@ def _export_info(weights):
     return None, {}
 
 
-def _check_source(source):
-    if source.isnumeric() or source.lower().startswith(("screen", "rtsp://", "rtmp://", "http://", "https://")):
-        return source  # webcam, screen, stream or URL: yolov5 opens it
-    path = Path(source).expanduser()
-    if path.exists() or any(c in source for c in "*?["):  # a glob: yolov5 expands it (and says if nothing matches)
-        return str(path.resolve()) if path.exists() else source
-    raise UsageError(f"--source {source}: not found (looked at {path.resolve()}). Give an image, a video, a "
-                           f"folder, a quoted glob such as 'images/*.jpg', or a webcam index.")
-
-
 def parser():
     p = Parser("yolo-attn detect", __doc__.split("\n\n", 1)[1], engine_tool="detect")
     p.add_argument("--weights", help="a checkpoint (.pt) or its export (.onnx, .torchscript)")
@@ -82,6 +74,11 @@ def build_argv(opt, rest):
 
 
 def main(argv):
+    engine, argv = choose(argv, "detect")
+    if engine == "ultralytics":
+        from yolo_attn.cli.ultralytics import detect as ultralytics_detect
+
+        return ultralytics_detect.main(argv)
     import yolov5.detect as yolov5_detect
 
     yolov5_argv, names = build_argv(*parser().parse(argv))

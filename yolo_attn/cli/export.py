@@ -14,25 +14,13 @@ Usage: export.sh --weights W [--include onnx|torchscript ...] [--imgsz N] [--dyn
 from pathlib import Path
 
 from yolo_attn.checkpoints import load_checkpoint
+from yolo_attn.cli.engine import choose
+from yolo_attn.cli.parity import FORMATS, TOLERANCE
+from yolo_attn.cli.parity import formats as _formats
+from yolo_attn.cli.parity import max_relative_difference as _max_relative_difference
 from yolo_attn.cli.pipeline import Parser, resolve_weights, run_cli, training_options
 from yolo_attn.engines.yolov5.options import parse_options
 from yolo_attn.errors import UsageError
-
-FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript"}
-TOLERANCE = 1e-4
-
-
-def _formats(values):
-    """The --include formats (one or more, commas allowed, as in yolov5), checked."""
-    formats = [f.strip().lower() for v in values or [] for f in v.split(",") if f.strip()]
-    unknown = [f for f in formats if f not in FORMATS]
-    if unknown:
-        raise UsageError(
-            f"--include {', '.join(unknown)}: yolo-attn exports {' and '.join(FORMATS)}. yolov5's other formats "
-            f"(openvino, coreml, tflite, ...) need packages that yolov5 would pip-install; use yolov5's export.run "
-            f"after `import yolo_attn` on a machine that has them.")
-    return list(dict.fromkeys(formats)) or ["onnx"]
-
 
 def parser():
     p = Parser("yolo-attn export", __doc__.split("\n\n", 1)[1], engine_tool="export")
@@ -55,15 +43,6 @@ def build_argv(opt, rest):
     if not any(a.split("=")[0] in ("--imgsz", "--img", "--img-size") for a in rest):
         out += ["--imgsz", str(training_options(ckpt).get("imgsz") or 640)]
     return out + rest, weights, formats
-
-
-def _max_relative_difference(got, expected):
-    import numpy as np
-
-    got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
-    if got.shape != expected.shape:
-        return float("inf")
-    return float(np.abs(got - expected).max() / max(np.abs(expected).max(), 1e-12))
 
 
 def check_exports(weights, files, imgsz, dynamic, batch_size=1):
@@ -100,6 +79,11 @@ def check_exports(weights, files, imgsz, dynamic, batch_size=1):
 
 
 def main(argv):
+    engine, argv = choose(argv, "export")
+    if engine == "ultralytics":
+        from yolo_attn.cli.ultralytics import export as ultralytics_export
+
+        return ultralytics_export.main(argv)
     import yolov5.export as yolov5_export
 
     yolov5_argv, weights, formats = build_argv(*parser().parse(argv))

@@ -21,6 +21,7 @@ import yaml
 from yolo_attn import paths
 from yolo_attn.checkpoints import load_checkpoint
 from yolo_attn.cli import launch
+from yolo_attn.cli.engine import choose
 from yolo_attn.cli.pipeline import Parser, resolve_data, resolve_weights, run_cli, write_summary
 from yolo_attn.engines.yolov5 import ddp
 from yolo_attn.engines.yolov5.model import quiet
@@ -123,6 +124,11 @@ def _with_identity_start(cfg_path, weights):
 
 
 def main(argv):
+    engine, argv = choose(argv, "train")
+    if engine == "ultralytics":
+        from yolo_attn.cli.ultralytics import train as ultralytics_train
+
+        return ultralytics_train.main(argv)
     import yolov5.train  # noqa: F401  (first: it sets up yolov5's logging, on rank 0 only under torchrun)
 
     opt, rest = parser().parse(argv)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from yolo_attn.ablation.matches import ValMatchCollector
 from yolo_attn.checkpoints import load_checkpoint
+from yolo_attn.cli.engine import choose
 from yolo_attn.cli.pipeline import (Parser, resolve_data, resolve_weights, run_cli, run_folder, training_options,
                                     write_summary)
 from yolo_attn.datasets import checks
@@ -47,6 +48,11 @@ def build_argv(opt, rest):
 
 
 def main(argv):
+    engine, argv = choose(argv, "val")
+    if engine == "ultralytics":
+        from yolo_attn.cli.ultralytics import val as ultralytics_val
+
+        return ultralytics_val.main(argv)
     import yolov5.val as yolov5_val
     from yolov5.utils.callbacks import Callbacks
 

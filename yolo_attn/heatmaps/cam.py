@@ -1,12 +1,14 @@
-"""Class-activation heatmaps for each final detection of a yolov5 detector, all detections' gradients in one pass.
+"""Class-activation heatmaps for each final detection of a yolov5 or ultralytics (anchor-free) detector, all
+detections' gradients in one pass. What differs between the two heads is in ``heads`` (``head_of(model)``).
 
 Pipeline for one image (``DetectionCAM``):
 
 1. **Detect.** One forward pass without gradients. The rows before the first heatmap layer (the *prefix*) run
-   once, their outputs are cached. yolov5's own NMS runs on the decoded predictions and keeps, for every final
-   detection, the index of its row among the raw predictions (``targets.nms_with_rows``).
-2. **Gradients.** Each detection's target (``targets.target_value``: objectness, class probability, box outputs, or
-   their sum) is a scalar function of its own raw row, which one Detect level produces. Per level, the gradients
+   once, their outputs are cached. The engine's own NMS runs on the decoded predictions and keeps, for every final
+   detection, the index of its row among the raw predictions (``heads``: yolov5's ``targets.nms_with_rows``,
+   ultralytics' ``return_idxs``).
+2. **Gradients.** Each detection's target (``head.target_value``: objectness (yolov5 only), class probability, box
+   outputs, or their sum) is a scalar function of its own raw row, which one Detect level produces. Per level, the gradients
    of all its detections' targets at the heatmap layers are taken from *one* forward pass of the rows after the
    prefix (the *suffix*) and *one* vectorised backward pass (``torch.func.vjp`` + ``torch.func.vmap``; the
    detections are the vmap batch, ``batch_size`` at a time). The backward starts at that level's output, stops at
@@ -36,8 +38,9 @@ import numpy as np
 import torch
 
 from yolo_attn.errors import BadParameter, UsageError
+from yolo_attn.heatmaps.heads import check_target, head_of
 from yolo_attn.heatmaps.model import device_of, freeze, resolve_layers, unfreeze
-from yolo_attn.heatmaps.targets import TARGETS, nms_with_rows, target_cotangents, target_value
+from yolo_attn.heatmaps.targets import target_cotangents
 
 STRATEGIES = ("batched", "replicate", "sequential")
 
@@ -142,17 +145,18 @@ class _Probe:
 class DetectionCAM:
     """Per-detection heatmaps of a yolov5 detector (see the module docstring).
 
-    model: a yolov5 DetectionModel in eval mode (its parameters stop requiring gradients while it is used here).
+    model: a yolov5 or ultralytics DetectionModel in eval mode, unfused (its parameters stop requiring gradients
+        while it is used here).
     layers: specs for ``model.resolve_layers`` (row indices, module names, layer types, 'backbone', 'neck',
         'attention'), or ``Layer`` objects; None: 'backbone' (the backbone rows the head reads).
-    method: a pytorch-grad-cam method name (``METHODS``); target: one of ``targets.TARGETS``.
+    method: a pytorch-grad-cam method name (``METHODS``); target: one of the head's targets (``heads``).
     batch_size: detections per vectorised backward pass (memory grows with it).
     """
 
     def __init__(self, model, layers=None, method="layercam", target="all", conf_thres=0.25, iou_thres=0.45,
                  classes=None, max_det=300, batch_size=16, strategy="batched", eigen_smooth=False):
-        if target not in TARGETS:
-            raise BadParameter("target", f"{{name}} {target}: choose one of {', '.join(TARGETS)}")
+        self.head = head_of(model)
+        check_target(self.head, target)
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
         if not 0 <= conf_thres <= 1:
@@ -190,13 +194,13 @@ class DetectionCAM:
         return x, y
 
     def _suffix(self, cache, n=1):
-        """Detect's outputs (z, [raw per level]) for the suffix run on the cached prefix outputs (repeated n times)."""
+        """Detect's outputs (decoded predictions, [raw rows per level]) for the suffix run on the cached prefix outputs
+        (repeated n times)."""
         x, y = cache
         if n > 1:
             rep = lambda t: t.expand(n, *t.shape[1:]).contiguous() if isinstance(t, torch.Tensor) else t  # noqa: E731
             x, y = rep(x), [rep(t) for t in y]
-        z, raw = self._run(x, list(y), self.start)
-        return z, raw
+        return self.head.split(self._run(x, list(y), self.start))
 
     # -- public API -----------------------------------------------------------------------------------------------
     def detect(self, image):
@@ -212,7 +216,7 @@ class DetectionCAM:
                 acts = [a.detach() for a in probe.activations()]
         finally:
             unfreeze(self.model, flags)
-        det = nms_with_rows(z, self.conf_thres, self.iou_thres, self.classes, self.max_det)[0]
+        det = self.head.nms(z, self.conf_thres, self.iou_thres, self.classes, self.max_det)[0]
         sizes = [r[0].numel() // r.shape[-1] for r in raw]  # rows per level, in z's order
         return det, {"cache": cache, "acts": acts, "size": (image.shape[3], image.shape[2]), "levels": sizes}
 
@@ -287,7 +291,7 @@ class DetectionCAM:
 
         with torch.enable_grad():
             out, vjp_fn = torch.func.vjp(selected_rows, *self._zeros(state, 1))
-            cot = target_cotangents(out, cls, self.target)  # (n, no): d target_i / d row_i
+            cot = target_cotangents(out, cls, self.target, self.head.target_value)  # (n, no): d target_i / d row_i
             n = len(local)
             grads = [[] for _ in self.layers]
             for s in range(0, n, self.batch_size):
@@ -309,7 +313,7 @@ class DetectionCAM:
             with torch.enable_grad():
                 _, raw = self._suffix(state["cache"], k)
                 rows = self._rows(raw[level], k)[torch.arange(k), local[s:s + k]]
-                total = target_value(rows, cls[s:s + k], self.target).sum()
+                total = self.head.target_value(rows, cls[s:s + k], self.target).sum()
                 gs = torch.autograd.grad(total, deltas, allow_unused=True)
             for layer_grads, g, d in zip(grads, gs, deltas):
                 layer_grads.append(torch.zeros_like(d) if g is None else g)
@@ -324,7 +328,7 @@ class DetectionCAM:
             _, raw = self._suffix(state["cache"])
             rows = self._rows(raw[level])[0]
             for r, c in zip(local, cls):
-                t = target_value(rows[r][None], c[None], self.target).sum()
+                t = self.head.target_value(rows[r][None], c[None], self.target).sum()
                 gs = torch.autograd.grad(t, deltas, retain_graph=True, allow_unused=True)
                 for layer_grads, g, d in zip(grads, gs, deltas):
                     layer_grads.append(torch.zeros_like(d) if g is None else g)

@@ -9,7 +9,8 @@ from yolo_attn.modules import AttentionModule
 
 
 def load_detector(weights, device="cpu"):
-    """(model, imgsz) from a yolov5/yolo-attn checkpoint: the EMA weights if saved, float32, eval mode, not fused.
+    """(model, imgsz) from a yolov5/ultralytics/yolo-attn checkpoint: the EMA weights if saved, float32, eval mode,
+    not fused.
 
     ``imgsz`` is the image size the checkpoint was trained with (None if it does not say)."""
     from yolo_attn.checkpoints import load_checkpoint
@@ -18,7 +19,7 @@ def load_detector(weights, device="cpu"):
     model = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
     model = model.float().eval().to(device)
     check_detector(model, weights)
-    opt = ckpt.get("opt")
+    opt = ckpt.get("opt") if ckpt.get("opt") is not None else ckpt.get("train_args")
     opt = vars(opt) if hasattr(opt, "__dict__") and not isinstance(opt, dict) else (opt or {})
     imgsz = opt.get("imgsz")
     if isinstance(imgsz, (list, tuple)):
@@ -27,9 +28,14 @@ def load_detector(weights, device="cpu"):
 
 
 def check_detector(model, source="the model"):
+    rows = getattr(model, "model", None)
+    if isinstance(rows, nn.Sequential) and len(rows) and type(rows[-1]).__module__.startswith("ultralytics."):
+        from yolo_attn.heatmaps.heads import head_of
+
+        head_of(model)  # refuses heads other than ultralytics' Detect
+        return
     from yolov5.models.yolo import Detect, Segment
 
-    rows = getattr(model, "model", None)
     if not isinstance(rows, nn.Sequential) or not len(rows) or not isinstance(rows[-1], Detect):
         raise UsageError(f"{source} is not a yolov5 detection model (its last layer must be Detect)")
     if isinstance(rows[-1], Segment):

@@ -42,14 +42,15 @@ def target_value(logits, cls, kind):
     return sum(parts)
 
 
-def target_cotangents(logits_rows, cls, kind):
-    """d target_i / d logits_rows, one row per detection: (n, no) for ``logits_rows`` (n, no) of n detections.
+def target_cotangents(logits_rows, cls, kind, value=target_value):
+    """d target_i / d logits_rows, one row per detection: (n, no) for ``logits_rows`` (n, no) of n detections
+    (``value``: the head's target function, ``target_value`` for yolov5's).
 
     Each detection's target depends on its own row only, so the gradient of the sum over detections taken with
     respect to the stacked rows is the stack of the per-detection gradients."""
     rows = logits_rows.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        (grad,) = torch.autograd.grad(target_value(rows, cls, kind).sum(), rows)
+        (grad,) = torch.autograd.grad(value(rows, cls, kind).sum(), rows)
     return grad
 
 

@@ -85,14 +85,19 @@ def insert_after(d, rows, layer, args=()):
     return _renumber(d, new_index, consumer_index, inserted)
 
 
-def replace_concat(d, layer, args=()):
-    """A copy of ``d`` where every two-input ``Concat`` of the head becomes ``layer`` with the same inputs."""
+def replace_concat(d, layer, args=(), rows=None):
+    """A copy of ``d`` where every two-input ``Concat`` of the head (or those at the layer indices ``rows``) becomes
+    ``layer`` with the same inputs."""
     out = copy.deepcopy(d)
+    n_backbone = len(out["backbone"])
     replaced = 0
-    for row in out["head"]:
-        if row[2] == "Concat" and isinstance(row[0], list) and len(row[0]) == 2:
+    for k, row in enumerate(out["head"]):
+        if row[2] == "Concat" and isinstance(row[0], list) and len(row[0]) == 2 and \
+                (rows is None or n_backbone + k in rows):
             row[2], row[3] = layer, list(args)
             replaced += 1
+    if rows is not None and replaced != len(set(rows)):
+        raise ModelConfigError(f"rows {sorted(rows)} are not all two-input Concats of the head")
     if not replaced:
         raise ModelConfigError("the head has no two-input Concat to replace")
     return out
@@ -119,4 +124,26 @@ def dump_model_yaml(d, header=""):
             lines.append(f"{lead}{flow(row)},  # {index}")
             index += 1
         lines.append("  ]")
+    return "\n".join(lines) + "\n"
+
+
+def dump_ultralytics_yaml(d, header=""):
+    """YAML text in ultralytics' layout (``scales:`` as a block, rows as ``- [...]``), each row commented with its
+    layer index."""
+    flow = lambda x: yaml.safe_dump(x, default_flow_style=True, width=10_000).strip()  # noqa: E731
+    lines = [f"# {line}".rstrip() for line in header.strip().splitlines()] + [""] if header.strip() else []
+    for k, v in d.items():
+        if k in ("backbone", "head"):
+            continue
+        if k == "scales" and isinstance(v, dict):
+            lines.append("scales: # [depth, width, max_channels]")
+            lines += [f"  {s}: {flow(x)}" for s, x in v.items()]
+        else:
+            lines.append(f"{k}: {flow(v) if isinstance(v, (list, dict)) else yaml.safe_dump(v).strip().splitlines()[0]}")
+    index = 0
+    for section in ("backbone", "head"):
+        lines += ["", f"{section}:", "  # [from, repeats, module, args]"]
+        for row in d[section]:
+            lines.append(f"  - {flow(row)} # {index}")
+            index += 1
     return "\n".join(lines) + "\n"

@@ -1,0 +1,93 @@
+"""The shipped model_yamls/ultralytics/ are exactly what the generator makes from ultralytics' stock YAMLs, the
+baselines are the stock models and each variant puts its layers where its header says."""
+from pathlib import Path
+
+import pytest
+
+import yolo_attn  # noqa: F401
+from yolo_attn.model_yaml import ultralytics_variants as uv
+from yolo_attn.model_yaml.edit import load_model_yaml
+
+FOLDER = Path(__file__).resolve().parents[2] / "model_yamls" / "ultralytics"
+def _build(name, nc=4):
+    from ultralytics.nn.tasks import DetectionModel
+
+    return DetectionModel(str(FOLDER / name), nc=nc, verbose=False)
+
+
+@pytest.fixture
+def quiet_ultralytics():
+    import logging
+
+    from ultralytics.utils import LOGGER
+
+    level = LOGGER.level
+    LOGGER.setLevel(logging.WARNING)
+    yield
+    LOGGER.setLevel(level)
+
+
+REQUIRED = {"yolo11n.yaml", "yolo11n-cbam.yaml", "yolo11n-se.yaml", "yolo11n-coordatt.yaml", "yolo11n-eca.yaml",
+            "yolo11n-aff.yaml", "yolov8n-cbam.yaml", "yolov5su-cbam.yaml"}
+
+
+def test_the_shipped_files_are_exactly_the_variants():
+    assert sorted(p.name for p in FOLDER.iterdir()) == sorted(uv.variants())
+    assert REQUIRED <= set(uv.variants())
+
+
+@pytest.mark.parametrize("name", sorted(uv.variants()))
+def test_shipped_file_equals_the_regenerated_text(name):
+    assert (FOLDER / name).read_bytes() == uv.render(name).encode("utf-8"), (
+        f"model_yamls/ultralytics/{name} differs from the generator; regenerate with "
+        f"`python -m yolo_attn.model_yaml.ultralytics_variants`")
+
+
+def test_write_all_writes_every_variant(tmp_path):
+    assert uv.write_all(tmp_path) == sorted(uv.variants())
+    assert all((tmp_path / n).read_bytes() == (FOLDER / n).read_bytes() for n in uv.variants())
+
+
+@pytest.mark.parametrize("name, family", [("yolo11n.yaml", "yolo11"), ("yolov8n.yaml", "yolov8"),
+                                          ("yolov5su.yaml", "yolov5u")])
+def test_baselines_are_the_stock_yamls(name, family, quiet_ultralytics):
+    """Same model dict as ultralytics' file, and the same model as ultralytics builds from its own name."""
+    from ultralytics import YOLO
+    from ultralytics.nn.tasks import DetectionModel
+
+    assert load_model_yaml(FOLDER / name) == load_model_yaml(uv.stock_yaml(family))
+    ours = DetectionModel(str(FOLDER / name), verbose=False)
+    stock = YOLO(name).model
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == [(k, v.shape) for k, v in stock.state_dict().items()]
+
+
+@pytest.mark.parametrize("name, layer, rows, after", [
+    ("yolo11n-cbam.yaml", "CBAM", [5, 8, 11], "C3k2"), ("yolo11n-se.yaml", "SE", [5, 8, 11], "C3k2"),
+    ("yolo11n-eca.yaml", "ECA", [5, 8, 11], "C3k2"), ("yolo11n-coordatt.yaml", "CoordAtt", [5, 8, 11], "C3k2"),
+    ("yolov8n-cbam.yaml", "CBAM", [5, 8, 11], "C2f"), ("yolov5su-cbam.yaml", "CBAM", [5, 8, 11], "C3"),
+])
+def test_stage_variants_place_the_layer_after_each_stage(name, layer, rows, after):
+    d = load_model_yaml(FOLDER / name)
+    all_rows = d["backbone"] + d["head"]
+    assert [i for i, r in enumerate(all_rows) if r[2] == layer] == rows
+    assert all(all_rows[i - 1][2] == after for i in rows)
+    stock = load_model_yaml(uv.stock_yaml(uv.variants()[name][0]))
+    assert all_rows[-1][0] == [f + 3 for f in stock["head"][-1][0]]  # Detect reads the same rows, re-numbered
+
+
+def test_aff_replaces_only_the_equal_channel_concat(quiet_ultralytics):
+    d = load_model_yaml(FOLDER / "yolo11n-aff.yaml")
+    assert [(i, r[0]) for i, r in enumerate(d["backbone"] + d["head"]) if r[2] == "AFF"] == [(15, [-1, 4])]
+    assert sum(r[2] == "Concat" for r in d["head"]) == 3
+    model = _build("yolo11n-aff.yaml")
+    assert model.model[15].np > 0 and model.model[16].cv1.conv.in_channels == 128  # the Concat gave 128 + 128
+
+
+@pytest.mark.parametrize("name", sorted(uv.variants()))
+def test_every_variant_builds_and_runs(name, quiet_ultralytics):
+    import torch
+
+    model = _build(name).eval()
+    with torch.no_grad():
+        y, _ = model(torch.rand(1, 3, 64, 96))
+    assert y.shape[:2] == (1, 4 + 4)

@@ -1,0 +1,105 @@
+"""``scripts/export.sh`` for ultralytics checkpoints: ultralytics' own export, checked against PyTorch.
+
+Usage: export.sh --weights W [--include onnx|torchscript ...] [--imgsz N] [--dynamic] [settings: opset=, half=, ...]
+
+The files are written next to the weights (best.onnx, best.torchscript). Each one is run once (onnxruntime on the
+CPU, torch.jit) on random images and compared with the PyTorch model (fused, as exported); the largest difference
+relative to the output's magnitude is printed and must be at most 1e-4 (exit 1 if not).
+"""
+import importlib.util
+from pathlib import Path
+
+from yolo_attn.cli.parity import FORMATS, TOLERANCE, formats, max_relative_difference
+from yolo_attn.cli.pipeline import Parser
+from yolo_attn.cli.ultralytics.common import SETTINGS_HELP, checkpoint, engine_errors, start, trained_settings
+from yolo_attn.errors import UsageError
+
+
+def parser():
+    p = Parser("yolo-attn export (ultralytics)", __doc__.split("\n\n", 1)[1], epilog=SETTINGS_HELP)
+    p.add_argument("--weights", help="the checkpoint (.pt) training wrote")
+    p.add_argument("--include", nargs="+", metavar="FORMAT", help=f"one or more of {', '.join(FORMATS)} (default onnx)")
+    return p
+
+
+def _for_format(fmt, settings):
+    """ultralytics refuses settings a format does not take; ONNX is not simplified unless onnxslim is installed
+    (ultralytics would pip-install it)."""
+    if fmt != "onnx":
+        return {k: v for k, v in settings.items() if k not in ("simplify", "opset", "dynamic")}
+    return {"simplify": importlib.util.find_spec("onnxslim") is not None, **settings}
+
+
+def _torchscript_runner(scripted):
+    def run(x):
+        out = scripted(x)
+        return (out[0] if isinstance(out, (list, tuple)) else out).detach().numpy()
+
+    return run
+
+
+def check_exports(weights, files, imgsz, dynamic, batch=1, seed=0):
+    """[(format, file, shapes, max relative difference)] of each exported file against the fused PyTorch model."""
+    import torch
+
+    from yolo_attn.engines.ultralytics.model import load_model
+
+    model = load_model(weights, fuse=True)
+    stride = int(model.stride.max())
+    h, w = imgsz
+    gen = torch.Generator().manual_seed(seed)
+    results = []
+    for file in files:
+        fmt = next(f for f, suffix in FORMATS.items() if str(file).endswith(suffix))
+        shapes = [(batch, 3, h, w)] + ([(batch + 1, 3, h + stride, w + 2 * stride)] if dynamic and fmt == "onnx"
+                                       else [])
+        if fmt == "onnx":
+            import onnxruntime
+
+            session = onnxruntime.InferenceSession(str(file), providers=["CPUExecutionProvider"])
+            run = lambda x: session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]  # noqa: E731
+        else:
+            run = _torchscript_runner(torch.jit.load(str(file), map_location="cpu"))
+        worst = 0.0
+        for shape in shapes:
+            x = torch.rand(shape, generator=gen)
+            with torch.no_grad():
+                expected = model(x)[0].numpy()
+            worst = max(worst, max_relative_difference(run(x), expected))
+        results.append((fmt, Path(file), shapes, worst))
+    return results
+
+
+@engine_errors
+def main(argv):
+    from ultralytics import YOLO
+
+    opt, rest = parser().parse_known_args(argv)
+    settings = start(rest)
+    if not opt.weights:
+        raise UsageError("give a checkpoint with --weights PATH (e.g. runs/train/yolo11n-cbam/weights/best.pt)")
+    weights, ckpt = checkpoint(opt.weights)
+    chosen = formats(opt.include)
+    settings.setdefault("imgsz", trained_settings(ckpt).get("imgsz") or 640)
+    model = YOLO(weights)
+    files = [Path(model.export(format=fmt, **_for_format(fmt, settings))) for fmt in chosen]
+    imgsz = settings["imgsz"] if isinstance(settings["imgsz"], (list, tuple)) else [settings["imgsz"]] * 2
+    imgsz = [int(v) for v in (list(imgsz) * 2)[:2]]
+    print()
+    if settings.get("half") or settings.get("int8"):
+        print("yolo-attn: half/int8 export: not compared with the FP32 PyTorch model")
+        results = []
+    else:
+        results = check_exports(weights, files, imgsz, settings.get("dynamic", False), settings.get("batch", 1))
+    bad = []
+    for fmt, file, shapes, diff in results:
+        runtime = "onnxruntime" if fmt == "onnx" else "torch.jit"
+        sizes = ", ".join("x".join(map(str, s)) for s in shapes)
+        ok = diff <= TOLERANCE
+        print(f"{fmt:<12} {file}  {runtime} vs PyTorch on {sizes}: max relative difference {diff:.1e} "
+              f"({'ok' if ok else 'TOO LARGE'}, limit {TOLERANCE:g})")
+        bad += [] if ok else [fmt]
+    if bad:
+        raise SystemExit(f"yolo-attn: error: the {' and '.join(bad)} export does not reproduce the PyTorch model")
+    for file in files:
+        print(f"exported {file}")

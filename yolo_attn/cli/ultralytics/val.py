@@ -1,0 +1,47 @@
+"""``scripts/val.sh`` for ultralytics checkpoints: ultralytics' own validation, ending with mAP50 and mAP50-95.
+
+Usage: val.sh --weights W [--data D] [settings: imgsz=, batch=, conf=, iou=, device=, ...]
+Without --data (or imgsz) it uses the dataset (and image size) the checkpoint was trained with.
+"""
+from pathlib import Path
+
+from yolo_attn.cli.pipeline import Parser, resolve_data
+from yolo_attn.cli.ultralytics.common import (SETTINGS_HELP, checkpoint, data_yaml, engine_errors, metrics_summary,
+                                              run_name, start, trained_settings)
+from yolo_attn.datasets import checks
+from yolo_attn.errors import UsageError
+
+
+def parser():
+    p = Parser("yolo-attn val (ultralytics)", __doc__.split("\n\n", 1)[1], epilog=SETTINGS_HELP)
+    p.add_argument("--weights", help="checkpoint (.pt), e.g. runs/train/yolo11n-cbam/weights/best.pt")
+    p.add_argument("--data", help="data YAML (default: the one the checkpoint was trained with)")
+    return p
+
+
+@engine_errors
+def main(argv):
+    from ultralytics import YOLO
+
+    opt, rest = parser().parse_known_args(argv)
+    settings = start(rest)
+    if not opt.weights:
+        raise UsageError("give a checkpoint with --weights PATH (e.g. runs/train/yolo11n-cbam/weights/best.pt)")
+    weights, ckpt = checkpoint(opt.weights)
+    trained = trained_settings(ckpt)
+    if opt.data is not None:
+        data = data_yaml(opt.data)
+    elif trained.get("data") and Path(str(trained["data"])).is_file():
+        data = str(checks.prepare(trained["data"]))
+    else:
+        data = str(resolve_data(None))
+    run = {"data": data, "project": str(Path.cwd() / "runs" / "val"), "name": run_name(weights)}
+    if trained.get("imgsz"):
+        run["imgsz"] = trained["imgsz"]
+    run.update(settings)
+    model = YOLO(weights)
+    seen = {}
+    model.add_callback("on_val_end", lambda validator: seen.update(save_dir=validator.save_dir))
+    metrics = model.val(**run)
+    metrics_summary(metrics.results_dict, seen["save_dir"], weights=weights, data=run["data"],
+                    imgsz=run.get("imgsz"))

@@ -1,0 +1,66 @@
+"""Restricted loading for ultralytics: checkpoints through ``yolo_attn.checkpoints``, label caches without pickle
+code.
+
+ultralytics reads ``.pt`` files with ``torch.load(weights_only=False)`` (a full pickle: any code the file names
+runs) in ``torch_safe_load`` (every ``YOLO(pt)``, ``.load``, validation, prediction, export, resume) and in
+``strip_optimizer``; and a dataset's ``labels/*.cache`` with ``np.load(allow_pickle=True)``. ``torch_load`` below
+replaces both checkpoint bindings (patch ``restricted_checkpoint_load``): the pickle is scanned first and only model
+classes of torch.nn, ultralytics and yolo-attn are allowed. A yolov5 checkpoint is refused with a message naming
+its engine.
+"""
+import pickle
+
+import numpy as np
+
+from yolo_attn.checkpoints import load_checkpoint
+from yolo_attn.errors import UsageError
+
+
+def _engine_of_model(model):
+    module = type(model).__module__
+    return "ultralytics" if module.startswith("ultralytics.") else "yolov5" if "yolov5" in module or \
+        module.startswith("models.") else module
+
+
+def torch_load(file, *args, map_location=None, weights_only=None, **kwargs):
+    """Drop-in for ultralytics' ``torch_load`` on checkpoint paths: the restricted, logged yolo-attn loader.
+
+    ``weights_only`` is accepted and ignored: the load is always restricted (unless YOLO_ATTN_TRUST_CHECKPOINTS)."""
+    if args or kwargs:
+        raise TypeError(f"yolo-attn: unexpected torch_load arguments from ultralytics: {args} {sorted(kwargs)}")
+    ckpt = load_checkpoint(file, map_location=map_location or "cpu")
+    model = ckpt.get("ema") or ckpt.get("model")
+    engine = _engine_of_model(model)
+    if engine != "ultralytics":
+        raise UsageError(f"{file} is a {engine} checkpoint ({type(model).__module__}.{type(model).__name__}), not an "
+                         f"ultralytics one. Use it with the yolov5 engine: scripts/val.sh / detect.sh / export.sh "
+                         f"choose the engine from the checkpoint.")
+    return ckpt
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays, dtypes and plain Python data only (what ultralytics' label caches hold)."""
+
+    ALLOWED = {("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+               ("numpy._core.multiarray", "_reconstruct"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED or module == "numpy.dtypes":
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"label cache names {module}.{name}, which is not array data")
+
+
+def load_dataset_cache_file(path):
+    """Drop-in for ultralytics' ``load_dataset_cache_file``: the cache dict, unpickled with ``_ArrayUnpickler``.
+
+    A cache that names anything else raises, and ultralytics then rebuilds it from the labels."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        read_header = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in read_header:
+            raise ValueError(f"{path}: unsupported .npy version {version}")
+        _, _, dtype = read_header[version](f)
+        if not dtype.hasobject:
+            raise ValueError(f"{path}: not an ultralytics label cache (no pickled dict)")
+        return _ArrayUnpickler(f).load().item()
