@@ -7,10 +7,13 @@ Without --data it trains on the embedded ``shapes`` dataset with settings tuned 
 With --weights, checkpoint tensors are matched to the model by structure (yolo_attn.transfer), and the
 attention layers the checkpoint lacks start as the identity unless --attention-init default is given.
 With --resume, an interrupted run continues from its last.pt with the options it was started with (yolov5 re-reads
-them from the run's opt.yaml), --noval included, and ends with the same summary.
+them from the run's opt.yaml), --noval included, and ends with the same summary; a run folder that was renamed or
+moved resumes where it is now.
+The run folder (runs/train/NAME) holds everything the run reads: data.yaml (the data YAML, path: resolved) and, with
+identity start, the model YAML it was built from.
 """
 import argparse
-import tempfile
+import os
 import time
 from pathlib import Path
 
@@ -18,9 +21,10 @@ import yaml
 
 from yolo_attn import paths
 from yolo_attn.checkpoints import load_checkpoint
-from yolo_attn.cli.pipeline import Parser, resolve_data, resolve_weights, run_cli, write_summary
+from yolo_attn.cli.pipeline import Parser, resolve_weights, run_cli, run_folder, write_summary
+from yolo_attn.datasets import checks
 from yolo_attn.engines.yolov5.options import parse_options
-from yolo_attn.errors import UsageError
+from yolo_attn.errors import BadParameter, UsageError
 
 # Chosen by measurement on a 2-core CPU (see README, "The embedded default").
 EMBEDDED_DEFAULTS = ["--epochs", "15", "--imgsz", "160", "--batch-size", "16", "--workers", "2", "--cache", "ram",
@@ -41,22 +45,45 @@ def parser():
 
 
 def build_argv(opt, rest):
-    """yolov5 train argv: our resolution of --cfg/--data/--weights, our defaults first, the user's flags last."""
+    """yolov5 train argv: our resolution of --cfg/--weights, our defaults first, the user's flags last. The data YAML
+    and the run folder are settled by ``prepare_run`` once yolov5's options are known."""
     weights = resolve_weights(opt.weights) if opt.weights else ""
-    init = opt.attention_init or ("identity" if weights else "default")
     if not opt.cfg and not weights:
         raise UsageError("give a model with --cfg NAME (e.g. --cfg yolov5s-cbam.yaml; the names in "
                          f"{paths.MODEL_YAMLS}) or a checkpoint with --weights")
     out = ["--project", str(Path.cwd() / "runs" / "train")]
     if opt.cfg:
         cfg_path = paths.resolve_cfg(opt.cfg)
-        name = cfg_path.stem
-        if init == "identity" and weights:
-            cfg_path = _with_identity_start(cfg_path, weights)
-        out += ["--cfg", str(cfg_path), "--name", name]
-    out += (EMBEDDED_DEFAULTS if opt.data is None else []) + ["--data", str(resolve_data(opt.data)),
-                                                                 "--weights", weights]
-    return out + rest
+        out += ["--cfg", str(cfg_path), "--name", cfg_path.stem]
+    return out + (EMBEDDED_DEFAULTS if opt.data is None else []) + ["--weights", weights] + rest
+
+
+def check_options(train_opt):
+    """What yolov5 takes on trust: it would divide by zero, train nothing, or silently change the image size."""
+    if train_opt.epochs < 1:
+        raise BadParameter("epochs", f"{{name}} {train_opt.epochs}: give the number of passes over the training "
+                                     f"images, at least 1")
+    if train_opt.batch_size == 0 or train_opt.batch_size < -1:
+        raise BadParameter("batch_size", f"{{name}} {train_opt.batch_size}: give the number of images per batch "
+                                         f"(at least 1), or -1 for yolov5's automatic size on a GPU")
+    if train_opt.imgsz < 64:
+        raise BadParameter("imgsz", f"{{name}} {train_opt.imgsz}: yolov5 would silently train at 64. Sizes that work "
+                                    f"are multiples of 32 from 64 up (64, 160, 320, 640, ...; other sizes are "
+                                    f"rounded up to the next multiple of 32)")
+
+
+def prepare_run(train_opt, data, attention_init=None):
+    """Before yolov5 starts: check its options, refuse an unsafe or unusable --weights, and make the run folder with
+    what the run reads (data.yaml, the identity-start model YAML); yolov5 is then told to use exactly that folder."""
+    check_options(train_opt)
+    weights = train_opt.weights if train_opt.weights and Path(train_opt.weights).is_file() else None
+    ckpt = load_checkpoint(weights) if weights else None  # refused here, before anything is written
+    save_dir = run_folder(paths.writable_folder(train_opt.project), train_opt.name, train_opt.exist_ok)
+    train_opt.data = str(checks.resolve(data, save_dir))
+    if ckpt is not None and train_opt.cfg and (attention_init or "identity") == "identity":
+        train_opt.cfg = str(_with_identity_start(train_opt.cfg, ckpt, weights, save_dir))
+    train_opt.project, train_opt.name, train_opt.exist_ok = str(save_dir.parent), save_dir.name, True
+    return save_dir
 
 
 def _latest_last_pt():
@@ -69,7 +96,11 @@ def _latest_last_pt():
 
 
 def resume_target(path):
-    """The last.pt to resume and the run's saved options; a clear UsageError when there is nothing to resume."""
+    """The last.pt to resume and the run's saved options; a clear UsageError when there is nothing to resume.
+
+    yolov5 resumes into the folder recorded in the run's opt.yaml (``save_dir``): for a run folder that was renamed or
+    moved, that is another folder, maybe another run, which it would overwrite. Such a run resumes where it is now:
+    its opt.yaml is rewritten (atomically) to point there."""
     last = _latest_last_pt() if not path else Path(path).expanduser()
     if last.is_dir():  # a run folder
         last = next((c for c in (last / "weights" / "last.pt", last / "last.pt") if c.is_file()),
@@ -78,9 +109,13 @@ def resume_target(path):
         raise UsageError(f"--resume: checkpoint {last} not found. Give a run's last.pt "
                          f"(runs/train/NAME/weights/last.pt) or its run folder.")
     last = last.resolve()
+    if last.parent.name != "weights":
+        raise UsageError(f"--resume: {last} is not in a run folder's weights/ (RUN/weights/last.pt next to "
+                         f"RUN/opt.yaml); yolov5 would write the resumed run beside it. Put it back in its run folder "
+                         f"and resume that, or start a new run from it: --weights {last} --cfg ...")
     ckpt = load_checkpoint(last)
-    opt_yaml = last.parent.parent / "opt.yaml"  # where yolov5 reads the options from (else the checkpoint's)
-    run_opt = yaml.safe_load(opt_yaml.read_text(encoding="utf-8")) if opt_yaml.is_file() else ckpt.get("opt")
+    run_dir, opt_yaml = last.parent.parent, last.parent.parent / "opt.yaml"  # where yolov5 reads the options from
+    run_opt = _read_options(opt_yaml) if opt_yaml.is_file() else ckpt.get("opt")
     if not isinstance(run_opt, dict) or "epochs" not in run_opt:
         raise UsageError(f"--resume: {last} has no training options (no {opt_yaml}, none in the checkpoint); "
                          f"it was not written by a training run. Start a new run with --weights {last}.")
@@ -92,27 +127,54 @@ def resume_target(path):
     if epoch + 1 >= int(run_opt["epochs"]):
         raise UsageError(f"--resume: {last} already holds the last of the run's {run_opt['epochs']} epochs; the "
                          f"run stopped during its final validation. Validate it: scripts/val.sh --weights {last}")
-    print(f"yolo-attn: resuming {run_opt.get('save_dir', last.parent.parent)} from {last.name} "
-          f"(epoch {epoch + 1} of {run_opt['epochs']} done)")
+    run_opt = _resume_here(run_opt, run_dir, opt_yaml)
+    data = str(run_opt.get("data") or "")
+    if data and "://" not in data and not Path(data).is_file():
+        raise UsageError(f"--resume: the run's data YAML {data} (recorded in {opt_yaml}) no longer exists, so yolov5 "
+                         f"cannot resume it. Put the file back there (runs made before yolo-attn kept data.yaml in the "
+                         f"run folder recorded a temporary file), or start a new run from the checkpoint: "
+                         f"--weights {last} --data YOUR.yaml --cfg ...")
+    print(f"yolo-attn: resuming {run_dir} from {last.name} (epoch {epoch + 1} of {run_opt['epochs']} done)")
     return last, run_opt
 
 
-def _with_identity_start(cfg_path, weights):
-    """A copy of the model YAML whose attention rows absent from ``weights`` start as the identity.
+def _read_options(opt_yaml):
+    try:
+        return yaml.safe_load(opt_yaml.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise UsageError(f"--resume: {opt_yaml} cannot be read ({str(e).splitlines()[0]})") from None
 
-    The user's file is left as it is; the copy lists those rows under ``identity_start:``.
-    """
+
+def _resume_here(run_opt, run_dir, opt_yaml):
+    """The run's options with every path inside its recorded folder moved to ``run_dir``, written to its opt.yaml
+    (atomically) when they differ; the recorded folder itself is never touched."""
+    recorded = str(run_opt.get("save_dir") or run_dir)
+    if os.path.realpath(recorded) == str(run_dir):
+        return run_opt
+    moved = {k: str(run_dir) + v[len(recorded):] if isinstance(v, str) and (v == recorded or v.startswith(
+        recorded.rstrip(os.sep) + os.sep)) else v for k, v in run_opt.items()}
+    moved["save_dir"] = str(run_dir)
+    plain = {k: str(v) if isinstance(v, Path) else v for k, v in moved.items()}
+    paths.write_atomically(opt_yaml, yaml.safe_dump(plain, sort_keys=False))
+    print(f"yolo-attn: this run was started in {recorded} and is now in {run_dir}: it resumes here ({opt_yaml} "
+          f"updated; {recorded} is left as it is)")
+    return moved
+
+
+def _with_identity_start(cfg_path, ckpt, weights, save_dir):
+    """The model YAML, with the attention rows absent from the checkpoint starting as the identity, written into the
+    run folder (the user's file is left as it is; the copy lists those rows under ``identity_start:``)."""
     from yolo_attn.engines.yolov5.model import identity_rows
 
     d = yaml.safe_load(Path(cfg_path).read_text(encoding="utf-8"))
-    ckpt = load_checkpoint(weights)
     d["identity_start"] = identity_rows((ckpt.get("ema") or ckpt["model"]).float().state_dict(), d)
     if not d["identity_start"]:
         return cfg_path
     print(f"yolo-attn: attention rows {d['identity_start']} are new to {Path(weights).name}; they start as the "
           f"identity (--attention-init default to use the modules' own initialisation)")
-    copy = Path(tempfile.mkdtemp(prefix="yolo-attn-cfg-")) / Path(cfg_path).name
-    copy.write_text(yaml.safe_dump(d, sort_keys=False), encoding="utf-8")
+    copy = Path(save_dir) / Path(cfg_path).name
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    paths.write_atomically(copy, yaml.safe_dump(d, sort_keys=False))
     return copy
 
 
@@ -136,6 +198,8 @@ def main(argv):
     train_opt = parse_options("train", yolov5_argv, "yolo-attn train")
     if resuming:  # yolov5 replaces the options by the run's own; show those (not parse_opt's defaults) from the start
         train_opt = argparse.Namespace(**{**vars(train_opt), **run_opt, "resume": str(last)})
+    else:
+        prepare_run(train_opt, opt.data, opt.attention_init)
     finished = {}
     callbacks = Callbacks()
     callbacks.register_action("on_train_end", "yolo_attn_summary",
