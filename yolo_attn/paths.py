@@ -1,15 +1,25 @@
-"""Where things are: the repository's model_yamls/ and data/, yolov5's own models/ and data/, and whether the
-network is there for yolov5's downloads."""
+"""Where things are: the repository's model_yamls/ and data/, yolov5's own models/ and data/, yolo-attn's cache
+folder, and whether the network is there for yolov5's downloads."""
 import importlib.util
+import os
 import socket
+import tempfile
 from pathlib import Path
 
-from yolo_attn.errors import UsageError
+from yolo_attn.errors import BadParameter, DatasetError, UsageError
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 MODEL_YAMLS = REPO_ROOT / "model_yamls"
 DATA_DIR = REPO_ROOT / "data"
 EMBEDDED_DATASET = DATA_DIR / "shapes"
+
+
+def cache_dir():
+    """yolo-attn's cache folder (label caches): $YOLO_ATTN_CACHE_DIR, else $XDG_CACHE_HOME/yolo-attn, else
+    ~/.cache/yolo-attn. Never inside a dataset or run folder; everything in it can be deleted."""
+    if os.environ.get("YOLO_ATTN_CACHE_DIR"):
+        return Path(os.environ["YOLO_ATTN_CACHE_DIR"]).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "yolo-attn"
 
 
 def yolov5_root():
@@ -82,3 +92,57 @@ def resolve_data(name):
 def is_yolov5_data(path):
     """Whether a data YAML is one of yolov5's own (coco.yaml, VOC.yaml: paths relative to yolov5's folder)."""
     return Path(path).resolve().parent == (yolov5_root() / "data").resolve()
+
+
+def write_atomically(path, text):
+    """Write a small text file through a temporary one in the same folder: readers never see half of it, and a
+    failure leaves the previous file as it was."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def walk_files(folder):
+    """Every file under ``folder`` as yolov5's recursive glob sees it: folders behind symbolic links are followed,
+    names starting with '.' skipped. A symbolic link to a folder that contains it is refused (DatasetError naming
+    it): glob would follow it until paths are 40 links deep, and with two such links list 2^40 paths."""
+    stack = [(Path(folder), (os.path.realpath(folder),))]
+    while stack:
+        here, ancestors = stack.pop()
+        try:
+            entries = sorted(os.scandir(here), key=lambda e: e.name)
+        except OSError as e:
+            raise DatasetError(f"{here}: cannot list this folder ({e.strerror})") from None
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                real = os.path.realpath(entry.path)
+                if real in ancestors:
+                    raise DatasetError(f"{entry.path} is a symbolic link to {real}, a folder it is inside of: walking "
+                                       f"the images would follow it forever. Remove the link (or point it elsewhere).")
+                stack.append((Path(entry.path), ancestors + (real,)))
+            else:
+                yield Path(entry.path)
+
+
+def writable_folder(folder, param="project"):
+    """Refuse a folder where nothing can be created (read-only, no permission), before anything is written; the
+    check makes and removes a temporary folder in the nearest existing parent, so it holds for root too."""
+    folder = Path(folder).expanduser().absolute()
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    try:
+        if existing is None or not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is not a folder")
+        os.rmdir(tempfile.mkdtemp(prefix=".yolo-attn-write-test-", dir=existing))
+    except OSError as e:
+        raise BadParameter(param, f"{{name}} {folder}: cannot create the run folder there "
+                                  f"({e.strerror or e}). Choose a folder you can write to, e.g. {{name}} "
+                                  f"{Path.home() / 'runs'}.") from None
+    return folder

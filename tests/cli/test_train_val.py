@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from yolo_attn.datasets import shapes
 
@@ -32,6 +33,8 @@ def test_train_then_val_print_and_save_the_summary(run_cli, tmp_path):
     assert SUMMARY.findall(out), out[-2000:]
     val_summary = json.loads((tmp_path / "runs" / "val" / "yolov5s-cbam" / "summary.json").read_text())
     assert val_summary["imgsz"] == 64  # taken from the checkpoint's training options
-    assert Path(val_summary["data"]).resolve() == Path(data).resolve()
+    val_data = Path(val_summary["data"])  # the data YAML the run recorded, copied into the validation's folder
+    assert val_data == tmp_path / "runs" / "val" / "yolov5s-cbam" / "data.yaml"
+    assert yaml.safe_load(val_data.read_text()) == yaml.safe_load(Path(data).read_text())
     # the same weights, data and image size as training's final validation of best.pt (conf 0.001; iou 0.6)
     assert abs(val_summary["mAP50"] - summary["mAP50"]) < 0.02

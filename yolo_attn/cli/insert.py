@@ -12,6 +12,7 @@ from yolo_attn.cli.pipeline import Parser
 from yolo_attn.errors import UsageError
 from yolo_attn.model_yaml.edit import dump_model_yaml, insert_after, load_model_yaml, replace_concat
 from yolo_attn.registry import find_layer, layer_names
+from yolo_attn.registry.rows import check_row, row_label
 
 
 def _parser():
@@ -39,6 +40,31 @@ def _spec(name, inputs):
     return spec
 
 
+def _args(text):
+    try:
+        args = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise UsageError(f"--args {text!r} is not valid YAML ({str(e).splitlines()[0]}). Give a YAML list, e.g. "
+                         f"--args '[0.125]' or --args '[{{rd_ratio: 0.125}}]' (quoted for the shell)") from None
+    if not isinstance(args, list):
+        raise UsageError(f"--args must be a YAML list, e.g. '[0.125]', got {text!r}")
+    return args
+
+
+def _base(path):
+    """The base model YAML, each row checked ([from, number, module, args]) so that editing it cannot fail halfway."""
+    try:
+        d = load_model_yaml(path)
+    except (UnicodeDecodeError, OSError) as e:
+        raise UsageError(f"--base {path}: cannot read it as a YAML text file ({e})") from None
+    sections = [d.get("backbone"), d.get("head")]
+    if not all(isinstance(rows, list) and rows for rows in sections):
+        raise UsageError(f"--base {path}: backbone: and head: must each be a list of rows [from, number, module, args]")
+    for i, row in enumerate(sections[0] + sections[1]):
+        check_row(row, i, f"--base {path}: {row_label(i, len(sections[0]))}")
+    return d
+
+
 def main(argv):
     opt = _parser().parse_args(argv)
     base = paths.resolve_cfg(opt.base)
@@ -47,10 +73,8 @@ def main(argv):
         raise UsageError(f"--out {out} is the base YAML itself; write the variant to a new file")
     if out.exists() and not opt.force:
         raise UsageError(f"{out} exists; choose another --out or add --force")
-    args = yaml.safe_load(opt.args)
-    if not isinstance(args, list):
-        raise UsageError(f"--args must be a YAML list, e.g. '[0.125]', got {opt.args!r}")
-    d = load_model_yaml(base)
+    args = _args(opt.args)
+    d = _base(base)
     if bool(opt.layer) == bool(opt.replace_concat):
         raise UsageError("give either --layer NAME --after ROW [ROW ...] or --replace-concat NAME")
     if opt.layer:

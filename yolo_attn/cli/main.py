@@ -16,6 +16,8 @@ COMMANDS = {
     "transfer": ("transfer", "report how a checkpoint's tensors map onto a model YAML"),
     "layers": ("layers", "list the registered layers (--markdown: the README table)"),
     "generate-yamls": ("generate_yamls", "regenerate model_yamls/ from yolov5's yolov5s.yaml"),
+    "yolov5": ("yolov5", "yolov5's own train/val/detect/export with its flags (its `yolov5` command fails to import), "
+                         "the layers and fixes installed, no yolo-attn defaults"),
 }
 USAGE = "usage: yolo-attn COMMAND [ARGS]   (COMMAND --help for its options)\n\ncommands:\n" + "\n".join(
     f"  {name:<16} {text}" for name, (_, text) in COMMANDS.items())

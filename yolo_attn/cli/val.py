@@ -1,7 +1,9 @@
 """``scripts/val.sh``: yolov5's validation of a checkpoint, ending with mAP50 and mAP50-95.
 
 Usage: val.sh --weights W [--data D] [--save-matches PATH] [any yolov5 val flag]
-Without --data (or --imgsz) it uses the dataset (and image size) the checkpoint was trained with.
+Without --data (or --imgsz) it uses the dataset (and image size) the checkpoint was trained with: the data.yaml its
+run recorded (a checkpoint whose dataset is gone is an error, never another dataset). The data YAML used is written
+into the validation's run folder (runs/val/NAME/data.yaml).
 --save-matches writes the per-image match record (yolo_attn.ablation.matches: each prediction's true-positive flags
 at IoU 0.50:0.95, confidence and class, each image's target classes) that the paired bootstrap of
 ``scripts/ablate.sh`` resamples.
@@ -11,11 +13,11 @@ the official COCO AP (pycocotools), as the line ``COCO AP <x> AP50 <y>`` and in 
 import os
 from pathlib import Path
 
+from yolo_attn import paths
 from yolo_attn.ablation.matches import ValMatchCollector
-from yolo_attn.checkpoints import load_checkpoint
+from yolo_attn.checkpoints import load_checkpoint, model_classes
 from yolo_attn.cli.engine import choose
-from yolo_attn.cli.pipeline import (Parser, resolve_data, resolve_weights, run_cli, run_folder, training_options,
-                                    write_summary)
+from yolo_attn.cli.pipeline import Parser, resolve_weights, run_cli, run_folder, training_options, write_summary
 from yolo_attn.datasets import checks
 from yolo_attn.engines.yolov5.options import parse_options
 from yolo_attn.errors import BadParameter, UsageError
@@ -30,21 +32,44 @@ def parser():
 
 
 def build_argv(opt, rest):
+    """yolov5 val argv for the checkpoint (its training image size unless --imgsz), the checkpoint's path and its
+    training options."""
     if not opt.weights:
         raise UsageError("give a checkpoint with --weights PATH (e.g. runs/train/yolov5s-cbam/weights/best.pt)")
     weights = resolve_weights(opt.weights)
-    trained = training_options(load_checkpoint(weights))
-    if opt.data is not None:
-        data_yaml = resolve_data(opt.data)
-    elif trained.get("data") and Path(trained["data"]).is_file():
-        data_yaml = checks.prepare(trained["data"])
-    else:
-        data_yaml = resolve_data(None)
-    out = ["--weights", weights, "--data", str(data_yaml), "--project", str(Path.cwd() / "runs" / "val"),
+    ckpt = load_checkpoint(weights)
+    model_classes(ckpt, weights)  # a model without its class count is refused here, not deep inside yolov5
+    trained = training_options(ckpt)
+    out = ["--weights", weights, "--project", str(Path.cwd() / "runs" / "val"),
            "--name", Path(weights).parent.parent.name or "exp"]
     if trained.get("imgsz"):
         out += ["--imgsz", str(trained["imgsz"])]
-    return out + rest
+    return out + rest, weights, trained
+
+
+def trained_data(weights, trained):
+    """The data YAML a checkpoint was trained on: the one its options record, or (for a run folder that was renamed)
+    its run folder's data.yaml; never another dataset."""
+    recorded = trained.get("data")
+    if not recorded:
+        raise UsageError(f"{weights} does not say which dataset it was trained on; give it with --data "
+                         f"(a data YAML, a name in data/, coco or voc)")
+    if Path(recorded).is_file():
+        return Path(recorded)
+    here = Path(weights).parent.parent / "data.yaml"
+    if Path(recorded).name == "data.yaml" and Path(weights).parent.name == "weights" and here.is_file():
+        print(f"yolo-attn: {recorded} (recorded in {Path(weights).name}) is gone; the run folder's {here} is used")
+        return here
+    raise UsageError(f"{weights} was trained on {recorded}, which no longer exists. Give the dataset with --data "
+                     f"(e.g. --data path/to/data.yaml); yolo-attn does not validate on another dataset in its place.")
+
+
+def check_options(opt):
+    if opt.batch_size < 1:
+        raise BadParameter("batch_size", f"{{name}} {opt.batch_size}: give the number of images per batch, at least 1")
+    if opt.imgsz < 32:
+        raise BadParameter("imgsz", f"{{name}} {opt.imgsz}: sizes that work are multiples of 32 (32, 64, 160, 320, "
+                                    f"640, ...; other sizes are rounded up to the next multiple of 32)")
 
 
 def main(argv):
@@ -60,9 +85,16 @@ def main(argv):
 
     ours, rest = parser().parse(argv)
     matches = _matches_path(ours.save_matches)
-    opt = parse_options("val", build_argv(ours, rest), "yolo-attn val")
-    save_dir = run_folder(opt.project, opt.name, opt.exist_ok)
-    opt.name, opt.exist_ok = save_dir.name, True
+    yolov5_argv, weights, trained = build_argv(ours, rest)
+    opt = parse_options("val", yolov5_argv, "yolo-attn val")
+    check_options(opt)
+    save_dir = run_folder(paths.writable_folder(opt.project), opt.name, opt.exist_ok)
+    if ours.data is not None:  # (checked before the run folder is made)
+        opt.data = str(checks.resolve(ours.data, save_dir))
+    else:
+        source = trained_data(weights, trained)
+        opt.data = str(checks.prepare(source, is_yolov5_builtin=paths.is_yolov5_data(source), save_dir=save_dir))
+    opt.project, opt.name, opt.exist_ok = str(save_dir.parent), save_dir.name, True
     callbacks = Callbacks()
     match_collector = ValMatchCollector().register(callbacks) if matches else None
     target, note = coco_eval.target_for(opt.data, task=opt.task, single_cls=opt.single_cls)

@@ -1,23 +1,40 @@
-"""Check a dataset before yolov5 touches it, and keep yolov5 from rewriting or silently skipping user files."""
+"""Check a dataset before yolov5 touches it, and keep yolov5 from rewriting or silently skipping user files.
+
+``prepare`` checks a data YAML (its fields, that every split has images and labels, no symbolic-link loop) and, for
+a run, writes the resolved YAML (``path:`` made absolute) into the run folder, so that the run never depends on a
+file outside it.
+"""
+import reprlib
 import tempfile
 from pathlib import Path
 
 import yaml
 
+from yolo_attn import paths
 from yolo_attn.errors import DatasetError
-from yolo_attn.paths import online, yolov5_root
+from yolo_attn.paths import online, walk_files, yolov5_root
 
 IMAGE_SUFFIXES = {".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp", ".pfm"}
 
 
+def _exists(path):
+    try:
+        return Path(path).exists()
+    except (OSError, ValueError):  # a name too long, a NUL byte
+        return False
+
+
 def _images_of(entry):
-    """Image files named by a split entry: a folder (recursive), a .txt list, or a single image."""
+    """Image files named by a split entry: a folder (recursive, as yolov5 walks it), a .txt list, or a single image."""
     entry = Path(entry)
     if entry.is_dir():
-        return [p for p in entry.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES]
+        return [p for p in walk_files(entry) if p.suffix.lower() in IMAGE_SUFFIXES]
     if entry.suffix == ".txt":
         parent = entry.parent
-        lines = [x.strip() for x in entry.read_text().splitlines() if x.strip()]
+        try:
+            lines = [x.strip() for x in entry.read_text(encoding="utf-8").splitlines() if x.strip()]
+        except (OSError, UnicodeDecodeError) as e:
+            raise DatasetError(f"{entry}: cannot read this image list ({e})") from None
         return [Path(x) if Path(x).is_absolute() else (parent / x) for x in lines]
     return [entry] if entry.is_file() else []
 
@@ -33,15 +50,54 @@ def load_data_yaml(path):
     path = Path(path)
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as e:
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
         raise DatasetError(f"{path}: cannot read the data YAML: {e}") from None
+    except RecursionError:
+        raise DatasetError(f"{path}: cannot read the data YAML: it is nested too deeply") from None
     if not isinstance(data, dict):
         raise DatasetError(f"{path}: a data YAML is a mapping with train:, val: and names:")
     missing = [k for k in ("train", "val", "names") if k not in data]
     if missing:
         raise DatasetError(f"{path}: missing field(s) {', '.join(missing)}. A data YAML needs path:, train:, val: "
                            f"and names: (see data/shapes/shapes.yaml after a first run).")
+    _check_fields(path, data)
     return data
+
+
+def _shown(value):
+    return reprlib.repr(value)  # bounded, whatever the YAML holds (even a list that contains itself)
+
+
+def _check_fields(path, data):
+    """The field types yolov5 assumes without checking (it would crash, or silently train another class count)."""
+    root = data.get("path")
+    if root is not None and not (isinstance(root, str) and "\0" not in root):
+        raise DatasetError(f"{path}: path: must be the dataset's root folder, given as text (one folder); got "
+                           f"{_shown(root)}")
+    for key in ("train", "val", "test"):
+        value = data.get(key)
+        items = value if isinstance(value, list) else [value]
+        if value is not None and not all(isinstance(v, str) and v and "\0" not in v for v in items):
+            raise DatasetError(f"{path}: {key}: must be a folder, an image list (.txt) or a list of them, given as "
+                               f"text; got {_shown(value)}")
+    names = data["names"]
+    if isinstance(names, dict):
+        keys = sorted(names, key=str)
+        if not all(isinstance(k, int) and not isinstance(k, bool) for k in keys) or sorted(keys) != \
+                list(range(len(keys))):
+            raise DatasetError(f"{path}: names: as a mapping, its keys must be the class ids 0, 1, 2, ... in full; got "
+                               f"{_shown(keys)}. Or give a list: names: [cat, dog].")
+        names = [names[k] for k in sorted(keys)]
+    elif not isinstance(names, list):
+        raise DatasetError(f"{path}: names: must be the list of class names, e.g. names: [{_shown(names)}] "
+                           f"(or a mapping 0: {_shown(names)}); got the {type(names).__name__} {_shown(names)}.")
+    if not names or not all(isinstance(n, (str, int, float)) and not isinstance(n, bool) for n in names):
+        raise DatasetError(f"{path}: names: needs one name (text) per class; got {_shown(data['names'])}.")
+    nc = data.get("nc")
+    if nc is not None and (not isinstance(nc, int) or isinstance(nc, bool) or nc != len(names)):
+        raise DatasetError(f"{path}: nc: {_shown(nc)} but names: lists {len(names)} class(es). yolov5 would silently "
+                           f"train {len(names)} classes: give one name per class, or drop nc: (it is counted from "
+                           f"names:).")
 
 
 def _split_paths(data, root, key):
@@ -51,12 +107,23 @@ def _split_paths(data, root, key):
     return [Path(v) if Path(v).is_absolute() else root / v for v in (value if isinstance(value, list) else [value])]
 
 
-def prepare(data_yaml, is_yolov5_builtin=False):
+def resolve(data, save_dir):
+    """The data YAML of a run, checked and written into its run folder ``save_dir`` (see ``prepare``): ``data`` is a
+    path, a name in data/ (then yolov5's data/), ``coco``/``voc``, or None for the embedded shapes dataset."""
+    from yolo_attn.datasets import shapes
+
+    path = shapes.ensure(paths.EMBEDDED_DATASET) if data is None else paths.resolve_data(data)
+    return prepare(path, is_yolov5_builtin=paths.is_yolov5_data(path), save_dir=save_dir)
+
+
+def prepare(data_yaml, is_yolov5_builtin=False, save_dir=None):
     """Check a data YAML; return the YAML path yolov5 should use.
 
-    A relative ``path:`` is resolved against the YAML's own folder (yolov5 alone would resolve it against
-    its install folder); in that case a resolved copy is written to a temporary file and the user's YAML
-    is left untouched.
+    A relative ``path:`` is resolved against the YAML's own folder (yolov5 alone would resolve it against its install
+    folder); the user's YAML is never rewritten. With ``save_dir`` (a run folder, created if needed) the resolved YAML
+    is written there as ``data.yaml`` and returned, so that the run does not depend on any other file; without it,
+    the user's YAML is returned when its ``path:`` is absolute, else a resolved copy in a temporary file (library use).
+    yolov5's own YAMLs (coco.yaml, VOC.yaml: paths relative to its folder, download scripts) are returned as they are.
     """
     data_yaml = Path(data_yaml)
     data = load_data_yaml(data_yaml)
@@ -70,7 +137,7 @@ def prepare(data_yaml, is_yolov5_builtin=False):
         root = root if root.is_absolute() else (data_yaml.parent / root).resolve()
     for key in ("train", "val"):
         entries = _split_paths(data, root, key)
-        missing = [p for p in entries if not p.exists()]
+        missing = [p for p in entries if not _exists(p)]
         if missing:
             how = ""
             if data.get("download"):
@@ -79,25 +146,35 @@ def prepare(data_yaml, is_yolov5_builtin=False):
                 how = _offline_hint(data_yaml)
             raise DatasetError(f"{data_yaml}: the {key} split is not on disk. Looked for:\n"
                                + "\n".join(f"  {p}" for p in missing) + how)
-        images = [im for p in entries for im in _images_of(p)]
-        if not images:
-            raise DatasetError(f"{data_yaml}: the {key} split has no images in " + ", ".join(map(str, entries))
-                               + f" (image types: {', '.join(sorted(IMAGE_SUFFIXES))}).")
-        labelled = sum(label_path(im).is_file() for im in images)
-        if not labelled:
-            where = sorted({str(label_path(im).parent) for im in images[:1000]})[:3]
-            raise DatasetError(
-                f"{data_yaml}: the {key} split has {len(images)} images but no label files. yolov5 looks for one "
-                f".txt per image in the matching labels folder, e.g.\n  {label_path(images[0])}\nlooked in: "
-                + ", ".join(where) + "\nEach line is 'class x_center y_center width height', normalised to 0-1. "
-                "Put the labels there (images/ -> labels/), or convert your annotations first.")
+        _check_split(data_yaml, key, entries)
+    resolved = dict(data, path=str(root))
+    if save_dir is not None:
+        Path(save_dir).mkdir(parents=True, exist_ok=True)
+        out = Path(save_dir) / "data.yaml"
+        header = f"# {data_yaml} with path: resolved (written by yolo-attn for this run)\n"
+        paths.write_atomically(out, header + yaml.safe_dump(resolved, sort_keys=False))
+        return out
     if Path(data.get("path") or ".").is_absolute() or data.get("path") == str(root):
         return data_yaml
-    resolved = dict(data, path=str(root))
     tmp = tempfile.NamedTemporaryFile("w", suffix=f"-{data_yaml.name}", prefix="yolo-attn-", delete=False)
     with tmp:
         yaml.safe_dump(resolved, tmp, sort_keys=False)
     return Path(tmp.name)
+
+
+def _check_split(data_yaml, key, entries):
+    images = [im for p in entries for im in _images_of(p)]
+    if not images:
+        raise DatasetError(f"{data_yaml}: the {key} split has no images in " + ", ".join(map(str, entries))
+                           + f" (image types: {', '.join(sorted(IMAGE_SUFFIXES))}).")
+    labelled = sum(label_path(im).is_file() for im in images)
+    if not labelled:
+        where = sorted({str(label_path(im).parent) for im in images[:1000]})[:3]
+        raise DatasetError(
+            f"{data_yaml}: the {key} split has {len(images)} images but no label files. yolov5 looks for one "
+            f".txt per image in the matching labels folder, e.g.\n  {label_path(images[0])}\nlooked in: "
+            + ", ".join(where) + "\nEach line is 'class x_center y_center width height', normalised to 0-1. "
+            "Put the labels there (images/ -> labels/), or convert your annotations first.")
 
 
 _CONVERT_HINTS = {
@@ -123,7 +200,7 @@ def _offline_download_check(data_yaml, data, root):
     with the way to use a copy already on disk, instead of letting yolov5's download fail."""
     if not data.get("download"):
         return
-    missing = [p for key in ("train", "val") for p in _split_paths(data, root, key) if not p.exists()]
+    missing = [p for key in ("train", "val") for p in _split_paths(data, root, key) if not _exists(p)]
     if missing and not online():
         raise DatasetError(f"{data_yaml}: the dataset is not on disk. Looked for:\n"
                            + "\n".join(f"  {p}" for p in missing) + _offline_hint(data_yaml))

@@ -314,6 +314,38 @@ def _atomic_disk_cache(dataloaders):
     return [replace(dataloaders.LoadImagesAndLabels, "cache_images_to_disk", cache_image_to_disk)]
 
 
+def _disk_full_message(module):
+    from yolo_attn.engines.yolov5.disk_full import explain_disk_full
+
+    view = view_of(module, "torch")
+    return [replace(view, "save", explain_disk_full(view.save)), replace(module, "torch", view)]
+
+
+def _safe_label_cache(dataloaders):
+    from yolo_attn.engines.yolov5.label_cache import cache_labels, no_pickle_load
+
+    view = view_of(dataloaders, "np")
+    return [replace(view, "load", no_pickle_load(np.load)), replace(dataloaders, "np", view),
+            replace(dataloaders.LoadImagesAndLabels, "cache_labels", cache_labels)]
+
+
+def _no_symlink_loops(dataloaders):
+    from yolo_attn.paths import walk_files
+
+    view = view_of(dataloaders, "glob")
+    real_glob = view.glob
+
+    @functools.wraps(real_glob)
+    def glob(pathname, *, recursive=False, **kwargs):
+        root = str(pathname).split("**", 1)[0] or "."
+        if recursive and "**" in str(pathname) and os.path.isdir(root):
+            for _ in walk_files(root):  # refuses a link back into a folder that contains it
+                pass
+        return real_glob(pathname, recursive=recursive, **kwargs)
+
+    return [replace(view, "glob", glob), replace(dataloaders, "glob", view)]
+
+
 PATCHES = (
     Patch("pkg_resources_shim", "`import pkg_resources` fails (setuptools >= 81), so yolov5 does not import",
           "setuptools >= 81", "tests/engines/yolov5/test_patches.py::test_pkg_resources", ("yolov5",),
@@ -378,4 +410,14 @@ PATCHES = (
           ("yolov5.utils.dataloaders",), _atomic_disk_cache),
     Patch("noval", "--noval crashes after the first epoch (map50s unbound), also through yolov5.train.run",
           "yolov5 7.0.x", "tests/engines/yolov5/test_patches.py::test_noval", ("yolov5.train",), _noval),
+    Patch("disk_full_message", "a full disk stops training with a torch traceback (inline_container.cc: unexpected "
+          "pos) instead of saying which file and how much space", "every version",
+          "tests/engines/yolov5/test_disk_full.py",
+          _both("yolov5.utils.general") + ("yolov5.train", "yolov5.segment.train"), _disk_full_message),
+    Patch("safe_label_cache", "labels/*.cache is unpickled from the dataset folder (a downloaded dataset runs code) and "
+          "written there on every run", "every version", "tests/engines/yolov5/test_label_cache.py",
+          ("yolov5.utils.dataloaders",), _safe_label_cache),
+    Patch("no_symlink_loops", "a symbolic link to a parent folder among the images: the recursive glob runs for hours "
+          "(2^40 paths with two such links)", "every version", "tests/engines/yolov5/test_symlink_loops.py",
+          ("yolov5.utils.dataloaders",), _no_symlink_loops),
 )

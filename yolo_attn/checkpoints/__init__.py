@@ -1,13 +1,18 @@
 """The one place yolo-attn reads checkpoints (and, once ``import yolo_attn`` ran, yolov5 reads them too).
 
 A yolov5 ``.pt`` file is a pickle: a plain ``torch.load(..., weights_only=False)`` runs whatever code the
-file names. So a checkpoint is loaded here in two steps:
+file names, and even torch's restricted unpickler lets an allowed class be *called* with arguments from the file.
+So a checkpoint is loaded here in two steps:
 
-1. its pickle is scanned (without running it) for the Python objects it names;
-2. if every one is a model class of yolov5, yolo-attn (or a layer registered with it) or ``torch.nn``, or one
-   of a few harmless data types (numpy arrays/scalars, paths), it is loaded with torch's restricted
-   unpickler (``weights_only=True``) allowing exactly those; anything else (``os.system``, an unknown class)
-   is refused with a message naming it, before any of the file runs.
+1. the file is read once, and its pickle is scanned without running it (``pickle_scan.py``): every class or function it
+   names must be a model class of yolov5, yolo-attn (or a layer registered with it) or ``torch.nn``, or one of the
+   rebuild functions of tensors and a few data types (numpy arrays/scalars, paths, OrderedDict); and what it does
+   with them must be what torch writes for a model: model objects are made empty and given their saved state
+   (never called, never given hooks), only the rebuild functions are called, with plain data;
+2. the same bytes are loaded with torch's restricted unpickler (``weights_only=True``) allowing exactly those names.
+
+Anything else (``os.system``, an unknown class, a model class called with arguments) is refused with a message
+naming it, before any of the file runs.
 
 ``YOLO_ATTN_TRUST_CHECKPOINTS=1`` in the environment (or ``trust=True``) skips the restriction for files you
 made or trust, e.g. a checkpoint whose model uses classes from your own module. Every load logs the file it
@@ -31,7 +36,9 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch._weights_only_unpickler import _get_allowed_globals
 
+from yolo_attn.checkpoints.pickle_scan import CALLS, PLAIN_CLASSES, Refused, UnknownGlobals, scan
 from yolo_attn.errors import UsageError
 
 TRUST_ENV = "YOLO_ATTN_TRUST_CHECKPOINTS"
@@ -41,15 +48,9 @@ TRUST_ENV = "YOLO_ATTN_TRUST_CHECKPOINTS"
 # when that is where it resolves. "ultralytics.nn.": the ultralytics engine's layers and models.
 _MODEL_MODULE_PREFIXES = ("torch.nn.modules.", "yolov5.models.", "yolo_attn.", "models.", "ultralytics.nn.modules.",
                           "ultralytics.nn.tasks")
-
-# Non-module objects yolov5 checkpoints contain: best_fitness is a numpy array; opt may hold paths.
-_DATA_GLOBALS = {
-    "numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct", "numpy.ndarray", "numpy.dtype",
-    "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar",
-    "pathlib.PosixPath", "pathlib.WindowsPath", "pathlib.PurePosixPath", "pathlib.PureWindowsPath", "pathlib.Path",
-    "argparse.Namespace",
-    "ultralytics.utils.IterableSimpleNamespace",  # an unstripped ultralytics last.pt: the EMA's training args
-}
+# The scan's rebuild functions and data types from modules other than torch (imported by name, nothing else is).
+_DATA_MODULES = ("numpy", "numpy.core.multiarray", "numpy._core.multiarray", "pathlib", "argparse",
+                 "ultralytics.utils")
 
 
 def _logger():
@@ -65,15 +66,21 @@ def _yolov5_dir():
     return Path(spec.origin).parent.resolve()
 
 
-def _resolve(name):
-    """The object a pickle GLOBAL ``module.qualname`` names, importing only modules we trust; else None."""
-    module_name, _, attr = name.rpartition(".")
-    if not module_name:
+def _attribute(module_name, attr):
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError:
         return None
-    if module_name.startswith("numpy") or module_name in ("pathlib", "argparse", "ultralytics.utils"):
-        if name not in _DATA_GLOBALS and not module_name == "numpy.dtypes":
-            return None
-    elif not module_name.startswith(_MODEL_MODULE_PREFIXES):
+    for part in attr.split("."):
+        obj = getattr(obj, part, None)
+    return obj
+
+
+def _model_class(name):
+    """The nn.Module class a pickle GLOBAL ``module.qualname`` names, if it is a model class we allow; else None.
+    Imports only yolov5's, yolo-attn's and torch.nn's modules."""
+    module_name, _, attr = name.rpartition(".")
+    if not module_name.startswith(_MODEL_MODULE_PREFIXES):
         from yolo_attn.registry import registered_layers
 
         registered = {f"{s.cls.__module__}.{s.cls.__qualname__}": s.cls for s in registered_layers()}
@@ -82,19 +89,16 @@ def _resolve(name):
         spec = importlib.util.find_spec("models")  # the top-level package only: finding it runs nothing
         if spec is None or spec.origin is None or _yolov5_dir() not in Path(spec.origin).resolve().parents:
             return None
-    try:
-        obj = importlib.import_module(module_name)
-    except ImportError:
-        return None
-    for part in attr.split("."):
-        obj = getattr(obj, part, None)
-    if name in _DATA_GLOBALS:
-        return obj
-    if module_name == "numpy.dtypes":
-        import numpy as np
-
-        return obj if isinstance(obj, type) and issubclass(obj, np.dtype) else None
+    obj = _attribute(module_name, attr)
     return obj if inspect.isclass(obj) and issubclass(obj, nn.Module) else None
+
+
+def _resolve(name):
+    """The object for a GLOBAL the scan accepted: a model class, or a rebuild function / data type by name."""
+    module_name, _, attr = name.rpartition(".")
+    if module_name in _DATA_MODULES and (name in CALLS or name in PLAIN_CLASSES or name == "numpy.ndarray"):
+        return _attribute(module_name, attr)
+    return _model_class(name)
 
 
 def _missing_module_hint(names):
@@ -107,13 +111,8 @@ def _missing_module_hint(names):
     return hints
 
 
-def _describe(path):
-    size = path.stat().st_size
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return f"{path} ({size / 1e6:.1f} MB, sha256 {h.hexdigest()[:12]})"
+def _describe(path, raw):
+    return f"{path} ({len(raw) / 1e6:.1f} MB, sha256 {hashlib.sha256(raw).hexdigest()[:12]})"
 
 
 def _provenance(ckpt):
@@ -146,37 +145,35 @@ def _not_a_checkpoint(path, what):
                       f"(runs/train/<name>/weights/best.pt or last.pt).")
 
 
-def _not_an_archive(path, error):
-    if "torchscript" in str(error).lower():
+def _not_an_archive(raw, torchscript=False):
+    if torchscript:
         return "it is a TorchScript model (load it with torch.jit.load; yolov5's detect.py/val.py take it as --weights)"
-    with open(path, "rb") if not isinstance(path, io.BytesIO) else io.BytesIO(path.getvalue()) as f:
-        head = f.read(2)
-    if head[:1] == b"\x80":  # pickle protocol 2+: a plain pickle, or torch.save's format before torch 1.6
+    if raw[:1] == b"\x80":  # pickle protocol 2+: a plain pickle, or torch.save's format before torch 1.6
         return ("it is a plain pickle or a pre-1.6 torch.save file, not the zip archive torch.save writes (and yolov5 "
                 "checkpoints are); if you trust it, load it with torch and save it again with a current torch")
     return "it is not a PyTorch checkpoint (a torch.save archive) at all"
 
 
-def _source(path):
-    """A fresh handle on the file's bytes: the path itself, or a rewound copy of an in-memory file."""
-    return io.BytesIO(path.getvalue()) if isinstance(path, io.BytesIO) else str(path)
+def _archive_pickle(path, raw):
+    """The bytes of the archive's data.pkl, read with torch's own zip reader (the one torch.load uses)."""
+    from torch.serialization import _is_torchscript_zip, _is_zipfile, _open_zipfile_reader
 
-
-def _restricted_globals(path):
-    """The objects the pickle names, all vetted; raises UsageError naming any that is not allowed."""
+    f = io.BytesIO(raw)
+    if not _is_zipfile(f):
+        raise _not_a_checkpoint(path, _not_an_archive(raw))
     try:
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(_source(path))
-    except ValueError as e:  # not a zip archive, or a TorchScript archive
-        raise _not_a_checkpoint(path, _not_an_archive(path, e)) from None
-    except (RuntimeError, zipfile.BadZipFile, EOFError, KeyError, OSError) as e:
-        raise _not_a_checkpoint(path, f"the archive cannot be read ({str(e).splitlines()[0][:160]}); "
-                                      f"the file may be truncated") from None
-    allowed, refused = [], []
-    for name in sorted(names):
-        obj = _resolve(name)
-        (allowed if obj is not None else refused).append((name, obj))
-    if refused:
-        names = [n for n, _ in refused]
+        with _open_zipfile_reader(f) as archive:
+            if _is_torchscript_zip(archive):
+                raise _not_a_checkpoint(path, _not_an_archive(raw, torchscript=True))
+            return archive.get_record("data.pkl")
+    except (RuntimeError, ValueError, EOFError, OSError) as e:
+        raise _not_a_checkpoint(path, f"the archive cannot be read ({str(e).splitlines()[0][:160]}); the file may be "
+                                      f"truncated") from None
+
+
+def _refusal(path, e):
+    if isinstance(e, UnknownGlobals):
+        names = e.names
         missing = _missing_module_hint(names)
         system = ("builtins.", "posix.", "nt.", "os.", "subprocess.")
         modules = sorted({n.rpartition(".")[0] for n in names if not n.startswith(system)})
@@ -185,42 +182,51 @@ def _restricted_globals(path):
         if modules:
             hint += (f"\n  If {', '.join(modules)} {'is' if len(modules) == 1 else 'are'} your own layer module: "
                      f"run `import {modules[0]}` and register its layers with yolo_attn.register(...) before loading.")
-        raise UsageError(
-            f"refusing to load {path}: its pickle names {', '.join(names)}, which "
-            f"{'is' if len(names) == 1 else 'are'} not a yolov5/yolo-attn/torch.nn model class. Checkpoints are "
-            f"pickles and loading one can run code.{hint}\n  If you made this file or trust its source, set "
-            f"{TRUST_ENV}=1 to load it without this check.")
-    safe = [obj for _, obj in allowed]
-    numpy_data = ("numpy.dtype", "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar")
-    if any(name in numpy_data for name, _ in allowed):
+        what = (f"its pickle names {', '.join(names)}, which {'is' if len(names) == 1 else 'are'} not a "
+                f"yolov5/yolo-attn/torch.nn model class{hint}")
+    else:
+        what = f"{e}"
+    return UsageError(f"refusing to load {path}: {what}.\n  Checkpoints are pickles and loading one can run code; "
+                      f"nothing of this file has run. If you made this file or trust its source, set {TRUST_ENV}=1 "
+                      f"to load it without this check.")
+
+
+def _safe_globals(names):
+    """The objects torch's restricted unpickler may use for the scanned names (beyond its own defaults)."""
+    defaults = _get_allowed_globals()
+    safe = [_resolve(name) for name in sorted(names) if name not in defaults]
+    if "numpy.dtype" in names:
         import numpy as np
 
-        # np.dtype(...) makes instances of these classes (e.g. Float64DType), which the scan cannot see
+        # np.dtype(...) makes instances of these classes (e.g. Float64DType), which torch then BUILDs
         safe += [t for t in vars(getattr(np, "dtypes", np)).values() if isinstance(t, type) and issubclass(t, np.dtype)]
-    return safe
+    return [obj for obj in safe if obj is not None]
 
 
-def _unpickle(path, map_location, trust):
+def _unpickle(path, raw, map_location, trust):
     if trust:
         _logger().warning(f"yolo-attn: {TRUST_ENV} is set: loading {path} as a full pickle (trusted, unchecked)")
         try:
-            return torch.load(_source(path), map_location=map_location, weights_only=False)
+            return torch.load(io.BytesIO(raw), map_location=map_location, weights_only=False)
         except (ModuleNotFoundError, AttributeError) as e:
             raise UsageError(f"{path} needs code that is not importable here ({e}). yolo-attn checkpoints need "
                              f"`import yolo_attn` (and yolov5) before loading.") from None
         except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as e:
             raise _not_a_checkpoint(path, f"{type(e).__name__}: {str(e).splitlines()[0][:160]}") from None
-    safe = _restricted_globals(path)
+    data = _archive_pickle(path, raw)
     try:
-        with torch.serialization.safe_globals(safe):
-            return torch.load(_source(path), map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:  # something the scan could not see (made while unpickling)
+        names = scan(data, _model_class)
+    except Refused as e:
+        raise _refusal(path, e) from None
+    except ValueError as e:
+        raise _not_a_checkpoint(path, f"its data.pkl is not a complete pickle ({e}); the file is truncated or "
+                                      f"damaged") from None
+    try:
+        with torch.serialization.safe_globals(_safe_globals(names)):
+            return torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:  # torch's own check, after ours: should not happen
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        reason = next((ln for ln in lines if ln.startswith(("Can only", "Trying to", "Unsupported"))), lines[-1][:300])
-        raise UsageError(f"refusing to load {path}: its pickle asks for something that is not a yolov5/yolo-attn/"
-                         f"torch.nn model class ({reason}). Checkpoints are pickles and loading one can run code.\n"
-                         f"  If you made this file or trust its source, set {TRUST_ENV}=1 to load it without this "
-                         f"check.") from None
+        raise _refusal(path, Refused(f"torch's restricted loader refused it ({lines[0][:300] if lines else e})"))
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
         raise _not_a_checkpoint(path, f"it cannot be read ({str(e).splitlines()[0][:160]}); the file may be "
                                       f"truncated") from None
@@ -234,15 +240,16 @@ def load_checkpoint(path, map_location="cpu", trust=None):
     """
     trust = trusted_by_environment() if trust is None else trust
     if hasattr(path, "read"):  # an open file: read once, then scan and load the same bytes
-        path = io.BytesIO(path.read())
-        _logger().info(f"yolo-attn: loading checkpoint from an open file ({len(path.getvalue()) / 1e6:.1f} MB)")
+        raw, path = path.read(), "an open file"
+        _logger().info(f"yolo-attn: loading checkpoint from an open file ({len(raw) / 1e6:.1f} MB)")
     else:
         path = Path(path).expanduser()
         if not path.is_file():
             raise UsageError(f"checkpoint {path} does not exist" if not path.exists() else f"{path} is not a file")
         path = path.resolve()
-        _logger().info(f"yolo-attn: loading checkpoint {_describe(path)}")
-    ckpt = _unpickle(path, map_location, trust)
+        raw = path.read_bytes()  # scanned and loaded from these bytes: the file cannot change in between
+        _logger().info(f"yolo-attn: loading checkpoint {_describe(path, raw)}")
+    ckpt = _unpickle(path, raw, map_location, trust)
     if not (isinstance(ckpt, dict) and (ckpt.get("ema") is not None or ckpt.get("model") is not None)):
         kind = ("a bare state_dict (tensors only, no model)" if isinstance(ckpt, dict) and ckpt
                 and all(isinstance(v, torch.Tensor) for v in ckpt.values()) else f"a {type(ckpt).__name__}")
@@ -256,4 +263,21 @@ def load_checkpoint(path, map_location="cpu", trust=None):
     return ckpt
 
 
-__all__ = ["load_checkpoint", "TRUST_ENV", "trusted_by_environment"]
+def model_classes(ckpt, path):
+    """The class count (``.nc``) of a checkpoint's model, which yolov5's val/train read without checking; a
+    UsageError naming the file and the fix when the model has none."""
+    model = ckpt.get("ema") or ckpt["model"]
+    nc = getattr(model, "nc", None)
+    if isinstance(nc, int) and not isinstance(nc, bool) and nc > 0:
+        return nc
+    layers = getattr(model, "model", None)
+    head = layers[-1] if isinstance(layers, nn.Sequential) and len(layers) else None
+    known = getattr(head, "nc", None)
+    fix = (f"Its detection head has {known} classes: save it again with that count, e.g. `ckpt = "
+           f"load_checkpoint('{path}'); ckpt['model'].nc = {known}; torch.save(ckpt, 'fixed.pt')`"
+           if isinstance(known, int) else "It is not a yolov5 detection model")
+    raise UsageError(f"{path}: its model has no class count (.nc = {nc!r}), which yolov5's tools need; it was not "
+                     f"saved by yolov5's training (or yolo_attn.engines.yolov5.model.save_checkpoint). {fix}.")
+
+
+__all__ = ["load_checkpoint", "model_classes", "TRUST_ENV", "trusted_by_environment"]
