@@ -72,7 +72,8 @@ def layer_table():
         inputs = "2: [skip, gate]" if spec.out_from_first else str(spec.inputs)
         if spec.changes_channels:
             inputs += " (arg 1: out channels)"
-        params = ", ".join(f"`{k}={v!r}`" for k, v in spec.hyper_parameters.items()) or "registered layer names"
+        params = ", ".join(f"`{k}={v!r}`" for k, v in spec.hyper_parameters.items()) or (
+            "registered layer names" if spec.members else "none")
         where = f"`{_flow(row['yaml_row'])}`" + (f" (`{row['file']}`)" if row["file"] else "")
         if row["file"]:
             cost = f"{row['params']:+,}", f"{(base_flops + row['flops']) / 1e9:.2f} ({row['flops'] / 1e9:+.4f})"

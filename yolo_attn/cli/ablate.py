@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from yolo_attn import paths
-from yolo_attn.cli.pipeline import Parser, resolve_data, run_cli, write_text_atomically
+from yolo_attn.cli.pipeline import Parser, resolve_data, run_cli
 from yolo_attn.engines.yolov5.options import parse_options
 from yolo_attn.errors import BadParameter, UsageError
 
@@ -142,7 +142,7 @@ def check_manifest(out, train_args, cfgs):
     cfg_digests = {**known, **{c.stem: _digest(c) for c in cfgs}}
     if cfg_digests != known or not path.is_file():
         out.mkdir(parents=True, exist_ok=True)
-        write_text_atomically(path, json.dumps({**manifest, "cfgs": cfg_digests}, indent=2) + "\n")
+        paths.write_atomically(path, json.dumps({**manifest, "cfgs": cfg_digests}, indent=2) + "\n")
 
 
 def number_of_classes(data_yaml):

@@ -6,7 +6,7 @@ A file that exists with other content (your edits, or a variant of an older rele
 from pathlib import Path
 
 from yolo_attn import paths
-from yolo_attn.cli.pipeline import Parser, run_cli, write_text_atomically
+from yolo_attn.cli.pipeline import Parser, run_cli
 from yolo_attn.errors import UsageError
 from yolo_attn.model_yaml.variants import render, variants
 
@@ -31,7 +31,7 @@ def main(argv):
         path = out / name
         if path.is_file() and path.read_text(encoding="utf-8") == text:
             continue
-        write_text_atomically(path, text)
+        paths.write_atomically(path, text)
         print(f"wrote {path}")
     print(f"{len(texts)} variants in {out}")
 

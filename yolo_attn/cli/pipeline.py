@@ -8,10 +8,8 @@ code 2; library code raises domain errors, and a ``BadParameter`` is worded here
 """
 import argparse
 import json
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 
 from yolo_attn import paths
@@ -110,26 +108,13 @@ def training_options(checkpoint):
     return vars(opt) if isinstance(opt, argparse.Namespace) else dict(opt)
 
 
-def write_text_atomically(path, text):
-    """Write a small file through a temporary one in the same folder: readers never see half of it."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_summary(results, save_dir, **extra):
     """Print the closing line ``mAP50 <x> mAP50-95 <y>`` and write it as summary.json in the run folder."""
     precision, recall, map50, map5095 = (float(x) for x in results[:4])
     summary = {"mAP50": round(map50, 4), "mAP50-95": round(map5095, 4), "precision": round(precision, 4),
                "recall": round(recall, 4), **extra}
     path = Path(save_dir) / "summary.json"
-    write_text_atomically(path, json.dumps(summary, indent=2, default=str) + "\n")
+    paths.write_atomically(path, json.dumps(summary, indent=2, default=str) + "\n")
     print(f"\nResults saved to {save_dir} (summary: {path})")
     print(f"mAP50 {map50:.4f} mAP50-95 {map5095:.4f}")
     return summary
