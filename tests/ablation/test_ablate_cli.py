@@ -137,6 +137,15 @@ def test_two_cfgs_with_one_name_are_refused(setup, tmp_path, capsys):
     assert "two model YAMLs named tiny-yolov5s.yaml" in capsys.readouterr().err
 
 
+def test_an_ultralytics_yaml_is_refused_naming_its_engine(setup, tmp_path, capsys):
+    argv = _argv(setup, tmp_path / "out")
+    argv[2] = str(paths.MODEL_YAMLS / "ultralytics" / "yolo11n-cbam.yaml")
+    fake = FakeCommands()
+    assert _run(argv, fake) == 2
+    assert "yolo11n-cbam.yaml is a model YAML for the ultralytics engine" in capsys.readouterr().err
+    assert not fake.launched(TRAIN) and not (tmp_path / "out").exists()
+
+
 def test_an_unknown_training_flag_stops_at_once(setup, tmp_path):
     fake = FakeCommands()
     with pytest.raises(SystemExit) as e:

@@ -159,3 +159,25 @@ def test_written_files_hold_the_same_rows(tmp_path, swept):
     cell = f"| {r['d_mAP50-95']:+.4f} [{r['d_mAP50-95_low']:+.4f}, {r['d_mAP50-95_high']:+.4f}] | better |"
     assert cell in md and "| ΔmAP50-95 [95% CI] | mAP50-95 verdict |" in md
     assert f"| {r['mAP50-95']:.4f} ± {r['mAP50-95_std']:.4f} |" in md and "- a note" in md
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["summary", "options"])
+def test_data_yamls_are_compared_by_content(tmp_path, where):
+    """Each run keeps its own resolved copy of the data YAML in its run folder: copies of the same YAML are the same
+    data; a copy with other content is not."""
+    runs, failures, results = _swept(tmp_path, FakeCommands(QUALITY))
+    for k, run in enumerate(runs):
+        copy = run.folder / f"data-{where}.yaml"
+        copy.write_text(f"# run {k}\npath: /data/shapes\ntrain: images/train\nval: images/val\nnames: [a, b]\n")
+        path = run.val_summary if where == "summary" else run.folder / "opt.yaml"
+        doc = json.loads(path.read_text()) if where == "summary" else yaml.safe_load(path.read_text())
+        doc["data"] = str(copy)
+        path.write_text(json.dumps(doc) if where == "summary" else yaml.safe_dump(doc))
+    results = {r: report.load_result(r) for r in runs}
+    assert report.compare(CFGS, [0, 1, 2], results, failures, "base").complete
+    odd = runs[5].folder / f"data-{where}.yaml"
+    odd.write_text(odd.read_text().replace("names: [a, b]", "names: [a, c]"))
+    results = {r: report.load_result(r) for r in runs}
+    with pytest.raises(UsageError, match="differ in the"):
+        report.compare(CFGS, [0, 1, 2], results, failures, "base")

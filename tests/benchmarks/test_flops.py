@@ -99,6 +99,7 @@ def test_a_module_that_reads_values_falls_back_to_a_real_forward():
     assert not report.meta and report.total > 0
 
 
+@pytest.mark.slow
 def test_shipped_models_have_no_uncounted_ops(build_small):
     """Every operator of every YAML in model_yamls/ falls under a rule (built at 64 px without yolov5's init)."""
     import yaml

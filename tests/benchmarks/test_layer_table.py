@@ -7,6 +7,8 @@ import yolo_attn
 from yolo_attn.modules import SE
 from yolo_attn.benchmarks import layer_table as docs
 
+pytestmark = pytest.mark.slow  # builds every shipped model and counts its FLOPs (~20 s)
+
 
 @pytest.fixture(scope="module")
 def table():

@@ -231,6 +231,7 @@ def _read_labels(path):
     return torch.tensor([[float(v) for v in line.split()] for line in path.read_text().splitlines()])
 
 
+@pytest.mark.slow
 def test_a_fresh_process_that_imports_yolo_attn_loads_it_and_yolov5s_detect_and_val_run_it(tiny, tmp_path,
                                                                                          quiet_yolov5):
     from yolo_attn.datasets import shapes
@@ -269,6 +270,7 @@ def test_a_fresh_process_that_imports_yolo_attn_loads_it_and_yolov5s_detect_and_
     assert any(line.split()[:3] == ["all", "4", str(n_labels)] for line in out.splitlines())  # val saw the dataset
 
 
+@pytest.mark.slow
 def test_without_the_plugin_imported(tiny, tmp_path):
     """yolov5 alone, in a fresh process. Its import needs pkg_resources (gone from setuptools >= 81): a stand-in plays
     an older setuptools. On torch >= 2.6 it then reads no checkpoint at all (torch's weights_only refusal names the

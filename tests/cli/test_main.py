@@ -20,6 +20,7 @@ def test_unknown_command_lists_the_commands(capsys):
     assert "unknown command 'trian'" in err and "train" in err and "heatmap" in err
 
 
+@pytest.mark.slow
 def test_layers_markdown_is_the_readme_table(capsys):
     from pathlib import Path
 

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from heatmap_helpers import MODEL_YAMLS
+from shipped_params import each_shipped
 from yolo_attn.errors import UsageError
 from yolo_attn.heatmaps.attention import attention_figure, attention_gates
 from yolo_attn.heatmaps.images import letterbox_tensor
@@ -62,7 +63,7 @@ def test_cbam_has_a_channel_and_a_spatial_gate(detector):
 DRAWN = {"yolov5s-cbam.yaml", "yolov5s-coordatt.yaml", "yolov5s-aff.yaml", "yolov5s-se.yaml", "yolov5s-nonlocal.yaml"}
 
 
-@pytest.mark.parametrize("cfg", [c for c in MODEL_YAMLS if c != "yolov5s.yaml"])
+@pytest.mark.parametrize("cfg", each_shipped([c for c in MODEL_YAMLS if c != "yolov5s.yaml"]))
 def test_every_attention_yaml_has_gates_to_draw(detector, tmp_path, cfg):
     """Gates for every attention YAML; the figure (matplotlib, seconds each) for a few of different kinds."""
     import numpy as np

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from heatmap_helpers import MODEL_YAMLS, STOCK_YOLOV5S
+from shipped_params import each_shipped
 from yolo_attn.errors import UsageError
 from yolo_attn.heatmaps.cam import METHODS, DetectionCAM
 from yolo_attn.heatmaps.targets import TARGETS, raw_predictions, target_value
@@ -102,7 +103,7 @@ def test_maps_are_pytorch_grad_cams_own(detector):
         p.grad = None
 
 
-@pytest.mark.parametrize("cfg", MODEL_YAMLS + [STOCK_YOLOV5S])
+@pytest.mark.parametrize("cfg", each_shipped(MODEL_YAMLS) + [STOCK_YOLOV5S])
 def test_every_model_yaml_gets_a_map_per_detection(detector, cfg):
     model = detector(cfg)
     cam = DetectionCAM(model, conf_thres=0.0, max_det=N)

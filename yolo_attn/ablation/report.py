@@ -60,7 +60,7 @@ def check_comparable(results: Sequence[RunResult]) -> None:
         for key in keys:
             groups: dict[str, list[str]] = {}
             for r in results:
-                groups.setdefault(repr(getattr(r, source).get(key)), []).append(r.run.name)
+                groups.setdefault(_comparable(key, getattr(r, source).get(key)), []).append(r.run.name)
             if len(groups) > 1:
                 what = "training option" if source == "options" else "validation setting"
                 detail = "; ".join(f"{value}: {', '.join(names)}" for value, names in groups.items())
@@ -72,6 +72,17 @@ def check_comparable(results: Sequence[RunResult]) -> None:
     except ValueError as e:
         names = ", ".join(r.run.name for r in results)
         raise UsageError(f"{e} (runs, in order: {names})") from e
+
+
+def _comparable(key, value):
+    """What must agree between runs: for ``data``, the data YAML's content (each run keeps its own resolved copy in
+    its run folder, so the paths always differ); else the value itself."""
+    if key == "data" and isinstance(value, str) and Path(value).is_file():
+        try:
+            return repr(yaml.safe_load(Path(value).read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            pass
+    return repr(value)
 
 
 def mean_std(values: Sequence[float]) -> tuple:

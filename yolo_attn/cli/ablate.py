@@ -24,6 +24,7 @@ import yaml
 
 from yolo_attn import paths
 from yolo_attn.cli.pipeline import Parser, resolve_data, run_cli
+from yolo_attn.engines import engine_of_yaml
 from yolo_attn.engines.yolov5.options import parse_options
 from yolo_attn.errors import BadParameter, UsageError
 
@@ -60,7 +61,23 @@ def _cfgs(names):
     if twice:
         raise BadParameter("cfgs", f"{{name}}: two model YAMLs named {twice[0]}.yaml; the run folders are named "
                                    "after the file: rename one")
+    for cfg in cfgs:
+        _yolov5_only(cfg)
     return cfgs
+
+
+def _yolov5_only(cfg):
+    """The sweep trains and validates through the yolov5 engine (val --save-matches); say so for another engine's
+    YAML before anything is trained."""
+    try:
+        d = yaml.safe_load(cfg.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return  # training names what is wrong with the file
+    if isinstance(d, dict) and engine_of_yaml(d) != "yolov5":
+        raise BadParameter("cfgs", f"{{name}}: {cfg} is a model YAML for the {engine_of_yaml(d)} engine; the sweep "
+                                   "trains yolov5 models only (its per-image match records come from yolov5's "
+                                   "validation). Compare yolov5 YAMLs (model_yamls/*.yaml), or train the ultralytics "
+                                   "variants one by one with scripts/train.sh --seed S.")
 
 
 def _baseline(name, cfgs):

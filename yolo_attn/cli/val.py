@@ -32,19 +32,22 @@ def parser():
 
 
 def build_argv(opt, rest):
-    """yolov5 val argv for the checkpoint (its training image size unless --imgsz), the checkpoint's path and its
-    training options."""
+    """yolov5 val argv for the checkpoint (its training image size unless --imgsz) and the data YAML it reads
+    (--data, else the one the checkpoint was trained on), and that data YAML. yolov5 gets the
+    data YAML as it is (parse_opt checks it; its own default is a path relative to the folder it was imported
+    from); ``main`` replaces it by the checked copy in the run folder."""
     if not opt.weights:
         raise UsageError("give a checkpoint with --weights PATH (e.g. runs/train/yolov5s-cbam/weights/best.pt)")
     weights = resolve_weights(opt.weights)
     ckpt = load_checkpoint(weights)
     model_classes(ckpt, weights)  # a model without its class count is refused here, not deep inside yolov5
     trained = training_options(ckpt)
-    out = ["--weights", weights, "--project", str(Path.cwd() / "runs" / "val"),
+    source = paths.resolve_data(opt.data) if opt.data is not None else trained_data(weights, trained)
+    out = ["--weights", weights, "--data", str(source), "--project", str(Path.cwd() / "runs" / "val"),
            "--name", Path(weights).parent.parent.name or "exp"]
     if trained.get("imgsz"):
         out += ["--imgsz", str(trained["imgsz"])]
-    return out + rest, weights, trained
+    return out + rest, source
 
 
 def trained_data(weights, trained):
@@ -85,15 +88,11 @@ def main(argv):
 
     ours, rest = parser().parse(argv)
     matches = _matches_path(ours.save_matches)
-    yolov5_argv, weights, trained = build_argv(ours, rest)
+    yolov5_argv, source = build_argv(ours, rest)
     opt = parse_options("val", yolov5_argv, "yolo-attn val")
     check_options(opt)
     save_dir = run_folder(paths.writable_folder(opt.project), opt.name, opt.exist_ok)
-    if ours.data is not None:  # (checked before the run folder is made)
-        opt.data = str(checks.resolve(ours.data, save_dir))
-    else:
-        source = trained_data(weights, trained)
-        opt.data = str(checks.prepare(source, is_yolov5_builtin=paths.is_yolov5_data(source), save_dir=save_dir))
+    opt.data = str(checks.prepare(source, is_yolov5_builtin=paths.is_yolov5_data(source), save_dir=save_dir))
     opt.project, opt.name, opt.exist_ok = str(save_dir.parent), save_dir.name, True
     callbacks = Callbacks()
     match_collector = ValMatchCollector().register(callbacks) if matches else None

@@ -16,6 +16,7 @@ from yolo_attn.model_yaml.edit import insert_after, load_model_yaml, replace_con
 
 STOCK_DIR = ultralytics_root() / "cfg" / "models"
 STOCK_YAMLS = sorted(STOCK_DIR.rglob("*.yaml"))
+QUICK_STOCK = {"yolo11.yaml", "yolov8.yaml", "yolov5.yaml"}  # the rest run in CI (-m slow)
 
 
 def _stock_dict(path):
@@ -35,7 +36,8 @@ def _head_legacy(model):
     return getattr(type(model[-1]), "legacy", None)
 
 
-@pytest.mark.parametrize("path", STOCK_YAMLS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [p if p.name in QUICK_STOCK else pytest.param(p, marks=pytest.mark.slow)
+                                  for p in STOCK_YAMLS], ids=lambda p: p.name)
 def test_builder_reproduces_stock_parse_model(path, quiet_ultralytics):
     """parse_with_registry (the builder used for YAMLs with attention) against ultralytics' own parse_model on every
     stock YAML at its first scale: rows, types, 'from', parameter counts, save list, state_dict and the head's

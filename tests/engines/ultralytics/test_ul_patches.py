@@ -67,6 +67,7 @@ def test_every_patch_is_applied_and_uninstall_restores_every_original():
     assert {t: getattr(sys.modules[t[0]], t[1]) for t in targets} == patched
 
 
+@pytest.mark.slow
 def test_patches_apply_on_import_in_a_fresh_process(tmp_path):
     """Installed before ultralytics is imported (the import hook), and after (applied at once)."""
     for order in ("import yolo_attn; import ultralytics.nn.tasks as t",
@@ -78,6 +79,7 @@ def test_patches_apply_on_import_in_a_fresh_process(tmp_path):
         assert r.stdout.split() == ["True", "False"], order
 
 
+@pytest.mark.slow
 def test_yolov5_keeps_what_it_uses_of_ultralytics(tmp_path):
     """yolov5 imports ultralytics.utils.checks for check_requirements: that module is patched only in check_font,
     which yolov5 does not use (it has its own), and no model-building patch is applied."""

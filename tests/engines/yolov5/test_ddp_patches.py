@@ -91,6 +91,7 @@ dist.destroy_process_group()
 """
 
 
+@pytest.mark.slow
 def test_ddp_branch_of_main_runs_on_cpu_with_gloo(tmp_path):
     from yolo_attn.datasets import shapes
 

@@ -104,6 +104,7 @@ def _tmpfs_available():
 
 
 @pytest.mark.skipif(not _tmpfs_available(), reason="no user namespace to mount a tmpfs in")
+@pytest.mark.slow
 def test_on_a_real_full_tmpfs(tmp_path):
     mount = tmp_path / "disk"
     mount.mkdir()

@@ -46,11 +46,15 @@ def _loss(model, x):
                for k, o in enumerate(out))
 
 
+QUICK = {"SE", "CBAM", "NonLocal", "SimAM", "ShuffleAttn", ("Chain", "se", "nonlocal")}  # the rest run in CI
+
+
 def _cases():
     return [(name, name) for name in ONE_INPUT_KEEPING] + [(("Chain", *members), members) for members in CHAINS]
 
 
-@pytest.mark.parametrize("layer, key", _cases(), ids=lambda v: v if isinstance(v, str) else "-".join(v))
+@pytest.mark.parametrize("layer, key", [c if c[0] in QUICK else pytest.param(*c, marks=pytest.mark.slow) for c in _cases()],
+                         ids=lambda v: v if isinstance(v, str) else "-".join(v))
 def test_every_identity_started_row_learns(quiet_yolov5, layer, key):
     torch.manual_seed(0)
     base_d = _base()

@@ -9,6 +9,7 @@ import yaml
 from torch import nn
 
 import yolo_attn
+from shipped_params import each_shipped
 from yolo_attn import modules
 from yolo_attn.errors import ModelConfigError
 from yolo_attn.engines.yolov5 import parser
@@ -86,7 +87,7 @@ def test_stock_yolov5s_has_the_published_parameter_count(cfg, quiet_yolov5):
     assert model.stride.tolist() == [8.0, 16.0, 32.0]
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", each_shipped(SHIPPED))
 def test_every_shipped_yaml_builds_through_yolov5s_model_class(name, quiet_yolov5):
     torch.manual_seed(0)
     model = yolo.Model(str(MODEL_YAMLS / name), nc=3)  # yolov5's constructor, as train/val/detect use it
@@ -145,7 +146,7 @@ def _check_forward(model, nc=80):
     assert [tuple(f.shape[2:4]) for f in feats] == [(8, 8), (4, 4), (2, 2)]
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", each_shipped(SHIPPED))
 def test_every_shipped_yaml_builds_and_runs_at_every_scale(name, build_small):
     base = load(MODEL_YAMLS / name)
     counts = {}
@@ -160,7 +161,7 @@ def test_every_shipped_yaml_builds_and_runs_at_every_scale(name, build_small):
         assert counts == {"n": 1_872_157, "s": 7_235_389, "m": 21_190_557, "l": 46_563_709, "x": 86_749_405}
 
 
-@pytest.mark.parametrize("name", sorted(set(SHIPPED) - {"yolov5s.yaml"}))
+@pytest.mark.parametrize("name", each_shipped(sorted(set(SHIPPED) - {"yolov5s.yaml"})))
 def test_shipped_attention_variants_only_add_attention_to_the_baseline(name):
     base, _ = parser.parse_model(yolov5s(), ch=[3])
     variant, _ = parser.parse_model(load(MODEL_YAMLS / name), ch=[3])

@@ -200,6 +200,7 @@ def mutate(d, rng):
     return d
 
 
+@pytest.mark.slow
 def test_fuzz_mutated_rows_give_a_model_or_a_model_config_error():
     """Seeded mutations of yolov5s-cbam rows (values from a pool of edge cases), for a few seconds: every one either
     builds or raises ModelConfigError, none hangs (10 s each) or raises anything else."""

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import yolo_attn  # noqa: F401
+from shipped_params import each_shipped
 
 from yolov5.models import yolo  # noqa: E402
 
@@ -20,7 +21,7 @@ def _tensors(out):
 
 @pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")
 @pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", each_shipped(SHIPPED))
 def test_every_shipped_yaml_traces(name, training, quiet_yolov5):
     torch.manual_seed(0)
     model = yolo.Model(str(MODEL_YAMLS / name), nc=3).train(training)

@@ -54,6 +54,7 @@ REAL_PKG_RESOURCES = importlib.machinery.PathFinder.find_spec("pkg_resources") i
 
 
 @pytest.mark.skipif(REAL_PKG_RESOURCES, reason="the real pkg_resources is installed: nothing to reproduce")
+@pytest.mark.slow
 def test_pkg_resources(tmp_path):
     plain = run_python("import yolov5.utils.general", tmp_path)
     assert plain.returncode != 0
@@ -488,6 +489,7 @@ print(json.dumps([before, state()]))
     assert after["onnx"].startswith("torch.onnx") and after["open"] == "PIL.Image"
 
 
+@pytest.mark.slow
 def test_uninstall_restores_every_original(tmp_path):
     code = PROBE + """
 import yolo_attn
