@@ -95,6 +95,9 @@ def test_unknown_setting_and_unknown_cfg(in_tmp, capsys):
     assert "'epochs=many' is of invalid type str" in err
     err = _fail(capsys, in_tmp, "train", "--cfg", "yolo11n-cbma.yaml")
     assert "yolo11n-cbma.yaml" in err and "not found" in err
+    err = _fail(capsys, in_tmp, "train", "--cfg", "yolo11n-cbam.yaml", "--nproc-per-node", "2")
+    assert "--nproc-per-node: the ultralytics engine trains on several GPUs with its own DDP" in err
+    assert "--device 0,1" in err
 
 
 def test_resume_a_finished_run(in_tmp, capsys, checkpoints):

@@ -22,6 +22,9 @@ REFUSED = {
     "hyp": "ultralytics takes hyper-parameters as settings: give them as key=value (lr0=0.002 mosaic=0.5 ...)",
     "model": "give the model with --cfg (a YAML) or --weights (a checkpoint)",
     "mode": "the command sets it", "task": "the command sets it (detection)",
+    **{k: "the ultralytics engine trains on several GPUs with its own DDP: give the devices, --device 0,1 "
+          "(--nproc-per-node and the other torchrun options are for yolov5 models)"
+       for k in ("nproc_per_node", "nnodes", "node_rank", "master_addr", "master_port")},
 }
 # The environment the ultralytics commands run in (read by ultralytics when it is imported): no DNS probes, version
 # checks, analytics or pip installs. A value the user set is kept.
