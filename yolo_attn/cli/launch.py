@@ -4,7 +4,8 @@ Launcher side (``train.sh --nproc-per-node N ...``): the options are checked onc
 torchrun's agent (``python -m yolo_attn.cli.launch TORCHRUN_ARGS``), which starts N copies of
 ``python -m yolo_attn.cli.train`` with the same arguments minus the launch options and exits with their status.
 Rank side (every process torchrun starts, also under a plain ``torchrun -m yolo_attn.cli.train``): the user's
-``--import`` modules, output on rank 0 only, the process group, one run folder chosen by rank 0.
+``--import`` modules, output on rank 0 only, the process group (``cli/train.py``: rank 0 prepares the one run
+folder, the other ranks take its files).
 
 A rank that dies: torchrun's agent notices within its monitor interval (0.1 s), stops the node's other ranks
 (SIGTERM, then SIGKILL) and exits non-zero. Ranks on other nodes fail in their next collective when the dead peer's
@@ -195,19 +196,6 @@ def quiet_other_ranks():
     if ddp.rank() > 0:
         sys.stdout = open(os.devnull, "w")
         warnings.simplefilter("ignore")
-
-
-def agree_on_run_folder(train_opt):
-    """Every rank trains into the run folder rank 0 picks: yolov5 numbers one per rank (runs/train/x, x2, ...)."""
-    import torch.distributed as dist
-
-    from yolo_attn.cli.pipeline import run_folder
-    from yolo_attn.engines.yolov5 import ddp
-
-    chosen = [str(run_folder(train_opt.project, train_opt.name, train_opt.exist_ok)) if ddp.rank() == 0 else None]
-    dist.broadcast_object_list(chosen, src=0)
-    folder = Path(chosen[0])
-    train_opt.project, train_opt.name, train_opt.exist_ok = str(folder.parent), folder.name, True
 
 
 if __name__ == "__main__":
