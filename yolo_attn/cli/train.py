@@ -29,7 +29,7 @@ from yolo_attn.cli.engine import choose
 from yolo_attn.cli.pipeline import Parser, resolve_weights, run_cli, run_folder, write_summary
 from yolo_attn.datasets import checks
 from yolo_attn.engines.yolov5 import ddp
-from yolo_attn.engines.yolov5.model import quiet
+from yolo_attn.engines.yolov5.model import check_readable_as_ascii, quiet
 from yolo_attn.engines.yolov5.options import parse_options
 from yolo_attn.errors import BadParameter, UsageError
 
@@ -62,6 +62,7 @@ def build_argv(opt, rest):
     out = ["--project", str(Path.cwd() / "runs" / "train")]
     if opt.cfg:
         cfg_path = paths.resolve_cfg(opt.cfg)
+        check_readable_as_ascii(cfg_path)
         out += ["--cfg", str(cfg_path), "--name", cfg_path.stem]
     return out + (EMBEDDED_DEFAULTS if opt.data is None else []) + ["--weights", weights] + rest
 

@@ -4,8 +4,10 @@ import logging
 from pathlib import Path
 
 import torch
+import yaml
 
 from yolo_attn.engines.yolov5.parser import inner_attention
+from yolo_attn.errors import ModelConfigError
 from yolo_attn.engines.yolov5.patches import save_atomically
 from yolo_attn.registry import find_layer
 from yolo_attn.transfer import structural_transfer
@@ -22,6 +24,32 @@ def quiet(level=logging.WARNING):
         yield LOGGER
     finally:
         LOGGER.setLevel(previous)
+
+
+def check_readable_as_ascii(cfg_path):
+    """yolov5 reads a model YAML file as ASCII, dropping every other character (``Model(path)``): refuse a file
+    whose data would change by that (a layer name such as ``ＣＢＡＭ`` would vanish); comments may hold any text."""
+    text = Path(cfg_path).read_text(encoding="utf-8", errors="replace")
+    ascii_text = text.encode("ascii", "ignore").decode()
+    if ascii_text == text:
+        return
+    try:
+        meant = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return  # the parser names what is wrong with the file
+    try:
+        same = yaml.safe_load(ascii_text) == meant
+    except yaml.YAMLError:
+        same = False
+    if same:
+        return
+    n, line = next((n, line) for n, line in enumerate(text.splitlines(), 1)
+                   if line.split("#", 1)[0] != line.split("#", 1)[0].encode("ascii", "ignore").decode())
+    odd = "".join(sorted({c for c in line.split("#", 1)[0] if ord(c) > 127}))
+    raise ModelConfigError(f"{cfg_path}, line {n}: {line.strip()!r} holds characters outside ASCII ({odd!r}). "
+                           f"yolov5 reads model YAMLs as ASCII and drops them, so it would build another model "
+                           f"than the one written: write layer names, numbers and keys in ASCII (e.g. CBAM, not "
+                           f"ＣＢＡＭ); comments may stay as they are.")
 
 
 def build_model(cfg, nc=None, ch=3):
