@@ -1,5 +1,9 @@
-"""Shared test fixtures: one torch thread, quiet yolov5, small model builds."""
+"""Shared test fixtures: one torch thread, quiet yolov5, small model builds, a trained ultralytics detector."""
 import copy
+import json
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -44,3 +48,26 @@ def build_small(quiet_yolov5):
         return model
 
     return build
+
+
+UL_EPOCHS, UL_TRAIN, UL_VAL, UL_SIZE = 20, 256, 20, 128
+
+
+@pytest.fixture(scope="session")
+def ul_trained(tmp_path_factory):
+    """An ultralytics detector trained once per session by the same command as scripts/train.sh
+    (``yolo_attn.cli.train``, which picks the ultralytics engine from the YAML): model_yamls/ultralytics/
+    yolo11n-cbam.yaml on a 256-image, 128 px shapes dataset, UL_EPOCHS epochs with one thread (mAP50 > 0.5).
+    {"weights": its best.pt, "val": the validation images, "data": the data YAML, "imgsz": its image size}."""
+    from yolo_attn.datasets import shapes
+
+    root = tmp_path_factory.mktemp("ul-trained")
+    data = shapes.generate(root / "shapes", train=UL_TRAIN, val=UL_VAL, size=UL_SIZE)
+    r = subprocess.run([sys.executable, "-m", "yolo_attn.cli.train", "--cfg", "yolo11n-cbam.yaml", "--data", data,
+                        f"epochs={UL_EPOCHS}", f"imgsz={UL_SIZE}", "batch=16", "val=false", "plots=false"],
+                       cwd=root, capture_output=True, text=True, timeout=1800,
+                       env=dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1"))
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    summary = json.loads((root / "runs" / "train" / "yolo11n-cbam" / "summary.json").read_text())
+    assert summary["mAP50"] > 0.5, summary
+    return {"weights": summary["weights"], "val": data.parent / "images" / "val", "data": data, "imgsz": UL_SIZE}

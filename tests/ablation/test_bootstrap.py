@@ -1,5 +1,8 @@
-"""The statistics of multi-seed ablations: per-image match records, mAP equal to yolov5's, the fast weighted
-bootstrap, and the paired bootstrap's interval and verdict on cases with a known answer."""
+"""The statistics of multi-seed ablations: per-image match records, mAP equal to yolov5's and ultralytics' (each by
+its own AP rule), the fast weighted bootstrap, and the paired bootstrap's interval and verdict on cases with a known
+answer."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -44,6 +47,25 @@ def _yolov5_map(tp, conf, pred_cls, target_cls):
     return ap[:, 0].mean(), ap.mean(1).mean()
 
 
+def _ultralytics_map(tp, conf, pred_cls, target_cls):
+    """mAP50, mAP50-95 as ultralytics' DetMetrics computes them (``Metric.map50``, ``Metric.map``), with its own
+    ap_per_class."""
+    from yolo_attn.engines.ultralytics.options import offline_environment
+
+    offline_environment()
+    from ultralytics.utils.metrics import ap_per_class
+
+    ap = ap_per_class(tp, conf, pred_cls, target_cls, names={})[5]
+    return (ap[:, 0].mean(), ap.mean(1).mean()) if len(ap) else (0.0, 0.0)
+
+
+ENGINE_MAP = {"yolov5": _yolov5_map, "ultralytics": _ultralytics_map}
+
+
+def _as(record, rule):
+    return dataclasses.replace(record, ap_rule=rule)
+
+
 def _all_ones(record):
     return WeightedMAP(record)(np.ones((1, record.n_images), np.int64))
 
@@ -63,20 +85,22 @@ RECORDS = {
 }
 
 
+@pytest.mark.parametrize("rule", ENGINE_MAP)
 @pytest.mark.parametrize("kind", RECORDS)
-def test_map_equals_yolov5_ap_per_class(kind):
+def test_map_equals_the_engines_ap_per_class(kind, rule):
     rng = np.random.default_rng(len(kind))
     for _ in range(8):
-        record = RECORDS[kind](rng)
-        expected = _yolov5_map(*record.stats())
+        record = _as(RECORDS[kind](rng), rule)
+        expected = ENGINE_MAP[rule](*record.stats())
         assert map_scores(record) == pytest.approx(expected, abs=1e-12, rel=0)
         assert _scalars(_all_ones(record)) == pytest.approx(expected, abs=1e-12, rel=0)
 
 
-def test_all_ones_weights_reproduce_the_reference_exactly():
+@pytest.mark.parametrize("rule", ENGINE_MAP)
+def test_all_ones_weights_reproduce_the_reference_exactly(rule):
     rng = np.random.default_rng(1)
     for kind in RECORDS:
-        record = RECORDS[kind](rng)
+        record = _as(RECORDS[kind](rng), rule)
         assert _scalars(_all_ones(record)) == tuple(map_scores(record)), kind  # bit for bit
 
 
@@ -98,8 +122,31 @@ def test_edge_cases_match_yolov5():
     assert map_scores(no_tp) == _scalars(_all_ones(no_tp)) == (0.0, 0.0)
 
 
-def _expanded_yolov5_map(record, weights):
-    """yolov5's ap_per_class on the multiset of images (image i repeated weights[i] times), equal confidences
+def test_edge_cases_match_ultralytics():
+    # ultralytics' precision drops to 0 at the last point's recall: one detection that finds 1 of 2 targets scores
+    # 0.495 (grid points 0 .. 0.49 at precision 1, 0 from 0.5 on); yolov5's straight line from (0.5, 1) to (1, 0)
+    # gives 0.75
+    half = MatchRecord.from_images([ImageMatches("a.jpg", np.ones((1, 10), bool), np.float32([0.9]), [0], [0, 0])],
+                                   ap_rule="ultralytics")
+    assert map_scores(half) == _ultralytics_map(*half.stats()) == _scalars(_all_ones(half))
+    assert map_scores(half) == pytest.approx((0.495, 0.495), abs=1e-15)
+    assert map_scores(_as(half, "yolov5")) == _yolov5_map(*half.stats()) == pytest.approx((0.75, 0.75), abs=1e-15)
+    perfect = MatchRecord.from_images([ImageMatches("a.jpg", np.ones((1, 10), bool), np.float32([0.9]), [0], [0])],
+                                      ap_rule="ultralytics")
+    assert map_scores(perfect) == _ultralytics_map(*perfect.stats()) == pytest.approx((0.995, 0.995), abs=1e-15)
+
+
+def test_an_unknown_ap_rule_and_mixed_rules_are_refused():
+    rng = np.random.default_rng(4)
+    record = _random_record(rng, n_images=6)
+    with pytest.raises(ValueError, match="ap_rule must be one of yolov5, ultralytics"):
+        _as(record, "coco")
+    with pytest.raises(ValueError, match="different engines' validation"):
+        paired_bootstrap([record], [_as(record, "ultralytics")], n_resamples=5)
+
+
+def _expanded_map(record, weights):
+    """The engine's ap_per_class on the multiset of images (image i repeated weights[i] times), equal confidences
     ordered as on the full set (the documented meaning of a weighted resample)."""
     rank = np.empty(record.conf.size)
     rank[np.argsort(-record.conf)] = np.arange(record.conf.size)
@@ -108,21 +155,23 @@ def _expanded_yolov5_map(record, weights):
     targets = np.concatenate([np.flatnonzero(record.target_image == i) for i in drawn] + [np.zeros(0, int)])
     if targets.size == 0:
         return 0.0, 0.0
-    return _yolov5_map(record.correct[preds], -rank[preds], record.pred_cls[preds], record.target_cls[targets])
+    return ENGINE_MAP[record.ap_rule](record.correct[preds], -rank[preds], record.pred_cls[preds],
+                                      record.target_cls[targets])
 
 
+@pytest.mark.parametrize("rule", ENGINE_MAP)
 @pytest.mark.parametrize("conf_levels", [None, 5])
-def test_weighted_map_equals_yolov5_on_the_expanded_resample(conf_levels):
+def test_weighted_map_equals_the_engine_on_the_expanded_resample(conf_levels, rule):
     rng = np.random.default_rng(7)
     for _ in range(6):
-        record = _random_record(rng, n_images=25, conf_levels=conf_levels)
+        record = _as(_random_record(rng, n_images=25, conf_levels=conf_levels), rule)
         weights = indices_to_weights(resample_indices(record.n_images, 6, int(rng.integers(1000))), record.n_images)
         weights[0, :] = 0  # a resample without images (no targets): 0 as in val.run
         weights[1, ::2] = 0
         weights[2] = np.arange(record.n_images) % 4  # weights up to 3, absent images interleaved
         fast = WeightedMAP(record, chunk=4)(weights)  # chunks of 4 resamples: 6 rows span two chunks
         for b in range(weights.shape[0]):
-            expected = _expanded_yolov5_map(record, weights[b])
+            expected = _expanded_map(record, weights[b])
             assert (fast.map50[b], fast.map50_95[b]) == pytest.approx(expected, abs=1e-12, rel=0)
 
 
@@ -219,8 +268,14 @@ def test_record_round_trip_without_pickle(tmp_path):
                    getattr(loaded, name).dtype == getattr(r, name).dtype, name
         with np.load(path, allow_pickle=False) as data:
             assert all(data[k].dtype != object for k in data.files)
-    assert loaded.conf.dtype == np.float16
+    assert loaded.conf.dtype == np.float16 and loaded.ap_rule == "yolov5"
     assert map_scores(MatchRecord.load(record.save(tmp_path / "m.npz"))) == map_scores(record)
+    assert MatchRecord.load(_as(record, "ultralytics").save(tmp_path / "u.npz")).ap_rule == "ultralytics"
+    with open(tmp_path / "v1.npz", "wb") as f:  # format 1 (before ap_rule): yolov5's records
+        np.savez(f, format_version=np.array(1), **{k: getattr(record, k) for k in ("paths", "correct", "conf",
+                 "pred_cls", "pred_image", "target_cls", "target_image")})
+    assert MatchRecord.load(tmp_path / "v1.npz").ap_rule == "yolov5"
+    assert not list(tmp_path.glob(".*.tmp"))  # saved through a temporary file, none left
     np.savez(tmp_path / "other.npz", x=np.zeros(3))
     with pytest.raises(ValueError, match="not a match record"):
         MatchRecord.load(tmp_path / "other.npz")

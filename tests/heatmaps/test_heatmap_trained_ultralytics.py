@@ -1,36 +1,11 @@
 """On an ultralytics detector trained on the embedded dataset: each detection's heat is inside its own box, for the
 class, box and combined targets, and the detections are ultralytics' own final ones.
 
-The detector is trained once per session by the same command as scripts/train.sh (``yolo_attn.cli.train``, which
-picks the ultralytics engine from the YAML): model_yamls/ultralytics/yolo11n-cbam.yaml on a 256-image, 128 px
-shapes dataset, EPOCHS epochs with one thread.
+The detector is the session's ``ul_trained`` (tests/conftest.py).
 """
-import json
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 import torch
-
-from heatmap_helpers import one_thread_env
-from yolo_attn import paths
-from yolo_attn.datasets import shapes
-
-EPOCHS, TRAIN, VAL, SIZE = 20, 256, 20, 128
-
-
-@pytest.fixture(scope="session")
-def ul_trained(tmp_path_factory):
-    root = tmp_path_factory.mktemp("heatmap-ul-trained")
-    data = shapes.generate(root / "shapes", train=TRAIN, val=VAL, size=SIZE)
-    r = subprocess.run([sys.executable, "-m", "yolo_attn.cli.train", "--cfg", "yolo11n-cbam.yaml", "--data", data,
-                        f"epochs={EPOCHS}", f"imgsz={SIZE}", "batch=16", "val=false", "plots=false"],
-                       cwd=root, capture_output=True, text=True, timeout=1800, env=one_thread_env())
-    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
-    summary = json.loads((root / "runs" / "train" / "yolo11n-cbam" / "summary.json").read_text())
-    assert summary["mAP50"] > 0.5, summary
-    return {"weights": summary["weights"], "val": data.parent / "images" / "val"}
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +47,7 @@ def test_heatmaps_are_for_ultralytics_final_detections(ul_trained, ul_heatmaps):
 
     entries, out = ul_heatmaps()
     model, imgsz = load_detector(ul_trained["weights"])
-    assert imgsz == SIZE
+    assert imgsz == ul_trained["imgsz"]
     for entry in entries[:8]:
         img = cv2.imread(entry["image"])
         x, _ = letterbox_tensor(img, imgsz, 32)

@@ -42,6 +42,12 @@ integers and float64 operations as yolov5, so all-ones weights reproduce ``map_s
 against yolov5's own ``ap_per_class`` the tests allow 1e-12 and find equality), and a resample costs work
 proportional to the number of predictions ranked above each class's last true positive, vectorised over a
 chunk of resamples.
+
+ultralytics' rule (records with ``ap_rule == "ultralytics"``) differs only after the last point: its
+``compute_ap`` adds ``(recall_T, 0)`` before the sentinel ``(1, 0)``, so ``np.interp`` gives 0 at every grid point
+``x >= recall_T`` (at ``x == recall_T`` it takes the last of the equal abscissae). The points below ``recall_T``,
+the ranking and the averaging over classes are the same; the tests compare both rules with the engines' own
+``ap_per_class``.
 """
 from __future__ import annotations
 
@@ -50,7 +56,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from yolo_attn.ablation.matches import MatchRecord, check_aligned
+from yolo_attn.ablation.matches import AP_RULES, MatchRecord, check_aligned
 
 EPS = 1e-16  # ap_per_class's eps in the recall denominator
 RECALL_GRID = np.linspace(0, 1, 101)  # compute_ap's 101-point (COCO) interpolation
@@ -68,17 +74,23 @@ class MapScores(NamedTuple):
 # (a) the reference: yolov5's ap_per_class / compute_ap, restated on numpy alone
 
 
-def compute_ap(recall: np.ndarray, precision: np.ndarray) -> float:
-    """yolov5's ``compute_ap``: sentinels, precision envelope, 101-point interpolated area."""
-    mrec = np.concatenate(([0.0], recall, [1.0]))
-    mpre = np.concatenate(([1.0], precision, [0.0]))
+def compute_ap(recall: np.ndarray, precision: np.ndarray, rule: str = "yolov5") -> float:
+    """The engine's ``compute_ap``: sentinels, precision envelope, 101-point interpolated area."""
+    if rule not in AP_RULES:
+        raise ValueError(f"rule must be one of {', '.join(AP_RULES)}, got {rule!r}")
+    if rule == "ultralytics":
+        mrec = np.concatenate(([0.0], recall, [recall[-1] if len(recall) else 1.0], [1.0]))
+        mpre = np.concatenate(([1.0], precision, [0.0], [0.0]))
+    else:
+        mrec = np.concatenate(([0.0], recall, [1.0]))
+        mpre = np.concatenate(([1.0], precision, [0.0]))
     mpre = np.flip(np.maximum.accumulate(np.flip(mpre)))
     return float(np.trapezoid(np.interp(RECALL_GRID, mrec, mpre), RECALL_GRID))
 
 
-def ap_per_class(tp: np.ndarray, conf: np.ndarray, pred_cls: np.ndarray,
-                 target_cls: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """yolov5's ``ap_per_class`` reduced to what mAP needs: ``(classes present in the targets, AP[class, iou])``."""
+def ap_per_class(tp: np.ndarray, conf: np.ndarray, pred_cls: np.ndarray, target_cls: np.ndarray,
+                 rule: str = "yolov5") -> tuple[np.ndarray, np.ndarray]:
+    """The engine's ``ap_per_class`` reduced to what mAP needs: ``(classes present in the targets, AP[class, iou])``."""
     order = np.argsort(-conf)
     tp, pred_cls = tp[order], pred_cls[order]
     classes, nt = np.unique(target_cls, return_counts=True)
@@ -92,15 +104,16 @@ def ap_per_class(tp: np.ndarray, conf: np.ndarray, pred_cls: np.ndarray,
         recall = tpc / (nt[ci] + EPS)
         precision = tpc / (tpc + fpc)
         for j in range(tp.shape[1]):
-            ap[ci, j] = compute_ap(recall[:, j], precision[:, j])
+            ap[ci, j] = compute_ap(recall[:, j], precision[:, j], rule)
     return classes, ap
 
 
 def map_scores(record: MatchRecord) -> MapScores:
-    """mAP50 and mAP50-95 of a record on its full image set, as ``val.run`` computes them (0 without any TP)."""
-    if not record.correct.any():  # val.run's guard: no true positive at all -> metrics stay 0
+    """mAP50 and mAP50-95 of a record on its full image set, as its engine's validation computes them (0 without
+    any TP)."""
+    if not record.correct.any():  # val.run's guard: no true positive at all -> metrics stay 0 (ultralytics: 0 too)
         return MapScores(0.0, 0.0)
-    _, ap = ap_per_class(*record.stats())
+    _, ap = ap_per_class(*record.stats(), rule=record.ap_rule)
     return MapScores(float(ap[:, 0].mean()), float(ap.mean(1).mean()))
 
 
@@ -160,6 +173,7 @@ class WeightedMAP:
     def __init__(self, record: MatchRecord, chunk: int = 128) -> None:
         self.n_images = record.n_images
         self.chunk = chunk
+        self.rule = record.ap_rule
         self.classes = np.unique(record.target_cls)
         order = np.argsort(-record.conf)  # ap_per_class's ranking, ties included
         pcls, image, correct = record.pred_cls[order], record.pred_image[order], record.correct[order]
@@ -202,7 +216,7 @@ class WeightedMAP:
         for ci, plan in enumerate(self.plans):
             above = _ranked_above(plan, seg[:, self.seg_slices[ci]])
             for j, column in enumerate(plan.columns):
-                ap[:, ci, j] = _column_ap(column, above, w, n_l[:, ci], n_p[:, ci])
+                ap[:, ci, j] = _column_ap(column, above, w, n_l[:, ci], n_p[:, ci], self.rule)
         present = n_l > 0  # yolov5 averages over the classes present in the targets
         n_present = np.maximum(present.sum(1), 1)
         map50 = (ap[:, :, 0] * present).sum(1) / n_present
@@ -228,8 +242,10 @@ def _ranked_above(plan: _ClassPlan, seg: np.ndarray) -> np.ndarray:
     return above
 
 
-def _column_ap(column: _Column, above: np.ndarray, w: np.ndarray, n_l: np.ndarray, n_p: np.ndarray) -> np.ndarray:
-    """AP of one class at one IoU threshold for each resample of the chunk (yolov5's compute_ap, closed form)."""
+def _column_ap(column: _Column, above: np.ndarray, w: np.ndarray, n_l: np.ndarray, n_p: np.ndarray,
+               rule: str = "yolov5") -> np.ndarray:
+    """AP of one class at one IoU threshold for each resample of the chunk (the engine's compute_ap, closed
+    form)."""
     n_chunk, n_tp = w.shape[0], column.tp_image.size
     tw = np.take(w, column.tp_image, axis=1)  # (n_chunk x n_tp) weights of the true positives
     t = np.cumsum(tw, axis=1)
@@ -248,6 +264,9 @@ def _column_ap(column: _Column, above: np.ndarray, w: np.ndarray, n_l: np.ndarra
     k = _units_at_or_below(x, denom, total[:, None])
     inside = k < total[:, None]
     values = _envelope_at_unit(t, envelope_rev, k + 1, inside)
+    if rule == "ultralytics":  # from the last point's recall on: 0
+        values = np.where(inside, values, 0.0)
+        return np.where(n_p > 0, np.trapezoid(values, RECALL_GRID, axis=-1), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
         r_end = total[:, None] / denom  # recall of the last point
         p_end = (total / n_p)[:, None]  # precision of the last point: T / n_pred

@@ -19,10 +19,15 @@ tensors, with yolov5's own functions, exactly as ``val.run`` does: ``scale_boxes
 ``xywh2xyxy(labels)`` to the original image size, then ``process_batch``. The record therefore equals val's
 ``stats`` entry for entry (tested against the mAP that ``val.run`` returns).
 
+Records of ultralytics' validation (``ultralytics_matches``) have the same entries (its ``metrics.stats``) but
+ultralytics computes AP with other end points of the precision-recall curve: a record names its ``ap_rule``, and
+the metrics recomputed from it follow that rule (``bootstrap``).
+
 The core needs numpy only; torch and yolov5 are imported inside the callback.
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple, Sequence
@@ -30,8 +35,12 @@ from typing import Any, NamedTuple, Sequence
 import numpy as np
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # yolov5's iouv: the columns of ``correct``
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 added ap_rule; a format-1 file is a yolov5 record
 _ARRAYS = ("paths", "correct", "conf", "pred_cls", "pred_image", "target_cls", "target_image")
+# How AP is computed from a class's precision-recall points (bootstrap.compute_ap): the engine whose validation
+# made the record. yolov5: after the last point a straight line to (recall 1, precision 0); ultralytics (the
+# pinned version; tests compare with its ap_per_class): precision 0 from the last point's recall on.
+AP_RULES = ("yolov5", "ultralytics")
 
 
 class ImageMatches(NamedTuple):
@@ -75,8 +84,11 @@ class MatchRecord:
     pred_image: np.ndarray  # (n_pred,) int64, non-decreasing
     target_cls: np.ndarray  # (n_targets,) int64
     target_image: np.ndarray  # (n_targets,) int64, non-decreasing
+    ap_rule: str = "yolov5"  # one of AP_RULES: the engine that validated
 
     def __post_init__(self) -> None:
+        if self.ap_rule not in AP_RULES:
+            raise ValueError(f"ap_rule must be one of {', '.join(AP_RULES)}, got {self.ap_rule!r}")
         n_pred, n_img = len(self.conf), len(self.paths)
         if self.correct.ndim != 2 or self.correct.shape[0] != n_pred or self.correct.dtype != bool:
             raise ValueError(f"correct must be a bool array of shape ({n_pred}, n_iou), got "
@@ -119,7 +131,7 @@ class MatchRecord:
         return len(self.paths)
 
     @classmethod
-    def from_images(cls, images: Sequence[ImageMatches]) -> "MatchRecord":
+    def from_images(cls, images: Sequence[ImageMatches], ap_rule: str = "yolov5") -> "MatchRecord":
         """Concatenate per-image entries (in the order given: keep the validation order)."""
         n_iou = images[0].correct.shape[1] if images and np.ndim(images[0].correct) == 2 else len(IOU_THRESHOLDS)
         correct = [np.asarray(im.correct, dtype=bool).reshape(-1, n_iou) for im in images]
@@ -131,7 +143,8 @@ class MatchRecord:
                    pred_image=_image_index(np.array([len(c) for c in conf], dtype=np.int64)),
                    target_cls=_class_ids(np.concatenate([np.ravel(im.target_cls) for im in images] or [[]]),
                                          "target_cls"),
-                   target_image=_image_index(np.array([np.size(im.target_cls) for im in images], dtype=np.int64)))
+                   target_image=_image_index(np.array([np.size(im.target_cls) for im in images], dtype=np.int64)),
+                   ap_rule=ap_rule)
 
     def image(self, i: int) -> ImageMatches:
         """Image ``i``'s entry, as yolov5 made it."""
@@ -144,12 +157,18 @@ class MatchRecord:
         return self.correct, self.conf, self.pred_cls, self.target_cls
 
     def save(self, path: str | Path) -> Path:
-        """Write an ``.npz`` of plain arrays (no pickled objects; paths as a unicode array)."""
+        """Write an ``.npz`` of plain arrays (no pickled objects; paths as a unicode array), through a temporary
+        file in the same folder: a record on disk is always complete."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as f:  # a file object: numpy would append ".npz" to a path without it
-            np.savez_compressed(f, format_version=np.array(FORMAT_VERSION),
-                                **{name: getattr(self, name) for name in _ARRAYS})
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            with open(tmp, "wb") as f:  # a file object: numpy would append ".npz" to a path without it
+                np.savez_compressed(f, format_version=np.array(FORMAT_VERSION), ap_rule=np.array(self.ap_rule),
+                                    **{name: getattr(self, name) for name in _ARRAYS})
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
         return path
 
     @classmethod
@@ -157,9 +176,10 @@ class MatchRecord:
         """Read a record written by ``save`` (``allow_pickle=False``: loading never runs code)."""
         with np.load(path, allow_pickle=False) as data:
             version = int(data["format_version"]) if "format_version" in data else None
-            if version != FORMAT_VERSION:
-                raise ValueError(f"{path}: not a match record of format {FORMAT_VERSION} (format {version})")
-            return cls(**{name: data[name] for name in _ARRAYS})
+            if version not in (1, FORMAT_VERSION):
+                raise ValueError(f"{path}: not a match record of format 1 or {FORMAT_VERSION} (format {version})")
+            rule = str(data["ap_rule"]) if version >= 2 else "yolov5"
+            return cls(**{name: data[name] for name in _ARRAYS}, ap_rule=rule)
 
 
 def check_aligned(records: Sequence[MatchRecord]) -> None:
@@ -169,6 +189,10 @@ def check_aligned(records: Sequence[MatchRecord]) -> None:
     if not records:
         raise ValueError("no match records given")
     ref = records[0].paths
+    rules = sorted({r.ap_rule for r in records})
+    if len(rules) > 1:
+        raise ValueError(f"the match records come from different engines' validation ({', '.join(rules)}), which "
+                         "compute AP differently; compare models validated by one engine")
     for k, record in enumerate(records[1:], start=1):
         if record.paths.shape == ref.shape and np.array_equal(record.paths, ref):
             continue

@@ -102,6 +102,16 @@ def run_folder(project, name, exist_ok=False):
     return Path(increment_path(Path(project) / name, exist_ok=exist_ok))
 
 
+def matches_path(path):
+    """``--save-matches PATH`` as an absolute file path (None when not given); a folder is refused."""
+    if not path:
+        return None
+    path = Path(path).expanduser().resolve()
+    if path.is_dir():
+        raise BadParameter("save_matches", f"{{name}} {path}: a folder; give a file name such as {path}/matches.npz")
+    return path
+
+
 def training_options(checkpoint):
     """The options a checkpoint was trained with (its ``opt``), as a dict."""
     opt = checkpoint.get("opt") or {}

@@ -10,14 +10,14 @@ at IoU 0.50:0.95, confidence and class, each image's target classes) that the pa
 On COCO-format data (a data YAML from ``yolo-attn convert coco``, or yolov5's downloaded coco.yaml) it also reports
 the official COCO AP (pycocotools), as the line ``COCO AP <x> AP50 <y>`` and in summary.json.
 """
-import os
 from pathlib import Path
 
 from yolo_attn import paths
 from yolo_attn.ablation.matches import ValMatchCollector
 from yolo_attn.checkpoints import load_checkpoint, model_classes
 from yolo_attn.cli.engine import choose
-from yolo_attn.cli.pipeline import Parser, resolve_weights, run_cli, run_folder, training_options, write_summary
+from yolo_attn.cli.pipeline import (Parser, matches_path, resolve_weights, run_cli, run_folder, training_options,
+                                    write_summary)
 from yolo_attn.datasets import checks
 from yolo_attn.engines.yolov5.options import parse_options
 from yolo_attn.errors import BadParameter, UsageError
@@ -87,7 +87,7 @@ def main(argv):
     from yolo_attn.metrics import coco_eval
 
     ours, rest = parser().parse(argv)
-    matches = _matches_path(ours.save_matches)
+    matches = matches_path(ours.save_matches)
     yolov5_argv, source = build_argv(ours, rest)
     opt = parse_options("val", yolov5_argv, "yolo-attn val")
     check_options(opt)
@@ -122,31 +122,11 @@ def main(argv):
         print(f"\n{note}")
     saved = {}
     if matches:  # before the summary: a summary naming its match record means the record is complete
-        _save_atomically(match_collector.record(), matches)
+        match_collector.record().save(matches)
         saved["matches"] = str(matches)
     write_summary(results, save_dir, weights=opt.weights, data=opt.data, imgsz=opt.imgsz, **coco, **saved)
     if coco:
         print(f"COCO AP {stats['AP']:.4f} AP50 {stats['AP50']:.4f}")
-
-
-def _matches_path(path):
-    if not path:
-        return None
-    path = Path(path).expanduser().resolve()
-    if path.is_dir():
-        raise BadParameter("save_matches", f"{{name}} {path}: a folder; give a file name such as {path}/matches.npz")
-    return path
-
-
-def _save_atomically(record, path):
-    """Through a temporary file in the same folder: a match record on disk is always complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        record.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _stem(weights):

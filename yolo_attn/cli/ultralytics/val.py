@@ -1,11 +1,14 @@
 """``scripts/val.sh`` for ultralytics checkpoints: ultralytics' own validation, ending with mAP50 and mAP50-95.
 
-Usage: val.sh --weights W [--data D] [settings: imgsz=, batch=, conf=, iou=, device=, ...]
+Usage: val.sh --weights W [--data D] [--save-matches PATH] [settings: imgsz=, batch=, conf=, iou=, device=, ...]
 Without --data (or imgsz) it uses the dataset (and image size) the checkpoint was trained with.
+--save-matches writes the per-image match record (yolo_attn.ablation.ultralytics_matches) that the paired bootstrap
+of ``scripts/ablate.sh`` resamples.
 """
 from pathlib import Path
 
-from yolo_attn.cli.pipeline import Parser, resolve_data
+from yolo_attn.ablation.ultralytics_matches import MatchCollector
+from yolo_attn.cli.pipeline import Parser, matches_path, resolve_data
 from yolo_attn.cli.ultralytics.common import (SETTINGS_HELP, checkpoint, data_yaml, engine_errors, metrics_summary,
                                               run_name, start, trained_settings)
 from yolo_attn.datasets import checks
@@ -16,6 +19,7 @@ def parser():
     p = Parser("yolo-attn val (ultralytics)", __doc__.split("\n\n", 1)[1], epilog=SETTINGS_HELP)
     p.add_argument("--weights", help="checkpoint (.pt), e.g. runs/train/yolo11n-cbam/weights/best.pt")
     p.add_argument("--data", help="data YAML (default: the one the checkpoint was trained with)")
+    p.add_argument("--save-matches", metavar="PATH", help="also write the per-image match record to PATH (.npz)")
     return p
 
 
@@ -25,6 +29,7 @@ def main(argv):
 
     opt, rest = parser().parse_known_args(argv)
     settings = start(rest)
+    matches = matches_path(opt.save_matches)
     if not opt.weights:
         raise UsageError("give a checkpoint with --weights PATH (e.g. runs/train/yolo11n-cbam/weights/best.pt)")
     weights, ckpt = checkpoint(opt.weights)
@@ -42,6 +47,11 @@ def main(argv):
     model = YOLO(weights)
     seen = {}
     model.add_callback("on_val_end", lambda validator: seen.update(save_dir=validator.save_dir))
-    metrics = model.val(**run)
+    collector = MatchCollector() if matches else None
+    metrics = model.val(**run, **({"validator": collector.validator()} if collector else {}))
+    saved = {}
+    if collector:  # before the summary: a summary naming its match record means the record is complete
+        collector.record().save(matches)
+        saved["matches"] = str(matches)
     metrics_summary(metrics.results_dict, seen["save_dir"], weights=weights, data=run["data"],
-                    imgsz=run.get("imgsz"))
+                    imgsz=run.get("imgsz"), **saved)
