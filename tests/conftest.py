@@ -1,6 +1,7 @@
 """Shared test fixtures: one torch thread, quiet yolov5, small model builds, a trained ultralytics detector."""
 import copy
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -16,6 +17,19 @@ def _one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def _engine_logs_to_open_streams():
+    """yolov5's and ultralytics' log handlers keep the ``sys.stderr`` / ``sys.stdout`` of the moment the engine was
+    imported; imported during a test with ``capsys``, that is a capture closed after the test, and every later
+    message would be a logging traceback. After each test such a handler writes to the session's stream again."""
+    yield
+    for name, stream in (("yolov5", sys.stderr), ("ultralytics", sys.stdout)):
+        for handler in logging.getLogger(name).handlers:
+            if type(handler) is logging.StreamHandler and getattr(handler.stream, "closed", False):
+                with handler.lock:  # not setStream: it flushes the old stream, which is closed
+                    handler.stream = stream
 
 
 @pytest.fixture

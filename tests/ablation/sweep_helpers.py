@@ -33,17 +33,24 @@ def detector_record(seed, hit_rate, n_images=60, n_classes=3, prefix="images/val
 
 
 def _flag(argv, name, default=None):
+    """``--name value``, or ultralytics' ``name=value``."""
     argv = list(map(str, argv))
-    return argv[argv.index(name) + 1] if name in argv else default
+    if name in argv:
+        return argv[argv.index(name) + 1]
+    setting = name.lstrip("-") + "="
+    return next((a[len(setting):] for a in argv if a.startswith(setting)), default)
 
 
 class FakeCommands:
     """Trains and validates instantly. ``quality``: {cfg stem: hit rate}; ``fail``: {(run name, module): exit code};
     ``interrupt``: a (run name, module) pair that writes last.pt and then raises KeyboardInterrupt, as Ctrl-C would
-    in the middle of training; ``imgsz``/``data``: what the runs record (per run name, else the default)."""
+    in the middle of training; ``imgsz``/``data``: what the runs record (per run name, else the default);
+    ``options_file``: yolov5's opt.yaml or ultralytics' args.yaml."""
 
-    def __init__(self, quality=None, fail=None, interrupt=None, imgsz=None, data="data.yaml", coco=False):
+    def __init__(self, quality=None, fail=None, interrupt=None, imgsz=None, data="data.yaml", coco=False,
+                 options_file="opt.yaml"):
         self.quality, self.fail, self.interrupt = quality or {}, fail or {}, interrupt
+        self.options_file = options_file
         self.imgsz, self.data, self.coco = imgsz or {}, data, coco
         self.calls = []
 
@@ -75,7 +82,7 @@ class FakeCommands:
             opt = {"cfg": _flag(argv, "--cfg"), "data": _flag(argv, "--data", self.data), "imgsz": imgsz,
                    "epochs": int(_flag(argv, "--epochs", 6)), "seed": int(_flag(argv, "--seed")),
                    "hyp": {"lr0": 0.002}}
-            (folder / "opt.yaml").write_text(yaml.safe_dump(opt))
+            (folder / self.options_file).write_text(yaml.safe_dump(opt))
         (folder / "weights" / "last.pt").write_bytes(b"not a real checkpoint")
         if self.interrupt == (folder.name, TRAIN):
             self.interrupt = None
@@ -86,7 +93,7 @@ class FakeCommands:
         return 0
 
     def _validate(self, folder, argv):
-        opt = yaml.safe_load((folder / "opt.yaml").read_text())
+        opt = yaml.safe_load((folder / self.options_file).read_text())
         stem, seed = folder.name.rsplit("-seed", 1)
         record = detector_record(zlib.crc32(folder.name.encode()), self.quality.get(stem, 0.6))
         matches = Path(_flag(argv, "--save-matches"))
@@ -103,3 +110,6 @@ class FakeCommands:
 
     def launched(self, module=None):
         return [(name, m) for name, m, _ in self.calls if module is None or m == module]
+
+    def argvs(self, module):
+        return [argv for _, m, argv in self.calls if m == module]

@@ -137,13 +137,66 @@ def test_two_cfgs_with_one_name_are_refused(setup, tmp_path, capsys):
     assert "two model YAMLs named tiny-yolov5s.yaml" in capsys.readouterr().err
 
 
-def test_an_ultralytics_yaml_is_refused_naming_its_engine(setup, tmp_path, capsys):
+def test_yamls_of_two_engines_in_one_sweep_are_refused(setup, tmp_path, capsys):
     argv = _argv(setup, tmp_path / "out")
     argv[2] = str(paths.MODEL_YAMLS / "ultralytics" / "yolo11n-cbam.yaml")
     fake = FakeCommands()
     assert _run(argv, fake) == 2
-    assert "yolo11n-cbam.yaml is a model YAML for the ultralytics engine" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "the model YAMLs are for different engines (ultralytics: yolo11n-cbam.yaml; yolov5: tiny-yolov5s.yaml)" \
+        in err and "run one sweep per engine" in err
     assert not fake.launched(TRAIN) and not (tmp_path / "out").exists()
+
+
+def _ultralytics_argv(setup, out, *extra, epochs=1):
+    return ["--cfgs", "yolo11n.yaml", "yolo11n-se.yaml", "--seeds", "2", "--data", str(setup[1]), "--out", str(out),
+            "--quick-bench", f"epochs={epochs}", "--imgsz", "64", "device=cpu", *extra]
+
+
+def test_an_ultralytics_sweep_trains_validates_and_compares_through_ultralytics(setup, tmp_path, capsys):
+    fake = FakeCommands({"yolo11n": 0.5, "yolo11n-se": 0.9}, options_file="args.yaml")
+    assert _run(_ultralytics_argv(setup, tmp_path), fake) == 0
+    train = fake.argvs(TRAIN)
+    assert len(train) == 4
+    assert train[0][:2] == ["--cfg", str(paths.MODEL_YAMLS / "ultralytics" / "yolo11n.yaml")]
+    assert "epochs=1" in train[0] and "device=cpu" in train[0]
+    val = fake.argvs("yolo_attn.cli.val")[0]
+    assert val[val.index("--data") + 1] == str(setup[1]) and "device=cpu" in val and "--save-matches" in val
+    doc = json.loads((tmp_path / "ablation.json").read_text())
+    assert doc["meta"]["engine"] == "ultralytics" and doc["meta"]["baseline"] == "yolo11n"
+    se = doc["rows"][1]
+    assert (se["model"], se["attention"], se["verdict_mAP50-95"]) == ("yolo11n-se", "SE×3", "better")
+    assert se["params"] > doc["rows"][0]["params"] > 0 and se["gflops"] > 0 and se["cpu_ratio"] > 0
+    assert json.loads((tmp_path / "sweep.json").read_text())["engine"] == "ultralytics"
+    capsys.readouterr()
+
+    assert _run(_argv(setup, tmp_path), fake) == 2  # yolov5 YAMLs into the ultralytics sweep's folder
+    assert "holds a sweep of ultralytics models; these are yolov5 models" in capsys.readouterr().err
+    assert _run(_ultralytics_argv(setup, tmp_path, epochs=2), fake) == 2
+    assert "(differs in epochs)" in capsys.readouterr().err
+
+
+def test_without_data_an_ultralytics_sweep_takes_its_engines_sweep_epochs(setup, tmp_path):
+    from yolo_attn.cli.ablate_engines import ENGINES
+
+    fake = FakeCommands(options_file="args.yaml")
+    argv = ["--cfgs", "yolo11n.yaml", "yolo11n-se.yaml", "--seeds", "1", "--out", str(tmp_path), "--quick-bench"]
+    assert _run(argv, fake) == 0
+    assert fake.argvs(TRAIN)[0][2:4] == ["--epochs", str(ENGINES["ultralytics"].sweep_epochs)]
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["seed=3"], "seed: the sweep sets it for every run; use --seeds N"),
+    (["--exist-ok"], "--exist-ok: the sweep sets it for every run; use --out DIR"),
+    (["model=yolo11s.yaml"], "model: the sweep sets it for every run; use --cfgs"),
+    (["no_such_setting=1"], "no_such_setting: not an ultralytics setting"),
+    (["--cfgs", "yolov8s.yaml"], "--cfgs yolov8s.yaml: a model of the ultralytics package, not a file"),
+])
+def test_bad_ultralytics_input_exits_2_before_anything_is_trained(setup, tmp_path, capsys, extra, message):
+    fake = FakeCommands(options_file="args.yaml")
+    assert _run(_ultralytics_argv(setup, tmp_path, *extra), fake) == 2
+    assert message in capsys.readouterr().err
+    assert fake.calls == [] and not (tmp_path / "sweep.json").exists()
 
 
 def test_an_unknown_training_flag_stops_at_once(setup, tmp_path):

@@ -48,3 +48,41 @@ def test_a_real_sweep_of_two_variants_and_two_seeds(tmp_path, monkeypatch):
     spy = lambda *a: launched.append(a) or sweep.launch(*a)  # noqa: E731
     assert run_cli(lambda a: ablate.main(a, launcher=spy), argv) == 0
     assert launched == []  # every run finished: nothing trained or validated again
+
+
+@pytest.mark.slow
+def test_a_real_sweep_of_ultralytics_variants(tmp_path, monkeypatch):
+    """yolo11n and yolo11n-se, 2 seeds, 1 epoch at 64 px: trained and validated by ultralytics, the records scored by
+    ultralytics' AP rule, the same command again trains nothing."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.chdir(tmp_path)
+    data = shapes.generate(tmp_path / "ds", train=16, val=8, size=64, seed=5)
+    argv = ["--cfgs", "yolo11n.yaml", "yolo11n-se.yaml", "--seeds", "2", "--data", str(data), "--out", "sweep",
+            "--quick-bench", "epochs=1", "imgsz=64", "batch=8", "workers=0", "plots=false"]
+    assert run_cli(ablate.main, argv) == 0
+    out = tmp_path / "sweep"
+    doc = json.loads((out / "ablation.json").read_text())
+    rows = {r["model"]: r for r in doc["rows"]}
+    assert doc["meta"]["engine"] == "ultralytics"
+    for stem in ("yolo11n", "yolo11n-se"):
+        per_seed = []
+        for seed in (0, 1):
+            folder = out / "runs" / f"{stem}-seed{seed}"
+            args = yaml.safe_load((folder / "args.yaml").read_text())
+            assert (args["seed"], args["imgsz"], args["epochs"]) == (seed, 64, 1)
+            assert args["model"] == str(paths.MODEL_YAMLS / "ultralytics" / f"{stem}.yaml")
+            summary = json.loads((folder / "val" / "summary.json").read_text())
+            record = MatchRecord.load(folder / "val" / "matches.npz")
+            assert record.n_images == 8 and record.ap_rule == "ultralytics"
+            assert summary["engine"] == "ultralytics" and summary["matches"] == str(folder / "val" / "matches.npz")
+            scores = map_scores(record)
+            assert (round(scores.map50, 4), round(scores.map50_95, 4)) == (summary["mAP50"], summary["mAP50-95"])
+            per_seed.append(scores.map50_95)
+        assert rows[stem]["mAP50-95_per_seed"] == per_seed and rows[stem]["seeds"] == 2
+    assert rows["yolo11n-se"]["attention"] == "SE×3" and rows["yolo11n-se"]["params"] > rows["yolo11n"]["params"]
+    assert rows["yolo11n-se"]["verdict_mAP50-95"] in ("better", "within noise", "worse")
+
+    launched = []
+    spy = lambda *a: launched.append(a) or sweep.launch(*a)  # noqa: E731
+    assert run_cli(lambda a: ablate.main(a, launcher=spy), argv) == 0
+    assert launched == []

@@ -118,6 +118,37 @@ def test_runs_trained_or_validated_differently_are_refused(tmp_path, where, key,
     assert "same-seed1" in str(e.value)
 
 
+@pytest.mark.parametrize("key, value", [("mosaic", 0.5), ("batch", 8), ("val", True)])
+def test_ultralytics_runs_trained_differently_are_refused(tmp_path, key, value):
+    """ultralytics' args.yaml: its hyper-parameters are settings of their own, each compared."""
+    runs, failures, _ = _swept(tmp_path, FakeCommands(QUALITY, options_file="args.yaml"))
+    for run in runs:
+        args = yaml.safe_load((run.folder / "args.yaml").read_text())
+        args.update({"mosaic": 1.0, "batch": 16, "val": False})
+        (run.folder / "args.yaml").write_text(yaml.safe_dump(args))
+    results = {r: report.load_result(r) for r in runs}
+    assert report.compare(CFGS, [0, 1, 2], results, failures, "base").complete
+    odd = runs[5].folder / "args.yaml"
+    odd.write_text(yaml.safe_dump({**yaml.safe_load(odd.read_text()), key: value}))
+    results = {r: report.load_result(r) for r in runs}
+    with pytest.raises(UsageError, match=f"differ in the training option '{key}'.*same-seed1"):
+        report.compare(CFGS, [0, 1, 2], results, failures, "base")
+    (runs[5].folder / "args.yaml").rename(runs[5].folder / "opt.yaml")
+    results = {r: report.load_result(r) for r in runs}
+    with pytest.raises(UsageError, match="trained by different engines"):
+        report.compare(CFGS, [0, 1, 2], results, failures, "base")
+
+
+def test_the_compared_ultralytics_options_are_ultralytics_settings():
+    from yolo_attn.engines.ultralytics.options import offline_environment
+
+    offline_environment()
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+
+    unknown = [k for k in report.ULTRALYTICS_TRAINING_OPTIONS if k not in DEFAULT_CFG_DICT]
+    assert not unknown, f"ultralytics no longer has the settings {unknown}: update ULTRALYTICS_TRAINING_OPTIONS"
+
+
 def test_runs_validated_on_different_images_are_refused(tmp_path):
     runs, failures, results = _swept(tmp_path, FakeCommands(QUALITY))
     from sweep_helpers import detector_record

@@ -40,13 +40,14 @@ def test_plan_reads_what_each_run_folder_holds(tmp_path):
     assert sweep.state(finished) == "validate"
 
 
-def test_a_run_stopped_in_trainings_final_validation_is_validated_not_resumed(tmp_path):
-    """After the last epoch yolov5 strips last.pt (no optimizer: it cannot be resumed), then validates best.pt; a
-    stop there leaves every epoch in results.csv and no summary.json."""
-    fake = FakeCommands()
+@pytest.mark.parametrize("options_file", ["opt.yaml", "args.yaml"])  # yolov5, ultralytics
+def test_a_run_stopped_in_trainings_final_validation_is_validated_not_resumed(tmp_path, options_file):
+    """After the last epoch yolov5 and ultralytics strip last.pt (no optimizer: it cannot be resumed), then validate
+    best.pt; a stop there leaves every epoch in results.csv and no summary.json."""
+    fake = FakeCommands(options_file=options_file)
     job, runs = _sweep(tmp_path, fake, cfgs=CFGS[:1], seeds=[0])
     run = runs[0]
-    fake(TRAIN, job.train_argv(run), tmp_path / "l")  # opt.yaml: 6 epochs
+    fake(TRAIN, job.train_argv(run), tmp_path / "l")  # options: 6 epochs
     run.train_summary.unlink()
     header = "epoch,train/box_loss\n"
     (run.folder / "results.csv").write_text(header + "".join(f"{e},0.1\n" for e in range(5)))

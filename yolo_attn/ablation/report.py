@@ -2,7 +2,7 @@
 bootstrap difference to the baseline with a verdict.
 
 Runs are compared only when they were trained and validated alike (``check_comparable``: the same data, image
-size and training settings in every run's opt.yaml and validation summary, the same validation images in the same
+size and training settings in every run's options (yolov5's opt.yaml, ultralytics' args.yaml) and validation summary, the same validation images in the same
 order in every match record). A variant with failed or missing seeds is shown with the seeds it has, and the
 missing ones are named in the seeds column and the notes: nothing is averaged over fewer runs silently.
 """
@@ -28,6 +28,16 @@ COCO = (("coco_AP", "COCO AP", "AP"), ("coco_APs", "AP_S", "APs"), ("coco_APm", 
 # rewrites it to last.pt when a run is resumed, the sweep's manifest checks it)
 TRAINING_OPTIONS = ("data", "imgsz", "epochs", "batch_size", "optimizer", "hyp", "single_cls", "rect",
                     "multi_scale", "image_weights", "cos_lr", "label_smoothing", "freeze", "noval")
+# the same for an ultralytics run's args.yaml, where the hyper-parameters are settings of their own (not "model", the
+# variant, nor "resume", which ultralytics rewrites when a run is resumed)
+ULTRALYTICS_TRAINING_OPTIONS = (
+    "data", "imgsz", "epochs", "time", "patience", "batch", "nbs", "optimizer", "single_cls", "classes", "rect",
+    "multi_scale", "cos_lr", "close_mosaic", "freeze", "val", "pretrained", "fraction", "amp", "deterministic",
+    "dropout", "distill_model", "lr0", "lrf", "momentum", "weight_decay", "warmup_epochs", "warmup_momentum",
+    "warmup_bias_lr", "box", "cls", "cls_pw", "dfl", "hsv_h", "hsv_s", "hsv_v", "degrees", "translate", "scale",
+    "shear", "perspective", "flipud", "fliplr", "mosaic", "mixup", "cutmix", "copy_paste", "copy_paste_mode",
+    "erasing")
+OPTIONS_FILES = {"opt.yaml": TRAINING_OPTIONS, "args.yaml": ULTRALYTICS_TRAINING_OPTIONS}  # yolov5, ultralytics
 VALIDATION_OPTIONS = ("data", "imgsz")
 
 
@@ -36,7 +46,8 @@ class RunResult:
     run: Run
     record: MatchRecord
     summary: dict  # the validation's summary.json
-    options: dict  # the training's opt.yaml
+    options: dict  # the training's options file (opt.yaml or args.yaml)
+    compared: tuple = TRAINING_OPTIONS  # the options that must agree (its engine's)
 
     @property
     def scores(self):
@@ -44,19 +55,26 @@ class RunResult:
 
 
 def load_result(run: Run) -> RunResult:
-    opt_yaml = run.folder / "opt.yaml"
-    options = yaml.safe_load(opt_yaml.read_text(encoding="utf-8")) if opt_yaml.is_file() else {}
+    options, compared = {}, TRAINING_OPTIONS
+    for name, keys in OPTIONS_FILES.items():
+        if (run.folder / name).is_file():
+            options, compared = yaml.safe_load((run.folder / name).read_text(encoding="utf-8")), keys
+            break
     try:
         record = MatchRecord.load(run.matches)
     except (OSError, ValueError) as e:
         raise UsageError(f"{run.matches}: not a readable match record ({e}); delete {run.folder / 'val'} and "
                          "run the sweep again to validate that run anew") from e
-    return RunResult(run, record, read_json(run.val_summary), options or {})
+    return RunResult(run, record, read_json(run.val_summary), options or {}, compared)
 
 
 def check_comparable(results: Sequence[RunResult]) -> None:
     """A UsageError naming the runs unless every run was trained and validated alike, on the same images."""
-    for source, keys in (("options", TRAINING_OPTIONS), ("summary", VALIDATION_OPTIONS)):
+    compared = sorted({r.compared for r in results})
+    if len(compared) > 1:
+        raise UsageError("the runs were trained by different engines (some have opt.yaml, some args.yaml): their mAPs "
+                         "are not comparable")
+    for source, keys in (("options", compared[0] if compared else TRAINING_OPTIONS), ("summary", VALIDATION_OPTIONS)):
         for key in keys:
             groups: dict[str, list[str]] = {}
             for r in results:

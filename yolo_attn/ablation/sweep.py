@@ -10,8 +10,8 @@ What a run folder holds decides what is left to do (``state``):
 - ``finished``: ``val/summary.json`` and ``val/matches.npz`` exist (both written atomically by val, the record
   first): reused as it is;
 - ``validate``: training's ``summary.json`` exists (written at its very end), or every epoch is in results.csv and
-  best.pt exists (stopped during training's final validation, when yolov5 has already stripped last.pt, which
-  then cannot be resumed): only the validation is run;
+  best.pt exists (stopped during training's final validation, when yolov5 or ultralytics has already stripped
+  last.pt, which then cannot be resumed): only the validation is run;
 - ``resume``: ``weights/last.pt`` exists but training did not finish: ``train --resume <last.pt>``;
 - ``train``: nothing usable: trained from the start.
 """
@@ -80,8 +80,9 @@ def state(run: Run) -> str:
 
 
 def _epochs_all_done(run: Run) -> bool:
-    results, opt = run.folder / "results.csv", run.folder / "opt.yaml"
-    if not (results.is_file() and opt.is_file() and (run.folder / "weights" / "best.pt").is_file()):
+    results = run.folder / "results.csv"
+    opt = next((run.folder / name for name in ("opt.yaml", "args.yaml") if (run.folder / name).is_file()), None)
+    if not (results.is_file() and opt and (run.folder / "weights" / "best.pt").is_file()):
         return False
     try:
         epochs = (yaml.safe_load(opt.read_text(encoding="utf-8")) or {}).get("epochs")

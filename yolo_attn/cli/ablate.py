@@ -4,15 +4,17 @@ validated on the same split, compared with the baseline by a paired bootstrap ov
 Usage: ablate.sh --cfgs yolov5s.yaml yolov5s-cbam.yaml ... [--seeds 3] [--data D] [--out runs/ablate]
                  [--baseline CFG] [--ci 0.95] [--resamples 1000] [--bench-imgsz 640] [--bench-rounds 30]
                  [any train flag: --epochs 20 --imgsz 320 --batch-size 32 --device 0 ...]
+       ablate.sh --cfgs yolo11n.yaml yolo11n-cbam.yaml ... [same options] [ultralytics settings: epochs=20 ...]
+The model YAMLs of one sweep are all for one engine (yolov5, or ultralytics: model_yamls/ultralytics/); the runs are
+trained and validated by that engine, so every variant shares one training recipe and one mAP definition.
 Runs: DIR/runs/<cfg-stem>-seed<k> (training, then validation in its val/ folder), logs in DIR/logs. Writes
 DIR/ablation.{md,csv,json,png}. Run the same command again after an interruption: finished runs are reused,
 interrupted ones resumed from their last.pt; more --seeds or --cfgs later train only what is missing.
 Without --data: the embedded dataset with train.sh's defaults but SWEEP_EPOCHS epochs, so that 6 variants x 3 seeds
-finish within an hour on 2 CPU cores (README, "Trustworthy ablations": measured per run, extrapolated).
+finish within about an hour on 2 CPU cores (README, "Trustworthy ablations": measured per run, extrapolated).
 Exit status: 0 when every run finished and every variant was compared; 1 when runs failed or are missing (the
 table names them); 2 for a mistake in the command (nothing is trained) or runs that cannot be compared (no table).
 """
-import argparse
 import datetime
 import hashlib
 import json
@@ -23,18 +25,13 @@ from pathlib import Path
 import yaml
 
 from yolo_attn import paths
+from yolo_attn.cli.ablate_engines import ENGINES, OWNED, owned_flag
+from yolo_attn.cli.engine import engine_of_cfg
 from yolo_attn.cli.pipeline import Parser, resolve_data, run_cli
-from yolo_attn.engines import engine_of_yaml
-from yolo_attn.engines.yolov5.options import parse_options
 from yolo_attn.errors import BadParameter, UsageError
 
-# One embedded-dataset run of yolov5s-cbam (among the slowest of the six) measured 30 s + 19.8 s per epoch (train
-# and val subprocesses): 6 epochs -> ~149 s per run, 18 runs ~45 min.
-SWEEP_EPOCHS = 6
-OWNED = {"--seed": "--seeds N", "--name": "--out DIR", "--project": "--out DIR", "--exist-ok": "--out DIR",
-         "--resume": "the same command again", "--cfg": "--cfgs", "--save-matches": "nothing (every run saves it)"}
-VAL_FLAGS = ("--device", "--workers", "--single-cls")  # training flags validation needs too
 MANIFEST = "sweep.json"
+SWEEP_EPOCHS = ", ".join(f"{e.sweep_epochs} ({e.name})" for e in ENGINES.values())
 
 
 def parser():
@@ -54,36 +51,43 @@ def parser():
     return p
 
 
+def resolve_cfg(name):
+    """(engine, path) of a model YAML given to the sweep: a path, or a name in model_yamls/ (yolov5) or
+    model_yamls/ultralytics/. The runs are named after the file, so it must be a file."""
+    engine, file = engine_of_cfg(name)  # a name only ultralytics resolves comes back as it is
+    if not Path(file).is_file():
+        raise BadParameter("cfgs", f"{{name}} {name}: a model of the ultralytics package, not a file; the sweep "
+                                   "names its runs after their YAML files: use the shipped baseline "
+                                   "(model_yamls/ultralytics/yolo11n.yaml is ultralytics' own yolo11n) or a copy")
+    return engine, Path(file).resolve()
+
+
 def _cfgs(names):
-    cfgs = list(dict.fromkeys(paths.resolve_cfg(n) for n in names))
+    """(engine, the model YAMLs): one engine for all, distinct file names."""
+    found = {}
+    for name in names:
+        engine, cfg = resolve_cfg(name)
+        found.setdefault(cfg, engine)
+    engines = sorted({e or "yolov5" for e in found.values()})
+    if len(engines) > 1:
+        by_engine = "; ".join(f"{e}: {', '.join(c.name for c, ce in found.items() if (ce or 'yolov5') == e)}"
+                              for e in engines)
+        raise BadParameter("cfgs", f"{{name}}: the model YAMLs are for different engines ({by_engine}). A sweep "
+                                   "compares variants trained and validated by one engine (the recipes and the mAP "
+                                   "definitions differ); run one sweep per engine, each with its own --out.")
+    cfgs = list(found)
     stems = [c.stem for c in cfgs]
     twice = sorted({s for s in stems if stems.count(s) > 1})
     if twice:
         raise BadParameter("cfgs", f"{{name}}: two model YAMLs named {twice[0]}.yaml; the run folders are named "
                                    "after the file: rename one")
-    for cfg in cfgs:
-        _yolov5_only(cfg)
-    return cfgs
-
-
-def _yolov5_only(cfg):
-    """The sweep trains and validates through the yolov5 engine (val --save-matches); say so for another engine's
-    YAML before anything is trained."""
-    try:
-        d = yaml.safe_load(cfg.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return  # training names what is wrong with the file
-    if isinstance(d, dict) and engine_of_yaml(d) != "yolov5":
-        raise BadParameter("cfgs", f"{{name}}: {cfg} is a model YAML for the {engine_of_yaml(d)} engine; the sweep "
-                                   "trains yolov5 models only (its per-image match records come from yolov5's "
-                                   "validation). Compare yolov5 YAMLs (model_yamls/*.yaml), or train the ultralytics "
-                                   "variants one by one with scripts/train.sh --seed S.")
+    return ENGINES[engines[0]], cfgs
 
 
 def _baseline(name, cfgs):
     if name is None:
         return cfgs[0]
-    base = paths.resolve_cfg(name)
+    base = resolve_cfg(name)[1]
     if base not in cfgs:
         raise BadParameter("baseline", f"{{name}} {name}: not among --cfgs ({', '.join(c.name for c in cfgs)}); "
                                        "add it to --cfgs, since the baseline is trained with the same seeds")
@@ -92,9 +96,9 @@ def _baseline(name, cfgs):
 
 def check_options(opt, rest):
     for arg in rest:
-        flag = arg.split("=", 1)[0]
-        if flag in OWNED:
-            raise UsageError(f"{flag}: the sweep sets it for every run; use {OWNED[flag]}")
+        key = owned_flag(arg)
+        if key:
+            raise UsageError(f"{arg.split('=', 1)[0]}: the sweep sets it for every run; use {OWNED[key]}")
     if opt.seeds < 1:
         raise BadParameter("seeds", "{name} must be at least 1")
     if not 0 < opt.ci < 1:
@@ -107,44 +111,32 @@ def check_options(opt, rest):
         raise BadParameter("bench_rounds", "{name} must be at least 1")
 
 
-def training_args(data_yaml, rest):
+def training_args(engine, data_yaml, rest):
     """The training flags every run shares (the sweep adds --cfg, --seed, --project, --name); ``data_yaml`` None:
     the embedded dataset, whose defaults train.sh adds."""
-    return (["--data", str(data_yaml)] if data_yaml else ["--epochs", str(SWEEP_EPOCHS)]) + list(rest)
+    return (["--data", str(data_yaml)] if data_yaml else ["--epochs", str(engine.sweep_epochs)]) + list(rest)
 
 
-def validation_args(data_yaml, rest):
-    p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    for flag in VAL_FLAGS:
-        p.add_argument(flag, action="store_true" if flag == "--single-cls" else "store")
-    known = vars(p.parse_known_args(rest)[0])
-    out = ["--data", str(data_yaml)]
-    for flag in VAL_FLAGS:
-        value = known[flag[2:].replace("-", "_")]
-        out += [] if value in (None, False) else [flag] if value is True else [flag, str(value)]
-    return out
-
-
-def parsed_training_options(train_args):
-    """What the training command makes of these flags (yolov5's options and train.sh's own); a bad flag stops here."""
-    from yolo_attn.cli import train
-
-    ours, engine = train.parser().parse(train_args)
-    return {**vars(parse_options("train", engine, "yolo-attn ablate")), **vars(ours)}
+def validation_args(engine, data_yaml, rest):
+    return ["--data", str(data_yaml), *engine.validation_args(rest)]
 
 
 def _digest(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def check_manifest(out, train_args, cfgs):
-    """The sweep folder's training flags and model YAMLs: recorded on first use; a later call must mean the same
-    options (both parsed here, now: yolov5's defaults are paths relative to the working directory), and a cfg
+def check_manifest(out, engine, train_args, cfgs):
+    """The sweep folder's engine, training flags and model YAMLs: recorded on first use; a later call must mean the
+    same options (both parsed here, now: yolov5's defaults are paths relative to the working directory), and a cfg
     swept before must still have the same content."""
-    options = parsed_training_options(train_args)
+    options = engine.parsed_training_options(train_args)
     path = out / MANIFEST
-    manifest = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {"train_args": train_args}
-    before = parsed_training_options(manifest["train_args"])
+    manifest = (json.loads(path.read_text(encoding="utf-8")) if path.is_file()
+                else {"engine": engine.name, "train_args": train_args})
+    if manifest.get("engine", "yolov5") != engine.name:
+        raise UsageError(f"{out} holds a sweep of {manifest.get('engine', 'yolov5')} models; these are "
+                         f"{engine.name} models, whose runs cannot be compared with them: give another --out.")
+    before = engine.parsed_training_options(manifest["train_args"])
     changed = sorted(k for k in set(options) | set(before) if options.get(k) != before.get(k))
     if changed:
         raise UsageError(f"{out} holds a sweep trained with the flags `{shlex.join(manifest['train_args'])}`; this "
@@ -167,7 +159,7 @@ def number_of_classes(data_yaml):
     return len(names)
 
 
-def measure_cost(opt, cfgs, baseline, nc, argv):
+def measure_cost(engine, opt, cfgs, baseline, nc, argv):
     from yolo_attn.benchmarks import ablation as bench
 
     base = bench.QUICK if opt.quick_bench else bench.FULL
@@ -175,7 +167,7 @@ def measure_cost(opt, cfgs, baseline, nc, argv):
                        imgsz=opt.bench_imgsz or base["imgsz"], rounds=opt.bench_rounds or base["rounds"],
                        warmup=base["warmup"], quick=opt.quick_bench, training_step=False, memory=False,
                        command="scripts/ablate.sh " + shlex.join(argv))
-    rows, meta = bench.measure(s)
+    rows, meta = engine.measure_cost(s)
     return {r["model"]: r for r in rows}, meta
 
 
@@ -184,15 +176,15 @@ def main(argv, launcher=None):
 
     opt, rest = parser().parse(argv)
     check_options(opt, rest)
-    cfgs = _cfgs(opt.cfgs)
+    engine, cfgs = _cfgs(opt.cfgs)
     baseline = _baseline(opt.baseline, cfgs)
     data_yaml = resolve_data(opt.data)
-    train_args = training_args(data_yaml if opt.data else None, rest)
+    train_args = training_args(engine, data_yaml if opt.data else None, rest)
     out = Path(opt.out).expanduser().resolve()
-    check_manifest(out, train_args, cfgs)
-    cost = measure_cost(opt, cfgs, baseline, number_of_classes(data_yaml), argv)
+    check_manifest(out, engine, train_args, cfgs)
+    cost = measure_cost(engine, opt, cfgs, baseline, number_of_classes(data_yaml), argv)
     runs = sweep.runs_for(cfgs, list(range(opt.seeds)), out)
-    job = sweep.Sweep(runs, train_args, validation_args(data_yaml, rest), out / "logs",
+    job = sweep.Sweep(runs, train_args, validation_args(engine, data_yaml, rest), out / "logs",
                       **({"launcher": launcher} if launcher else {}))
     try:
         failures = job.execute()
@@ -201,10 +193,10 @@ def main(argv, launcher=None):
         print(f"\nyolo-attn ablate: interrupted with {done} of {len(runs)} runs finished; run the same command "
               "again to continue (finished runs are reused, the interrupted one resumed)", file=sys.stderr)
         return 130
-    return write_table(opt, argv, runs, failures, cost, baseline.stem, data_yaml, train_args, out)
+    return write_table(opt, argv, runs, failures, cost, baseline.stem, data_yaml, train_args, out, engine.name)
 
 
-def write_table(opt, argv, runs, failures, cost, baseline, data_yaml, train_args, out):
+def write_table(opt, argv, runs, failures, cost, baseline, data_yaml, train_args, out, engine="yolov5"):
     """Compare the finished runs, write DIR/ablation.*, print the table; the exit status."""
     from yolo_attn.ablation import output, report, sweep
 
@@ -216,7 +208,8 @@ def write_table(opt, argv, runs, failures, cost, baseline, data_yaml, train_args
     for row in comparison.rows:
         row.update({k: cost_rows[row["model"]].get(k) for k in ("attention", *output.COST)})
     meta = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
-            "command": "scripts/ablate.sh " + shlex.join(argv), "baseline": baseline, "seeds": opt.seeds,
+            "command": "scripts/ablate.sh " + shlex.join(argv), "engine": engine, "baseline": baseline,
+            "seeds": opt.seeds,
             "data": str(data_yaml), "train_args": train_args, "resamples": opt.resamples, "ci": opt.ci,
             "bootstrap_seed": opt.bootstrap_seed, "notes": comparison.notes,
             "cost": {k: cost_meta[k] for k in ("imgsz", "rounds", "threads", "cpu", "torch", "quick", "nc")},

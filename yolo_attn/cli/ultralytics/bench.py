@@ -18,7 +18,6 @@ from yolo_attn.benchmarks import ablation
 from yolo_attn.benchmarks.flops import count_flops
 from yolo_attn.benchmarks.latency import inference_fn, interleaved_times, peak_tensor_memory, summarize_times
 from yolo_attn.cli.ultralytics.common import engine_errors, start
-from yolo_attn.registry import find_layer
 
 BASELINE = "yolo11n.yaml"
 
@@ -72,18 +71,20 @@ def measure(s):
     for name, (ms, ratio) in summarize_times(times, base).items():
         rows[name].update(cpu_ms=ms, cpu_ratio=ratio)
     xt = torch.rand(s.train_batch, 3, s.train_imgsz, s.train_imgsz, generator=torch.Generator().manual_seed(1))
-    times = interleaved_times({v.name: train_step_fn(v.train_model, xt) for v in variants}, s.train_rounds,
-                              s.train_warmup)
-    for name, (ms, ratio) in summarize_times(times, base).items():
-        rows[name].update(train_ms=ms, train_ratio=ratio)
+    if s.training_step:
+        times = interleaved_times({v.name: train_step_fn(v.train_model, xt) for v in variants}, s.train_rounds,
+                                  s.train_warmup)
+        for name, (ms, ratio) in summarize_times(times, base).items():
+            rows[name].update(train_ms=ms, train_ratio=ratio)
     for v in variants:
         r = rows[v.name]
-        r.update(cpu_mem_infer_mb=peak_tensor_memory(inference_fn(v.infer_model, x)) / ablation.MB,
-                 cpu_mem_train_mb=peak_tensor_memory(train_step_fn(v.train_model, xt)) / ablation.MB)
-        goals = [find_layer(n).cpu_goal for n in v.layers]
-        r["cpu_goal"] = max(goals) if goals and None not in goals else None
+        if s.memory:
+            r.update(cpu_mem_infer_mb=peak_tensor_memory(inference_fn(v.infer_model, x)) / ablation.MB,
+                     cpu_mem_train_mb=peak_tensor_memory(train_step_fn(v.train_model, xt)) / ablation.MB)
+        r["cpu_goal"] = v.cpu_goal
         r["cpu_goal_met"] = None if r["cpu_goal"] is None else bool(r["cpu_ratio"] <= r["cpu_goal"])
-        r["train_goal_met"] = None if v.name == base else bool(r["train_ratio"] <= ablation.TRAIN_GOAL)
+        r["train_goal_met"] = None if v.name == base or "train_ratio" not in r else bool(
+            r["train_ratio"] <= ablation.TRAIN_GOAL)
     notes = ["ultralytics engine: yolov5 GFLOPs column not applicable; no GPU figures"]
     if s.runs:
         runs = ablation.find_runs(s.runs, variants)
