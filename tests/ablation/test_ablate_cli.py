@@ -168,6 +168,7 @@ def test_an_ultralytics_sweep_trains_validates_and_compares_through_ultralytics(
     assert (se["model"], se["attention"], se["verdict_mAP50-95"]) == ("yolo11n-se", "SE×3", "better")
     assert se["params"] > doc["rows"][0]["params"] > 0 and se["gflops"] > 0 and se["cpu_ratio"] > 0
     assert json.loads((tmp_path / "sweep.json").read_text())["engine"] == "ultralytics"
+    assert "mAP50, mAP50-95: the ultralytics engine's figures" in (tmp_path / "ablation.md").read_text()
     capsys.readouterr()
 
     assert _run(_argv(setup, tmp_path), fake) == 2  # yolov5 YAMLs into the ultralytics sweep's folder

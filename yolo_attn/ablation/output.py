@@ -54,8 +54,8 @@ def schema(ci=0.95):
             Column("seeds_failed", source="seeds whose training or validation failed (log in DIR/logs)"),
             Column("seeds_not_run", source="seeds the sweep has not reached (stopped)")]
     for metric in METRICS:
-        cols += [Column(metric, metric, _mean_std_cell(metric), "", f"yolov5's {metric} of each run's best weights "
-                        "on the full validation split (its match record), mean over seeds"),
+        cols += [Column(metric, metric, _mean_std_cell(metric), "", f"the engine's {metric} (meta: engine) of each "
+                        "run's best weights on the full validation split (its match record), mean over seeds"),
                  Column(f"{metric}_std", source="sample standard deviation over seeds (ddof=1)"),
                  Column(f"{metric}_per_seed", source="each finished seed's value, in seed order")]
     for key, header, stat in COCO:
@@ -82,8 +82,8 @@ def markdown(rows, meta, ci):
              f"{meta['cost']['rounds']} interleaved rounds, {meta['cost']['threads']} threads, {meta['cost']['cpu']}"
              f"{'; --quick-bench, not representative' if meta['cost']['quick'] else ''}); params at "
              f"nc={meta['cost']['nc']}.",
-             "- mAP50, mAP50-95: yolov5's figures of each run's best weights on the whole validation split, mean ± "
-             "sample std over the finished seeds (seeds column).",
+             f"- mAP50, mAP50-95: the {meta.get('engine', 'yolov5')} engine's figures of each run's best weights on the "
+             "whole validation split, mean ± sample std over the finished seeds (seeds column).",
              f"- Δ: variant minus baseline, each averaged over its seeds; in brackets the {percent} percentile "
              f"interval of a paired bootstrap: {meta['resamples']:,} resamples of the validation images (with "
              "replacement, seeded), the same resample applied to both models and every seed; seeds are not "

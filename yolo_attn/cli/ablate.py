@@ -37,7 +37,8 @@ SWEEP_EPOCHS = ", ".join(f"{e.sweep_epochs} ({e.name})" for e in ENGINES.values(
 def parser():
     doc = __doc__.split("\n\n", 1)[1].replace("SWEEP_EPOCHS epochs", f"{SWEEP_EPOCHS} epochs")
     p = Parser("yolo-attn ablate", doc, engine_tool="train")
-    p.add_argument("--cfgs", nargs="+", required=True, help="model YAMLs (paths or names in model_yamls/)")
+    p.add_argument("--cfgs", nargs="+", required=True,
+                   help="model YAMLs of one engine (paths, or names in model_yamls/ or model_yamls/ultralytics/)")
     p.add_argument("--seeds", type=int, default=3, help="seeds per variant: 0 .. N-1 (default 3)")
     p.add_argument("--data", help="data YAML (default: the embedded dataset)")
     p.add_argument("--out", default="runs/ablate", help="sweep folder (default runs/ablate)")
