@@ -118,22 +118,24 @@ def test_runs_trained_or_validated_differently_are_refused(tmp_path, where, key,
     assert "same-seed1" in str(e.value)
 
 
-@pytest.mark.parametrize("key, value", [("mosaic", 0.5), ("batch", 8), ("val", True)])
-def test_ultralytics_runs_trained_differently_are_refused(tmp_path, key, value):
+def test_ultralytics_runs_trained_differently_are_refused(tmp_path):
     """ultralytics' args.yaml: its hyper-parameters are settings of their own, each compared."""
     runs, failures, _ = _swept(tmp_path, FakeCommands(QUALITY, options_file="args.yaml"))
+    common = {"mosaic": 1.0, "batch": 16, "val": False}
     for run in runs:
         args = yaml.safe_load((run.folder / "args.yaml").read_text())
-        args.update({"mosaic": 1.0, "batch": 16, "val": False})
-        (run.folder / "args.yaml").write_text(yaml.safe_dump(args))
+        (run.folder / "args.yaml").write_text(yaml.safe_dump({**args, **common}))
     results = {r: report.load_result(r) for r in runs}
     assert report.compare(CFGS, [0, 1, 2], results, failures, "base").complete
     odd = runs[5].folder / "args.yaml"
-    odd.write_text(yaml.safe_dump({**yaml.safe_load(odd.read_text()), key: value}))
-    results = {r: report.load_result(r) for r in runs}
-    with pytest.raises(UsageError, match=f"differ in the training option '{key}'.*same-seed1"):
-        report.compare(CFGS, [0, 1, 2], results, failures, "base")
-    (runs[5].folder / "args.yaml").rename(runs[5].folder / "opt.yaml")
+    agreed = yaml.safe_load(odd.read_text())
+    for key, value in (("mosaic", 0.5), ("batch", 8), ("val", True)):
+        odd.write_text(yaml.safe_dump({**agreed, key: value}))
+        results = {r: report.load_result(r) for r in runs}
+        with pytest.raises(UsageError, match=f"differ in the training option '{key}'.*same-seed1"):
+            report.compare(CFGS, [0, 1, 2], results, failures, "base")
+    odd.write_text(yaml.safe_dump(agreed))
+    odd.rename(runs[5].folder / "opt.yaml")
     results = {r: report.load_result(r) for r in runs}
     with pytest.raises(UsageError, match="trained by different engines"):
         report.compare(CFGS, [0, 1, 2], results, failures, "base")
