@@ -82,8 +82,8 @@ def markdown(rows, meta, ci):
              f"{meta['cost']['rounds']} interleaved rounds, {meta['cost']['threads']} threads, {meta['cost']['cpu']}"
              f"{'; --quick-bench, not representative' if meta['cost']['quick'] else ''}); params at "
              f"nc={meta['cost']['nc']}.",
-             f"- mAP50, mAP50-95: the {meta.get('engine', 'yolov5')} engine's figures of each run's best weights on the "
-             "whole validation split, mean ± sample std over the finished seeds (seeds column).",
+             f"- mAP50, mAP50-95: the {meta.get('engine', 'yolov5')} engine's figures of each run's best weights on "
+             "the whole validation split, mean ± sample std over the finished seeds (seeds column).",
              f"- Δ: variant minus baseline, each averaged over its seeds; in brackets the {percent} percentile "
              f"interval of a paired bootstrap: {meta['resamples']:,} resamples of the validation images (with "
              "replacement, seeded), the same resample applied to both models and every seed; seeds are not "

@@ -2,9 +2,10 @@
 bootstrap difference to the baseline with a verdict.
 
 Runs are compared only when they were trained and validated alike (``check_comparable``: the same data, image
-size and training settings in every run's options (yolov5's opt.yaml, ultralytics' args.yaml) and validation summary, the same validation images in the same
-order in every match record). A variant with failed or missing seeds is shown with the seeds it has, and the
-missing ones are named in the seeds column and the notes: nothing is averaged over fewer runs silently.
+size and training settings in every run's options (yolov5's opt.yaml, ultralytics' args.yaml) and validation
+summary, the same validation images in the same order in every match record). A variant with failed or missing
+seeds is shown with the seeds it has, and the missing ones are named in the seeds column and the notes: nothing is
+averaged over fewer runs silently.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ ULTRALYTICS_TRAINING_OPTIONS = (
     "warmup_bias_lr", "box", "cls", "cls_pw", "dfl", "hsv_h", "hsv_s", "hsv_v", "degrees", "translate", "scale",
     "shear", "perspective", "flipud", "fliplr", "mosaic", "mixup", "cutmix", "copy_paste", "copy_paste_mode",
     "erasing")
-OPTIONS_FILES = {"opt.yaml": TRAINING_OPTIONS, "args.yaml": ULTRALYTICS_TRAINING_OPTIONS}  # yolov5, ultralytics
+COMPARED = {"opt.yaml": TRAINING_OPTIONS, "args.yaml": ULTRALYTICS_TRAINING_OPTIONS}  # by sweep.OPTIONS_FILES
 VALIDATION_OPTIONS = ("data", "imgsz")
 
 
@@ -55,11 +56,9 @@ class RunResult:
 
 
 def load_result(run: Run) -> RunResult:
-    options, compared = {}, TRAINING_OPTIONS
-    for name, keys in OPTIONS_FILES.items():
-        if (run.folder / name).is_file():
-            options, compared = yaml.safe_load((run.folder / name).read_text(encoding="utf-8")), keys
-            break
+    file = run.options_file
+    options = yaml.safe_load(file.read_text(encoding="utf-8")) if file else {}
+    compared = COMPARED[file.name] if file else TRAINING_OPTIONS
     try:
         record = MatchRecord.load(run.matches)
     except (OSError, ValueError) as e:

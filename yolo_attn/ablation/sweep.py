@@ -30,6 +30,7 @@ import yaml
 
 TRAIN, VAL = "yolo_attn.cli.train", "yolo_attn.cli.val"
 STATES = ("finished", "validate", "resume", "train")
+OPTIONS_FILES = ("opt.yaml", "args.yaml")  # yolov5's, ultralytics'
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,11 @@ class Run:
     @property
     def name(self) -> str:
         return self.folder.name
+
+    @property
+    def options_file(self) -> Optional[Path]:
+        """The training options the engine wrote: yolov5's opt.yaml or ultralytics' args.yaml (None before)."""
+        return next((self.folder / n for n in OPTIONS_FILES if (self.folder / n).is_file()), None)
 
     @property
     def last_pt(self) -> Path:
@@ -80,8 +86,7 @@ def state(run: Run) -> str:
 
 
 def _epochs_all_done(run: Run) -> bool:
-    results = run.folder / "results.csv"
-    opt = next((run.folder / name for name in ("opt.yaml", "args.yaml") if (run.folder / name).is_file()), None)
+    results, opt = run.folder / "results.csv", run.options_file
     if not (results.is_file() and opt and (run.folder / "weights" / "best.pt").is_file()):
         return False
     try:
