@@ -177,6 +177,16 @@ def test_an_ultralytics_sweep_trains_validates_and_compares_through_ultralytics(
     assert "(differs in epochs)" in capsys.readouterr().err
 
 
+def test_ultralytics_settings_right_after_the_cfgs_are_settings(setup, tmp_path):
+    fake = FakeCommands(options_file="args.yaml")
+    argv = ["--seeds", "1", "--data", str(setup[1]), "--out", str(tmp_path), "--quick-bench", "batch=4", "--cfgs",
+            "yolo11n.yaml", "epochs=1", "yolo11n-se.yaml", "imgsz=64"]
+    assert _run(argv, fake) == 0
+    assert fake.argvs(TRAIN)[0][2:] == ["--data", str(setup[1]), "batch=4", "epochs=1", "imgsz=64", "--seed", "0",
+                                        "--project", str(tmp_path / "runs"), "--name", "yolo11n-seed0", "--exist-ok"]
+    assert _run(["--cfgs", "epochs=1", "--out", str(tmp_path / "o")], fake) == 2
+
+
 def test_without_data_an_ultralytics_sweep_takes_its_engines_sweep_epochs(setup, tmp_path):
     from yolo_attn.cli.ablate_engines import ENGINES
 

@@ -18,6 +18,7 @@ table names them); 2 for a mistake in the command (nothing is trained) or runs t
 import datetime
 import hashlib
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -31,6 +32,7 @@ from yolo_attn.cli.pipeline import Parser, resolve_data, run_cli
 from yolo_attn.errors import BadParameter, UsageError
 
 MANIFEST = "sweep.json"
+SETTING = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*")  # ultralytics' key=value
 SWEEP_EPOCHS = ", ".join(f"{e.sweep_epochs} ({e.name})" for e in ENGINES.values())
 
 
@@ -50,6 +52,16 @@ def parser():
     p.add_argument("--bench-rounds", type=int, default=None, help="interleaved latency rounds (default 30)")
     p.add_argument("--quick-bench", action="store_true", help="the bench's --quick settings: for tests")
     return p
+
+
+def settings_out_of_cfgs(opt, rest):
+    """argparse reads ultralytics settings written among or after the --cfgs names (``--cfgs a.yaml b.yaml
+    epochs=20``) as more names: they go back to the flags for training, after the others."""
+    settings = [c for c in opt.cfgs if SETTING.fullmatch(c) and not Path(c).exists()]
+    opt.cfgs = [c for c in opt.cfgs if c not in settings]
+    if not opt.cfgs:
+        raise BadParameter("cfgs", "{name}: give the model YAMLs to compare (--cfgs yolo11n.yaml yolo11n-cbam.yaml)")
+    return opt, rest + settings
 
 
 def resolve_cfg(name):
@@ -175,7 +187,7 @@ def measure_cost(engine, opt, cfgs, baseline, nc, argv):
 def main(argv, launcher=None):
     from yolo_attn.ablation import sweep
 
-    opt, rest = parser().parse(argv)
+    opt, rest = settings_out_of_cfgs(*parser().parse(argv))
     check_options(opt, rest)
     engine, cfgs = _cfgs(opt.cfgs)
     baseline = _baseline(opt.baseline, cfgs)
