@@ -19,6 +19,13 @@ def test_a_non_ascii_layer_name_is_refused_naming_the_line(tmp_path):
     assert "write layer names, numbers and keys in ASCII" in str(e.value)
 
 
+def test_a_hash_inside_a_quoted_value_still_names_the_line(tmp_path):
+    cfg = tmp_path / "quoted.yaml"
+    cfg.write_text((MODEL_YAMLS / "yolov5s-cbam.yaml").read_text() + 'note: "x#ＣＢＡＭ"  # 注意\n', encoding="utf-8")
+    with pytest.raises(ModelConfigError, match=r"quoted.yaml, line \d+: 'note: \"x#ＣＢＡＭ\"  # 注意'"):
+        check_readable_as_ascii(cfg)
+
+
 def test_comments_in_any_script_and_every_shipped_yaml_pass(tmp_path):
     cfg = tmp_path / "commented.yaml"
     cfg.write_text("# Größe × Breite —注意\n" + (MODEL_YAMLS / "yolov5s-cbam.yaml").read_text(), encoding="utf-8")

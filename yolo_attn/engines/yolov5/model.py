@@ -43,9 +43,11 @@ def check_readable_as_ascii(cfg_path):
         same = False
     if same:
         return
-    n, line = next((n, line) for n, line in enumerate(text.splitlines(), 1)
-                   if line.split("#", 1)[0] != line.split("#", 1)[0].encode("ascii", "ignore").decode())
-    odd = "".join(sorted({c for c in line.split("#", 1)[0] if ord(c) > 127}))
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if not line.isascii()]
+    # the line whose data holds them; a '#' inside a quoted value is not a comment, so else the first such line
+    n, line = next(((n, line) for n, line in lines if not line.split("#", 1)[0].isascii()), lines[0])
+    data = line.split("#", 1)[0]
+    odd = "".join(sorted({c for c in (line if data.isascii() else data) if ord(c) > 127}))
     raise ModelConfigError(f"{cfg_path}, line {n}: {line.strip()!r} holds characters outside ASCII ({odd!r}). "
                            f"yolov5 reads model YAMLs as ASCII and drops them, so it would build another model "
                            f"than the one written: write layer names, numbers and keys in ASCII (e.g. CBAM, not "
