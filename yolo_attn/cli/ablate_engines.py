@@ -5,7 +5,6 @@ The runs themselves go through the same commands for both engines (``yolo_attn.c
 ``yolo_attn.cli.val``, which choose the engine from the model YAML or checkpoint).
 """
 import argparse
-from dataclasses import dataclass
 
 from yolo_attn.engines.yolov5.options import parse_options
 
@@ -23,7 +22,6 @@ def owned_flag(token):
     return key if key in OWNED else None
 
 
-@dataclass(frozen=True)
 class Yolov5:
     """yolov5 models: yolov5's train.py flags, validated by yolov5's val.py."""
 
@@ -57,7 +55,6 @@ class Yolov5:
         return bench.measure(settings)
 
 
-@dataclass(frozen=True)
 class Ultralytics:
     """ultralytics models: ultralytics settings (key=value or --key value), validated by ultralytics."""
 

@@ -7,8 +7,8 @@ import torch
 import yaml
 
 from yolo_attn.engines.yolov5.parser import inner_attention
-from yolo_attn.errors import ModelConfigError
 from yolo_attn.engines.yolov5.patches import save_atomically
+from yolo_attn.errors import ModelConfigError
 from yolo_attn.registry import find_layer
 from yolo_attn.transfer import structural_transfer
 
