@@ -1,39 +1,150 @@
-"""Engine adapters: each makes the registered layers usable by one YOLO engine's own tools (train, val, detect,
-export) and carries every fix that engine needs, as named, undoable patches (``_patch.Patch``).
+"""Engines: each makes the registered layers usable by one YOLO engine and answers, as an ``Engine`` object
+(``base.py``), everything that differs between engines.
 
-What lives here: ``yolov5/`` (yolov5 7.0.14, anchor-based YAMLs with ``anchors:``), ``ultralytics/`` (ultralytics
-8.4.190: YOLOv5u, YOLOv8, YOLO11 YAMLs), and ``engine_of_yaml`` / ``engine_of_checkpoint``: which engine a file is
-for. Imports: the engine's package, and yolo-attn's modules, registry, transfer and checkpoints; never an application
-(cli, heatmaps, benchmarks, datasets tools).
+``of(thing)`` is the one rule for "which engine is this": a model-YAML dict or file, a --cfg name, a checkpoint, a
+run folder, an ONNX file or a built model. ``get(name)`` returns an engine by name; ``register`` adds one (a third
+engine is a folder; see ``engines/README.md``). Engines registered later are asked first.
+
+What lives here: ``base.py`` (the contract), ``yolov5/`` (yolov5 7.0.14, anchor-based YAMLs with ``anchors:``),
+``ultralytics/`` (ultralytics 8.4.190: YOLOv5u, YOLOv8, YOLO11 YAMLs). Imports: the engine's package, and
+yolo-attn's layers below (modules, registry, yaml_rows, core); never an application; no engine folder imports
+another.
 """
-ENGINES = ("yolov5", "ultralytics")
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from yolo_attn.engines.base import Engine
+from yolo_attn.errors import UsageError
+
+_REGISTERED: dict[str, Engine] = {}
 
 
-def install():
+def register(engine: Engine) -> Engine:
+    """Add ``engine`` (replacing one of the same name); returns it."""
+    if not isinstance(engine, Engine):
+        raise TypeError(f"register() takes an Engine instance, not {type(engine).__name__}")
+    _REGISTERED[engine.name] = engine
+    return engine
+
+
+def unregister(name: str) -> None:
+    _REGISTERED.pop(name, None)
+
+
+def names() -> tuple[str, ...]:
+    return tuple(_REGISTERED)
+
+
+def registered() -> list[Engine]:
+    """The engines, the latest registered first (the order ``of`` asks them in)."""
+    return list(reversed(_REGISTERED.values()))
+
+
+def get(name: str) -> Engine:
+    try:
+        return _REGISTERED[name]
+    except KeyError:
+        raise UsageError(f"unknown engine {name!r}: choose one of {', '.join(_REGISTERED)}") from None
+
+
+def install() -> None:
     """Install every engine adapter (each patches its engine's modules only when they are imported)."""
-    from yolo_attn.engines import ultralytics, yolov5
-
-    yolov5.install()
-    ultralytics.install()
+    for engine in registered():
+        engine.install()
 
 
-def engine_of_yaml(d):
-    """The engine a model YAML dict is written for: 'yolov5' (anchor-based, an ``anchors:`` key, which yolov5 needs)
-    or 'ultralytics' (anchor-free heads: no anchors)."""
-    return "yolov5" if "anchors" in d else "ultralytics"
+def _first(test) -> Optional[Engine]:
+    return next((e for e in registered() if test(e)), None)
 
 
-def engine_of_checkpoint(path):
-    """'ultralytics' or 'yolov5' from the classes a checkpoint's pickle names (scanned, nothing unpickled); None
-    for a file that names neither (or is not a checkpoint)."""
+def of_yaml(d: Any) -> Optional[Engine]:
+    return _first(lambda e: e.owns_yaml(d)) if isinstance(d, dict) else None
+
+
+def of_model(model: Any) -> Optional[Engine]:
+    return _first(lambda e: e.owns_model(model))
+
+
+def of_checkpoint(path: Any) -> Optional[Engine]:
+    """The engine of a checkpoint, from the classes its pickle names (scanned, nothing unpickled); None for a file
+    that names no engine's classes (or is not a checkpoint)."""
     import torch
 
     try:
-        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+        found = set(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
     except Exception:  # noqa: BLE001  (not a readable archive: the loader explains it)
         return None
-    if any(n.startswith("ultralytics.nn.tasks.") for n in names):
-        return "ultralytics"
-    if any(n.startswith(("yolov5.models.", "models.yolo.")) for n in names):
-        return "yolov5"
-    return None
+    return _first(lambda e: e.owns_checkpoint(found))
+
+
+def of_onnx(path: Any) -> Optional[Engine]:
+    try:
+        import onnx
+
+        meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    except Exception:  # noqa: BLE001  (not readable: the tool reports it)
+        return None
+    return _first(lambda e: e.owns_onnx(meta))
+
+
+def find_cfg(name: Any) -> tuple[Optional[Engine], Optional[Path | str]]:
+    """(engine, file) of a --cfg name or path. The engine that finds a file does not decide by itself; the file's
+    content does (``of_yaml``): (None, file) for a file no engine owns or that cannot be read as YAML (the engine's
+    loader reports it). A stock name only one engine resolves gives (that engine, the name). (None, None) when no
+    engine knows it."""
+    import yaml
+
+    for engine in registered():
+        file = engine.find_cfg(str(name))
+        if file is None:
+            continue
+        if isinstance(file, str):
+            return engine, file
+        try:
+            d = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, yaml.YAMLError):
+            return None, Path(file)
+        return of_yaml(d), Path(file)
+    return None, None
+
+
+def weights_file(value: Any) -> Path:
+    """The checkpoint a --weights/--resume value names: a run folder means its weights/last.pt."""
+    path = Path(value).expanduser()
+    if path.is_dir():
+        path = next((c for c in (path / "weights" / "last.pt", path / "last.pt") if c.is_file()),
+                    path / "weights" / "last.pt")
+    return path
+
+
+def of(thing: Any) -> Optional[Engine]:
+    """The engine of ``thing``: a built model, a model-YAML dict, or a path/name of a model YAML, a checkpoint (or
+    run folder) or an ONNX file. None when no engine recognises it."""
+    if isinstance(thing, dict):
+        return of_yaml(thing)
+    if not isinstance(thing, (str, Path)):
+        return of_model(thing)
+    path = Path(thing).expanduser()
+    if path.suffix in (".yaml", ".yml") or not path.suffix and not path.is_dir():
+        return find_cfg(thing)[0]
+    path = weights_file(path)
+    if not path.is_file():
+        return None
+    return of_onnx(path) if path.suffix == ".onnx" else of_checkpoint(path)
+
+
+def _register_builtin() -> None:
+    from yolo_attn.engines.ultralytics.engine import UltralyticsEngine
+    from yolo_attn.engines.yolov5.engine import Yolov5Engine
+
+    # yolov5 last: asked first, as before (a YAML with anchors is yolov5's; ultralytics takes the rest)
+    register(UltralyticsEngine())
+    register(Yolov5Engine())
+
+
+_register_builtin()
+
+__all__ = ["Engine", "find_cfg", "get", "install", "names", "of", "of_checkpoint", "of_model", "of_onnx", "of_yaml",
+           "register", "registered", "unregister", "weights_file"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from yolo_attn.engines import engine_of_checkpoint
+from yolo_attn.engines import of_checkpoint
 from yolo_attn.engines.ultralytics.checkpoint import load_dataset_cache_file
 from yolo_attn.engines.ultralytics.model import save_checkpoint
 from yolo_attn.errors import UsageError
@@ -40,7 +40,7 @@ def test_a_checkpoint_with_attention_layers_loads_through_ultralytics(saved):
     assert "yolo_attn.modules.hybrid.CBAM" in names and "ultralytics.nn.tasks.DetectionModel" in names
     model = YOLO(str(path))
     assert sum(type(m).__name__ == "CBAM" for m in model.model.model) == 3
-    assert engine_of_checkpoint(path) == "ultralytics"
+    assert of_checkpoint(path).name == "ultralytics"
 
 
 def test_code_in_a_checkpoint_never_runs(saved, tmp_path):
@@ -83,7 +83,7 @@ def test_a_yolov5_checkpoint_is_refused_naming_its_engine(tmp_path, build_small)
 
     d = yaml.safe_load((paths.MODEL_YAMLS / "yolov5s.yaml").read_text())
     path = save_yolov5(build_small(d), tmp_path / "v5.pt")
-    assert engine_of_checkpoint(path) == "yolov5"
+    assert of_checkpoint(path).name == "yolov5"
     with pytest.raises(UsageError, match="is a yolov5 checkpoint .*not an ultralytics one"):
         YOLO(str(path))
 

@@ -78,3 +78,14 @@ def load_model(weights, fuse=False, device="cpu"):
     with quiet():
         model, _ = load_checkpoint(str(weights), device=device, fuse=fuse)
     return model.float().eval()
+
+
+def load_trained(weights, device="cpu"):
+    """(model, training settings) of an ultralytics checkpoint, loaded restricted: the EMA weights if saved,
+    float32, eval mode, not fused."""
+    from yolo_attn.checkpoints import load_checkpoint
+
+    ckpt = load_checkpoint(weights)
+    model = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
+    args = ckpt.get("train_args")
+    return model.float().eval().to(device), dict(args) if isinstance(args, dict) else {}

@@ -81,8 +81,8 @@ def yaml_model_load(path):
     return d
 
 
-def _package_yaml(name):
-    """A stock YAML name (yolov8s.yaml) as ultralytics finds it, or None."""
+def package_yaml(name):
+    """The file of ultralytics' package a stock YAML name (yolov8s.yaml) is built from, or None."""
     from ultralytics.utils.checks import check_yaml
 
     unified = re.sub(r"(\d+)([nslmx])(.+)?$", r"\1\3", name)
@@ -92,7 +92,7 @@ def _package_yaml(name):
         except Exception:  # noqa: BLE001  (ultralytics raises several kinds for a name it cannot place)
             found = None
         if found and ultralytics_root() in Path(found).resolve().parents:
-            return found
+            return Path(found)
     return None
 
 
@@ -109,7 +109,7 @@ def resolve_cfg(name):
         looked.append(candidate)
         if candidate.is_file():
             return str(candidate.resolve())
-    if Path(wanted).name == wanted and _package_yaml(wanted):
+    if Path(wanted).name == wanted and package_yaml(wanted):
         return wanted
     shipped = sorted(p.name for p in ULTRALYTICS_YAMLS.glob("*.yaml"))
     raise UsageError(f"model cfg {name!r} not found. Looked at:\n" + "\n".join(f"  {p}" for p in looked)

@@ -117,3 +117,15 @@ def save_checkpoint(model, path, opt=None, **extra):
     path.parent.mkdir(parents=True, exist_ok=True)
     save_atomically(ckpt, path)
     return path
+
+
+def load_trained(weights, device="cpu"):
+    """(model, training options) of a yolov5/yolo-attn checkpoint, loaded restricted: the EMA weights if saved,
+    float32, eval mode, not fused."""
+    from yolo_attn.checkpoints import load_checkpoint
+
+    ckpt = load_checkpoint(weights)
+    model = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
+    opt = ckpt.get("opt")
+    opt = vars(opt) if hasattr(opt, "__dict__") and not isinstance(opt, dict) else dict(opt or {})
+    return model.float().eval().to(device), opt

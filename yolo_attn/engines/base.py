@@ -1,0 +1,127 @@
+"""The ``Engine`` contract: everything that differs between YOLO engines, asked of one object.
+
+Applications (``cli``, ``heatmaps``, ``ablation``, ``benchmarks``) never import yolov5 or ultralytics and never
+compare an engine's name: they get an ``Engine`` from ``yolo_attn.engines.of(file_or_model)`` (or ``get(name)``)
+and call the methods below. Each engine folder (``engines/yolov5``, ``engines/ultralytics``) holds one subclass;
+a third engine is one more folder whose subclass is passed to ``engines.register`` (``engines/README.md``).
+
+A method that an engine cannot do raises ``UsageError`` naming what it lacks (the base class does this), so an
+application needs no capability checks of its own.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from torch import nn
+
+from yolo_attn.errors import UsageError
+
+
+class Engine:
+    """One YOLO engine, as the applications see it. Subclasses set ``name`` and override what they support."""
+
+    name: str = "?"
+    #: epochs per run of a sweep on the embedded dataset when the user gives no --data (measured per engine)
+    sweep_epochs: int = 6
+
+    def _lacks(self, what: str) -> UsageError:
+        return UsageError(f"the {self.name} engine does not support {what}")
+
+    def install(self) -> None:
+        """Install the adapter: patch the engine's modules when they are imported (idempotent)."""
+
+    # --- recognising files and models (one rule per engine, used everywhere) ---------------------------------
+    def owns_yaml(self, d: dict) -> bool:
+        """Is this model-YAML dict written for this engine?"""
+        return False
+
+    def owns_checkpoint(self, class_names: set[str]) -> bool:
+        """Is a checkpoint whose pickle names these classes (``module.Class``) for this engine? (Scanned, never
+        unpickled.)"""
+        return False
+
+    def owns_onnx(self, metadata: dict[str, str]) -> bool:
+        """Is an ONNX model with these metadata properties for this engine?"""
+        return False
+
+    def owns_model(self, model: nn.Module) -> bool:
+        """Is this built model (a detection model, or a row of one) this engine's?"""
+        return False
+
+    # --- model YAMLs ------------------------------------------------------------------------------------------
+    def shipped_yamls(self) -> Optional[Path]:
+        """The folder of the model YAMLs yolo-attn ships for this engine (None: none)."""
+        return None
+
+    def find_cfg(self, name: str) -> Optional[Path | str]:
+        """The model YAML file a --cfg name means for this engine (a path, a shipped name, the engine's own
+        models); a name (str) the engine resolves itself without a file of ours (a stock name); None when this
+        engine knows no such model."""
+        return None
+
+    def resolve_cfg(self, name: str) -> Any:
+        """What to give this engine's builder for a --cfg name (a path; a stock name the engine resolves itself):
+        like ``find_cfg``, but a UsageError listing what exists when nothing is found."""
+        found = self.find_cfg(name)
+        if found is None:
+            raise UsageError(f"model cfg {name!r} not found for the {self.name} engine")
+        return found
+
+    # --- building, loading, saving ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def quiet(self) -> Iterator[None]:
+        """The engine's logging at warnings only inside the block (no per-layer printout)."""
+        yield
+
+    def build_model(self, cfg: Any, nc: Optional[int] = None, ch: int = 3) -> nn.Module:
+        """A detection model from a YAML path or dict, without the per-layer printout."""
+        raise self._lacks("building models")
+
+    def load_model(self, weights: Any, device: str = "cpu") -> tuple[nn.Module, dict]:
+        """(model, training settings) of a checkpoint, loaded restricted (``yolo_attn.checkpoints``): the EMA
+        weights when saved, float32, eval mode, not fused. The settings dict holds at least ``imgsz`` when the
+        checkpoint records it."""
+        raise self._lacks("loading checkpoints")
+
+    def save_checkpoint(self, model: nn.Module, path: Any, train_settings: Optional[dict] = None,
+                        **extra: Any) -> Path:
+        """Write ``model`` as this engine's training leaves its final weights, atomically; returns the path."""
+        raise self._lacks("saving checkpoints")
+
+    def identity_rows(self, source_state_dict: dict, cfg: Any) -> list[int]:
+        """Rows of ``cfg`` whose one-input, channel-keeping attention (a row, or inside a block) the checkpoint has
+        no weights for and that do not already start as the identity: the rows to start as the identity."""
+        raise self._lacks("identity start")
+
+    # --- heatmaps ---------------------------------------------------------------------------------------------
+    def heatmap_head(self, model: nn.Module) -> Any:
+        """The adapter of ``model``'s detection head for heatmaps (``heatmaps.cam`` uses ``targets``, ``split``,
+        ``nms`` and ``target_value``); UsageError for heads it cannot explain."""
+        raise self._lacks("heatmaps")
+
+    # --- the sweep --------------------------------------------------------------------------------------------
+    def training_settings(self, train_args: list[str]) -> dict:
+        """What the training command makes of these flags: every setting that decides the result of a run."""
+        raise self._lacks("sweeps")
+
+    def validation_args(self, train_args: list[str]) -> list[str]:
+        """The training flags validation needs too (device, workers, single-class)."""
+        return []
+
+    def measure_cost(self, settings: Any) -> list[dict]:
+        """The cost rows of the bench (params, FLOPs, latency) for ``settings``' variants."""
+        raise self._lacks("cost measurement")
+
+    # --- the commands -----------------------------------------------------------------------------------------
+    def add_options(self, command: str, parser: argparse.ArgumentParser) -> None:
+        """Declare the options this engine adds to ``command`` ('train', 'val', ...)."""
+
+    def run(self, command: str, opt: argparse.Namespace, rest: list[str]) -> int:
+        """Run ``command`` with the parsed options and the flags left for the engine's own parser."""
+        raise self._lacks(f"the {command} command")
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"

@@ -1,0 +1,95 @@
+"""The ultralytics engine as an ``Engine``: what the applications ask of ultralytics 8.4.190, answered here and in
+the modules beside this one (imported when a method needs them, so that ``import yolo_attn`` imports no
+ultralytics)."""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from torch import nn
+
+from yolo_attn.engines.base import Engine
+from yolo_attn.errors import UsageError
+
+
+class UltralyticsEngine(Engine):
+    """ultralytics 8.4.190: anchor-free model YAMLs (YOLOv5u, YOLOv8, YOLO11, ...), driven through ``YOLO()``."""
+
+    name = "ultralytics"
+    # One embedded-dataset run of yolo11n-cbam at train.sh's defaults (160 px, batch 16, no per-epoch validation)
+    # measured about 11 s per epoch on one thread: 10 epochs -> about 2 min per run with validation.
+    sweep_epochs = 10
+
+    def install(self) -> None:
+        from yolo_attn.engines import ultralytics
+
+        ultralytics.install()
+
+    # --- recognising ------------------------------------------------------------------------------------------
+    def owns_yaml(self, d: dict) -> bool:
+        return "anchors" not in d  # anchor-free heads
+
+    def owns_checkpoint(self, class_names: set[str]) -> bool:
+        return any(n.startswith("ultralytics.nn.tasks.") for n in class_names)
+
+    def owns_onnx(self, metadata: dict[str, str]) -> bool:
+        return "task" in metadata
+
+    def owns_model(self, model: nn.Module) -> bool:
+        rows = getattr(model, "model", None)
+        last = rows[-1] if isinstance(rows, nn.Sequential) and len(rows) else model
+        return any(type(m).__module__.startswith("ultralytics.") for m in (model, last))
+
+    # --- model YAMLs ------------------------------------------------------------------------------------------
+    def shipped_yamls(self) -> Optional[Path]:
+        from yolo_attn.engines.ultralytics.yamls import ULTRALYTICS_YAMLS
+
+        return ULTRALYTICS_YAMLS
+
+    def find_cfg(self, name: str) -> Optional[Path | str]:
+        """A path, a name in model_yamls/ultralytics/ (then model_yamls/), or a stock ultralytics name (returned as
+        it is: ultralytics resolves it, and its scale, itself)."""
+        from yolo_attn.engines.ultralytics.options import offline_environment
+        from yolo_attn.engines.ultralytics.yamls import resolve_cfg
+
+        offline_environment()  # before ultralytics is imported to search its package
+        try:
+            found = resolve_cfg(name)
+        except UsageError:
+            return None
+        return Path(found) if Path(found).is_file() else found
+
+    def resolve_cfg(self, name: str) -> str:
+        from yolo_attn.engines.ultralytics.yamls import resolve_cfg
+
+        return resolve_cfg(name)
+
+    # --- building, loading, saving ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def quiet(self) -> Iterator[None]:
+        from yolo_attn.engines.ultralytics.model import quiet
+
+        with quiet():
+            yield
+
+    def build_model(self, cfg: Any, nc: Optional[int] = None, ch: int = 3) -> nn.Module:
+        from yolo_attn.engines.ultralytics.model import build_model
+
+        return build_model(cfg, nc=nc, ch=ch)
+
+    def load_model(self, weights: Any, device: str = "cpu") -> tuple[nn.Module, dict]:
+        from yolo_attn.engines.ultralytics.model import load_trained
+
+        return load_trained(weights, device=device)
+
+    def save_checkpoint(self, model: nn.Module, path: Any, train_settings: Optional[dict] = None,
+                        **extra: Any) -> Path:
+        from yolo_attn.engines.ultralytics.model import save_checkpoint
+
+        return save_checkpoint(model, path, train_settings, **extra)
+
+    def identity_rows(self, source_state_dict: dict, cfg: Any) -> list[int]:
+        from yolo_attn.engines.ultralytics.model import identity_rows
+
+        return identity_rows(source_state_dict, cfg)

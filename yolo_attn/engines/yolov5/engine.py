@@ -1,0 +1,100 @@
+"""The yolov5 engine as an ``Engine``: what the applications ask of yolov5 7.0.14, answered here and in the
+modules beside this one (imported when a method needs them, so that ``import yolo_attn`` imports no yolov5)."""
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from torch import nn
+
+from yolo_attn.engines.base import Engine
+from yolo_attn.errors import UsageError
+
+# where yolov5's classes live in a checkpoint's pickle (its pip package, or a clone's top-level copies)
+_MODULE_PREFIXES = ("yolov5.", "models.")
+
+
+def _is_yolov5_class(module: str) -> bool:
+    return module.startswith(_MODULE_PREFIXES)
+
+
+class Yolov5Engine(Engine):
+    """yolov5 7.0.14: anchor-based model YAMLs (an ``anchors:`` key), its own train/val/detect/export."""
+
+    name = "yolov5"
+    # One embedded-dataset run of yolov5s-cbam (among the slowest of the six) measured 30 s + 19.8 s per epoch (train
+    # and val subprocesses): 6 epochs -> ~149 s per run, 18 runs ~45 min.
+    sweep_epochs = 6
+
+    def install(self) -> None:
+        from yolo_attn.engines import yolov5
+
+        yolov5.install()
+
+    # --- recognising ------------------------------------------------------------------------------------------
+    def owns_yaml(self, d: dict) -> bool:
+        return "anchors" in d
+
+    def owns_checkpoint(self, class_names: set[str]) -> bool:
+        return any(n.startswith(("yolov5.models.", "models.yolo.")) for n in class_names)
+
+    def owns_onnx(self, metadata: dict[str, str]) -> bool:
+        return "stride" in metadata and "task" not in metadata  # ultralytics writes its settings ('task', 'args')
+
+    def owns_model(self, model: nn.Module) -> bool:
+        rows = getattr(model, "model", None)
+        last = rows[-1] if isinstance(rows, nn.Sequential) and len(rows) else model
+        return _is_yolov5_class(type(model).__module__) or _is_yolov5_class(type(last).__module__)
+
+    # --- model YAMLs ------------------------------------------------------------------------------------------
+    def shipped_yamls(self) -> Optional[Path]:
+        from yolo_attn import paths
+
+        return paths.MODEL_YAMLS
+
+    def find_cfg(self, name: str) -> Optional[Path]:
+        return self._cfg(name, quietly=True)
+
+    def resolve_cfg(self, name: str) -> Path:
+        return self._cfg(name, quietly=False)
+
+    @staticmethod
+    def _cfg(name: str, quietly: bool) -> Optional[Path]:
+        from yolo_attn import paths
+
+        try:
+            return paths.resolve_cfg(name)
+        except UsageError:
+            if quietly:
+                return None
+            raise
+
+    # --- building, loading, saving ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def quiet(self) -> Iterator[None]:
+        from yolo_attn.engines.yolov5.model import quiet
+
+        with quiet():
+            yield
+
+    def build_model(self, cfg: Any, nc: Optional[int] = None, ch: int = 3) -> nn.Module:
+        from yolo_attn.engines.yolov5.model import build_model
+
+        return build_model(cfg, nc=nc, ch=ch)
+
+    def load_model(self, weights: Any, device: str = "cpu") -> tuple[nn.Module, dict]:
+        from yolo_attn.engines.yolov5.model import load_trained
+
+        return load_trained(weights, device=device)
+
+    def save_checkpoint(self, model: nn.Module, path: Any, train_settings: Optional[dict] = None,
+                        **extra: Any) -> Path:
+        from yolo_attn.engines.yolov5.model import save_checkpoint
+
+        return save_checkpoint(model, path, train_settings, **extra)
+
+    def identity_rows(self, source_state_dict: dict, cfg: Any) -> list[int]:
+        from yolo_attn.engines.yolov5.model import identity_rows
+
+        return identity_rows(source_state_dict, cfg)
