@@ -56,6 +56,11 @@ class Engine:
         """The folder of the model YAMLs yolo-attn ships for this engine (None: none)."""
         return None
 
+    def stock_yaml(self, name: str) -> Path:
+        """A model YAML of the engine's own package, by its path inside the engine's models folder
+        (``yolov5s.yaml``; ``11/yolo11.yaml``): what the shipped variants are generated from."""
+        raise self._lacks("stock model YAMLs")
+
     def find_cfg(self, name: str) -> Optional[Path | str]:
         """The model YAML file a --cfg name means for this engine (a path, a shipped name, the engine's own
         models); a name (str) the engine resolves itself without a file of ours (a stock name); None when this

@@ -13,6 +13,7 @@ from yolo_attn.model_yaml.edit import dump_ultralytics_yaml, insert_after, load_
 
 # family -> (stock YAML under ultralytics/cfg/models, model name, backbone rows that end the P3, P4, P5 stages,
 #            what those rows are, equal-channel neck Concats at scale n)
+ENGINE = "ultralytics"  # these variants are generated from this engine's own YAMLs, for it
 FAMILIES = {
     "yolo11": ("11/yolo11.yaml", "YOLO11{}", (4, 6, 8), "C3k2", (15,)),
     "yolov8": ("v8/yolov8.yaml", "YOLOv8{}", (4, 6, 8), "C2f", ()),
@@ -75,9 +76,9 @@ def variants():
 
 
 def stock_yaml(family):
-    from yolo_attn.engines.ultralytics.yamls import ultralytics_root
+    from yolo_attn import engines
 
-    return ultralytics_root() / "cfg" / "models" / FAMILIES[family][0]
+    return engines.get(ENGINE).stock_yaml(FAMILIES[family][0])
 
 
 def render(name):

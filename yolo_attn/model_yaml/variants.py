@@ -6,6 +6,7 @@ import yaml
 
 from yolo_attn.model_yaml.edit import dump_model_yaml, insert_after, load_model_yaml, replace_concat
 
+ENGINE = "yolov5"  # these variants are generated from this engine's own yolov5s.yaml, for it
 BACKBONE_STAGE_OUTPUTS = (4, 6, 8)  # yolov5s rows: the C3 outputs at P3/8, P4/16, P5/32 that feed the neck
 BACKBONE_C3S = (2, 4, 6, 8)  # yolov5s rows: the backbone's C3 blocks
 SPPF_ROW = 9  # yolov5s: the end of the backbone, P5/32 (20×20 at 640 px), the lowest resolution
@@ -147,9 +148,9 @@ def variant_dict(name):
 
 
 def base_yaml_path():
-    import yolov5
+    from yolo_attn import engines
 
-    return Path(yolov5.__file__).parent / "models" / "yolov5s.yaml"
+    return engines.get(ENGINE).stock_yaml("yolov5s.yaml")
 
 
 def render(name):

@@ -47,6 +47,11 @@ class UltralyticsEngine(Engine):
 
         return ULTRALYTICS_YAMLS
 
+    def stock_yaml(self, name: str) -> Path:
+        from yolo_attn.engines.ultralytics.yamls import ultralytics_root
+
+        return ultralytics_root() / "cfg" / "models" / name
+
     def find_cfg(self, name: str) -> Optional[Path | str]:
         """A path, a name in model_yamls/ultralytics/ (then model_yamls/), or a stock ultralytics name (returned as
         it is: ultralytics resolves it, and its scale, itself)."""

@@ -53,6 +53,11 @@ class Yolov5Engine(Engine):
 
         return paths.MODEL_YAMLS
 
+    def stock_yaml(self, name: str) -> Path:
+        from yolo_attn import paths
+
+        return paths.yolov5_root() / "models" / name
+
     def find_cfg(self, name: str) -> Optional[Path]:
         return self._cfg(name, quietly=True)
 
