@@ -76,7 +76,7 @@ def of_checkpoint(path: Any) -> Optional[Engine]:
         found = set(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
     except Exception:  # noqa: BLE001  (not a readable archive: the loader explains it)
         return None
-    return _first(lambda e: e.owns_checkpoint(found))
+    return _first(lambda e: e.owns_checkpoint(Path(path), found))
 
 
 def of_onnx(path: Any) -> Optional[Engine]:

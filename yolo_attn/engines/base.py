@@ -38,9 +38,9 @@ class Engine:
         """Is this model-YAML dict written for this engine?"""
         return False
 
-    def owns_checkpoint(self, class_names: set[str]) -> bool:
-        """Is a checkpoint whose pickle names these classes (``module.Class``) for this engine? (Scanned, never
-        unpickled.)"""
+    def owns_checkpoint(self, path: Path, class_names: set[str]) -> bool:
+        """Is the checkpoint at ``path``, whose pickle names these classes (``module.Class``; scanned, never
+        unpickled), for this engine?"""
         return False
 
     def owns_onnx(self, metadata: dict[str, str]) -> bool:

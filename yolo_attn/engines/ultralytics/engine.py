@@ -30,7 +30,7 @@ class UltralyticsEngine(Engine):
     def owns_yaml(self, d: dict) -> bool:
         return "anchors" not in d  # anchor-free heads
 
-    def owns_checkpoint(self, class_names: set[str]) -> bool:
+    def owns_checkpoint(self, path: Path, class_names: set[str]) -> bool:
         return any(n.startswith("ultralytics.nn.tasks.") for n in class_names)
 
     def owns_onnx(self, metadata: dict[str, str]) -> bool:

@@ -36,7 +36,7 @@ class Yolov5Engine(Engine):
     def owns_yaml(self, d: dict) -> bool:
         return "anchors" in d
 
-    def owns_checkpoint(self, class_names: set[str]) -> bool:
+    def owns_checkpoint(self, path: Path, class_names: set[str]) -> bool:
         return any(n.startswith(("yolov5.models.", "models.yolo.")) for n in class_names)
 
     def owns_onnx(self, metadata: dict[str, str]) -> bool:
