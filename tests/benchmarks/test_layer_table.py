@@ -1,4 +1,4 @@
-"""The README's layer table: generated from the registry and the shipped YAMLs, numbers checked independently."""
+"""The layer table of docs/layers.md: generated from the registry and the shipped YAMLs, numbers checked independently."""
 import re
 
 import pytest
@@ -70,7 +70,7 @@ def test_model_cost_is_the_bench_figure_for_yolov5s():
 
 
 def test_layer_table_and_bench_print_the_same_figures(table, tmp_path):
-    """One FLOP counter: scripts/bench.sh at 640 px and the README table agree for the same models."""
+    """One FLOP counter: scripts/bench.sh at 640 px and the docs/layers.md table agree for the same models."""
     import json
 
     from yolo_attn.cli import bench

@@ -75,7 +75,7 @@ def test_each_detections_map_has_more_heat_inside_its_box_than_outside(heatmaps,
                                                                       median):
     """Mean heat inside the detection's box > mean heat outside it. Measured on this model (110 detections on the
     20 val images): 100% for all four; median inside/outside ratio 9.7 (all), 9.6 (conf), 9.8 (class), 4.5 (Grad-CAM
-    at the neck); 5th percentile 5.3, 5.1, 5.7, 2.7. On the README's yolov5s-cbam (mAP50 0.86, 286 detections on 40
+    at the neck); 5th percentile 5.3, 5.1, 5.7, 2.7. On the yolov5s-cbam of docs/heatmaps.md (mAP50 0.86, 286 detections on 40
     val images): 100% with ratio median 12.0 (defaults), 98.6% with median 5.1 (Grad-CAM at the neck)."""
     entries, _ = heatmaps(method, layers, target)
     recs = _records(entries)
@@ -89,7 +89,7 @@ def test_each_detections_map_has_more_heat_inside_its_box_than_outside(heatmaps,
 def test_each_map_belongs_to_its_own_detection(heatmaps):
     """Control: a detection's map has more heat in its own box than in the box of another, non-overlapping
     detection of the same image -- the maps are per detection, not one picture of every object. Measured 99.6% of
-    472 pairs with the defaults (99.9% of 2006 on the README model). Grad-CAM, whose channel weights are global,
+    472 pairs with the defaults (99.9% of 2006 on the docs/heatmaps.md model). Grad-CAM, whose channel weights are global,
     lights up look-alike objects too: 76% here (74% there), so it is not the default."""
     from yolo_attn.heatmaps.metrics import heat_in_box
 

@@ -1,4 +1,4 @@
-"""The README's table of layer types, generated from the registry so it cannot drift.
+"""The table of layer types in docs/layers.md, generated from the registry so it cannot drift.
 
 Each layer's YAML row, parameter count and cost come from the shipped ``model_yamls/yolov5s-<name>.yaml`` that
 places it (built by the same generator, ``yolo_attn.model_yaml.variants``), measured against the stock yolov5s
@@ -45,7 +45,7 @@ def _flow(x):
 
 
 def layer_rows():
-    """One dict per registered layer: what the README table shows."""
+    """One dict per registered layer: what the table in docs/layers.md shows."""
     base_params, base_flops = model_cost(variant_dict("yolov5s.yaml"))
     rows = []
     for spec in registered_layers():

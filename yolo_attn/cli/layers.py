@@ -1,11 +1,11 @@
-"""``yolo-attn layers``: the registered layer types (``--markdown``: the README's table)."""
+"""``yolo-attn layers``: the registered layer types (``--markdown``: the table of docs/layers.md)."""
 from yolo_attn.cli.pipeline import Parser, run_cli
 from yolo_attn.registry import registered_layers
 
 
 def main(argv):
     p = Parser("yolo-attn layers", __doc__)
-    p.add_argument("--markdown", action="store_true", help="the README's table (params and GFLOPs on yolov5s)")
+    p.add_argument("--markdown", action="store_true", help="the table of docs/layers.md (params and GFLOPs on yolov5s)")
     opt, _ = p.parse(argv)
     if opt.markdown:
         from yolo_attn.benchmarks.layer_table import layer_table

@@ -14,7 +14,7 @@ COMMANDS = {
     "convert": ("convert", "convert a local VOC or COCO dataset to the yolov5 layout"),
     "insert": ("insert", "write a variant YAML (insert layers / replace Concat), re-numbered"),
     "transfer": ("transfer", "report how a checkpoint's tensors map onto a model YAML"),
-    "layers": ("layers", "list the registered layers (--markdown: the README table)"),
+    "layers": ("layers", "list the registered layers (--markdown: the table of docs/layers.md)"),
     "generate-yamls": ("generate_yamls", "regenerate model_yamls/ from yolov5's yolov5s.yaml"),
     "yolov5": ("yolov5", "yolov5's own train/val/detect/export with its flags (its `yolov5` command fails to import), "
                          "the layers and fixes installed, no yolo-attn defaults"),
