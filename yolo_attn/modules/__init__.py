@@ -30,8 +30,6 @@ LAYERS = (SE, ECA, CBAM, CoordAtt, MSCAM, AFF, iAFF, NonLocal, DoubleAttn, Selec
           SelfCalibConv, SGE, scSE, AttnGate, SECBAM, SimAM, EMA, GAM, TripletAttention, GCBlock, ShuffleAttn, NAM,
           LSKBlock, Chain)
 
-__all__ = ['SE', 'ECA', 'CBAM', 'CoordAtt', 'MSCAM', 'AFF', 'iAFF', 'NonLocal', 'DoubleAttn', 'SelectiveKernel',
-           'SplitAttn', 'SelfCalibConv', 'SGE', 'scSE', 'AttnGate', 'SECBAM', 'SimAM', 'EMA', 'GAM',
-           'TripletAttention', 'GCBlock', 'ShuffleAttn', 'NAM', 'LSKBlock', 'Chain', 'IdentityStart', 'LAYERS',
-           'AttentionModule', 'LayerSpec', 'Placement', 'PLACES', 'declare_layer',
-           'PooledBatchNorm2d', 'get_act_layer', 'make_rd_channels']
+__all__ = [cls.__name__ for cls in LAYERS] + [
+    "LAYERS", "IdentityStart", "AttentionModule", "LayerSpec", "Placement", "PLACES", "declare_layer",
+    "PooledBatchNorm2d", "get_act_layer", "make_rd_channels"]
