@@ -12,12 +12,13 @@ LAYERS = [
     ("errors",),
     ("modules",),
     ("registry",),
+    ("yaml_rows",),
     ("transfer", "checkpoints", "inject", "paths", "model_yaml.edit", "datasets.shapes"),
     ("engines",),
     ("cli", "heatmaps", "benchmarks", "metrics", "ablation", "datasets", "model_yaml"),
 ]
 ENGINES = ("yolov5", "ultralytics", "models", "utils")  # third-party engines (yolov5 also as its top-level copies)
-ENGINE_FREE = 3  # layers below this index never import an engine
+ENGINE_FREE = 4  # layers below this index never import an engine
 
 
 def module_name(path):

@@ -12,7 +12,7 @@ from yolo_attn.cli.pipeline import Parser
 from yolo_attn.errors import UsageError
 from yolo_attn.model_yaml.edit import dump_model_yaml, insert_after, load_model_yaml, replace_concat
 from yolo_attn.registry import find_layer, layer_names
-from yolo_attn.registry.rows import check_row, row_label
+from yolo_attn.yaml_rows import check_row, row_label
 
 
 def _parser():

@@ -1,10 +1,11 @@
 """Attention modules: pure PyTorch, one small module per idea (class names are the YAML layer names).
 
 What lives here: the modules, their contract (``AttentionModule``: forward plus readable gates), the declaration
-that makes each one a YOLO layer type (``declare_layer``/``LayerInfo``, read by the registry), the shared helpers
-and ``IdentityStart``. Imports: torch only — never the registry, an engine (yolov5, ultralytics) or an application.
+that makes each one a YOLO layer type (``declare_layer``: the class's ``LayerSpec``, which the registry holds), the
+shared helpers and ``IdentityStart``. Imports: torch only — never the registry, an engine (yolov5, ultralytics) or
+an application.
 """
-from ._base import PLACES, AttentionModule, LayerInfo, Placement, declare_layer
+from ._base import PLACES, AttentionModule, LayerSpec, Placement, declare_layer
 from ._common import PooledBatchNorm2d, get_act_layer, make_rd_channels
 from .channel import ECA, SE
 from .fusion import AFF, MSCAM, iAFF
@@ -29,8 +30,6 @@ LAYERS = (SE, ECA, CBAM, CoordAtt, MSCAM, AFF, iAFF, NonLocal, DoubleAttn, Selec
           SelfCalibConv, SGE, scSE, AttnGate, SECBAM, SimAM, EMA, GAM, TripletAttention, GCBlock, ShuffleAttn, NAM,
           LSKBlock, Chain)
 
-__all__ = ['SE', 'ECA', 'CBAM', 'CoordAtt', 'MSCAM', 'AFF', 'iAFF', 'NonLocal', 'DoubleAttn', 'SelectiveKernel',
-           'SplitAttn', 'SelfCalibConv', 'SGE', 'scSE', 'AttnGate', 'SECBAM', 'SimAM', 'EMA', 'GAM',
-           'TripletAttention', 'GCBlock', 'ShuffleAttn', 'NAM', 'LSKBlock', 'Chain', 'IdentityStart', 'LAYERS',
-           'AttentionModule', 'LayerInfo', 'Placement', 'PLACES', 'declare_layer',
-           'PooledBatchNorm2d', 'get_act_layer', 'make_rd_channels']
+__all__ = [cls.__name__ for cls in LAYERS] + [
+    "LAYERS", "IdentityStart", "AttentionModule", "LayerSpec", "Placement", "PLACES", "declare_layer",
+    "PooledBatchNorm2d", "get_act_layer", "make_rd_channels"]

@@ -7,7 +7,7 @@ from ._common import get_act_layer, make_rd_channels, two_maps
 
 
 @declare_layer(name="AttnGate", paper="Oktay et al., Attention U-Net, MIDL 2018", family="gate", inputs=2,
-               channels="first", aliases=("AttentionGate", "AG"),
+               out_from_first=True, aliases=("AttentionGate", "AG"),
                placements=(Placement("top_down_skips",
                                      "YOLOv5s + attention gates (Oktay et al., Attention U-Net, 2018) on the neck's\n"
                                      "top-down skips, as in the U-Net decoder: before each top-down Concat the backbone\n"

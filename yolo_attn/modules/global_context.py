@@ -78,7 +78,7 @@ class NonLocal(AttentionModule):
 
 
 @declare_layer(name="DoubleAttn", paper="Chen et al., A²-Nets: Double Attention Networks, NeurIPS 2018",
-               family="global", channels="out", yaml_args="[1024]", aliases=("A2", "DoubleAttention"),
+               family="global", changes_channels=True, yaml_args="[1024]", aliases=("A2", "DoubleAttention"),
                placements=(Placement("end_of_backbone",
                                      "YOLOv5s + A² double attention (Chen et al., NeurIPS 2018), c_m = c_n = C/4,\n"
                                      "residual. Placement: one block after SPPF (row 9), at P5/32, the lowest\n"

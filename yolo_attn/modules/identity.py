@@ -11,7 +11,7 @@ class IdentityStart(AttentionModule):
 
     The zero-initialised residual blend of Non-local blocks (zero-init output BN) and mmcv's ContextBlock
     (zero-init last conv), applied around any one-input, channel-keeping attention layer. A layer that already
-    starts as the identity (``LayerInfo.starts_as_identity``) must not be wrapped: with both zeros, every
+    starts as the identity (``LayerSpec.starts_as_identity``) must not be wrapped: with both zeros, every
     gradient of gamma and of the layer is exactly 0 at the first step, and neither ever moves.
     """
 

@@ -14,7 +14,7 @@ from ._common import (PooledBatchNorm2d, check_divisible, get_act_layer, make_rd
 
 
 @declare_layer(name="SelectiveKernel", paper="Li et al., Selective Kernel Networks, CVPR 2019", family="kernel",
-               channels="out", yaml_args="[256, {stride: 2}]", aliases=("SK", "SKConv", "SKAttention"),
+               changes_channels=True, yaml_args="[256, {stride: 2}]", aliases=("SK", "SKConv", "SKAttention"),
                placements=(Placement("stage_downsamples",
                                      "YOLOv5s + Selective Kernel convs (Li et al., CVPR 2019): M=2 branches (3x3 and\n"
                                      "3x3 dilated 2), G=32, r=16, L=32."),))
@@ -78,7 +78,7 @@ class SelectiveKernel(AttentionModule):
 
 
 @declare_layer(name="SplitAttn", paper="Zhang et al., ResNeSt: Split-Attention Networks, 2020", family="kernel",
-               channels="out", yaml_args="[256, {stride: 2}]", aliases=("SplAt", "ResNeSt"),
+               changes_channels=True, yaml_args="[256, {stride: 2}]", aliases=("SplAt", "ResNeSt"),
                placements=(Placement("stage_downsamples",
                                      "YOLOv5s + split-attention convs (ResNeSt, Zhang et al. 2020): radix 2,\n"
                                      "cardinality 1, reduction 4."),))
@@ -153,7 +153,7 @@ def _conv_bn(c1, c2, stride=1, norm_layer=nn.BatchNorm2d):
 
 @declare_layer(name="SelfCalibConv",
                paper="Liu et al., Improving Convolutional Networks with Self-Calibrated Convolutions, CVPR 2020",
-               family="kernel", channels="out", yaml_args="[256, {stride: 2}]", aliases=("SelfCalibratedConv",),
+               family="kernel", changes_channels=True, yaml_args="[256, {stride: 2}]", aliases=("SelfCalibratedConv",),
                placements=(Placement("stage_downsamples",
                                      "YOLOv5s + self-calibrated convs (Liu et al., CVPR 2020; not the 2023 SCConv),\n"
                                      "pooling r=4."),))

@@ -1,7 +1,8 @@
-"""The layer registry: names, aliases, channel rules and the factory.
+"""The layer registry: names, aliases and the factory.
 
-What lives here: ``LayerSpec`` (read from each module's declaration), ``register``/``find_layer``, ``create_attn``,
-and the engine-independent reading of YAML rows (``rows``: safe args, ``from`` checks, attention channel rules).
+What lives here: ``register``/``find_layer`` (by name and alias, case-insensitive) holding the ``LayerSpec`` each
+module declares (``yolo_attn.modules``; re-exported here), ``create_attn``/``build``, and the suggestions of an
+unknown-name error. Reading a model YAML's rows is ``yolo_attn.yaml_rows``, the layer above.
 Imports: ``yolo_attn.modules`` and ``yolo_attn.errors`` only — never an engine or an application.
 """
 from yolo_attn.registry import builtin  # noqa: F401  (registers the shipped layers)

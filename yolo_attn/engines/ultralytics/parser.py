@@ -23,8 +23,8 @@ from torch import nn
 from yolo_attn.errors import ModelConfigError
 from yolo_attn.modules import IdentityStart
 from yolo_attn.registry import find_layer
-from yolo_attn.registry.rows import (attention_channels, build_row, check_row, identity_rows_of, make_divisible,
-                                     resolve_activation, resolve_arg, row_label, torch_layer, unknown_layer)
+from yolo_attn.yaml_rows import (attention_channels, build_row, check_row, identity_rows_of, make_divisible,
+                                 resolve_activation, resolve_arg, row_label, torch_layer, unknown_layer)
 
 ENGINE = "ultralytics"
 SYMBOLS = ("nc", "kpt_shape")  # names ultralytics' YAMLs use as args; everything else is a literal or a word

@@ -20,10 +20,9 @@ from torch import nn
 from yolo_attn.errors import ModelConfigError
 from yolo_attn.modules import IdentityStart
 from yolo_attn.registry import find_layer
-from yolo_attn.registry.rows import (attention_channels, build_row, check_channels, check_model_fields, check_repeats,
-                                     check_row, check_size, check_upsample, foreign_channel_args, identity_rows_of,
-                                     make_divisible, resolve_activation, resolve_arg, row_label, torch_layer,
-                                     unknown_layer)
+from yolo_attn.yaml_rows import (attention_channels, build_row, check_channels, check_model_fields, check_repeats,
+                                 check_row, check_size, check_upsample, foreign_channel_args, identity_rows_of,
+                                 make_divisible, resolve_activation, resolve_arg, row_label, torch_layer, unknown_layer)
 
 # yolov5 layers whose first arg is the output channel count (scaled by width_multiple), as yolov5's parse_model
 # lists them; the names are resolved from yolov5.models.common at parse time.
