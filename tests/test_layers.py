@@ -12,7 +12,7 @@ LAYERS = [
     ("errors",),
     ("modules",),
     ("registry",),
-    ("transfer", "checkpoints", "inject", "paths", "model_yaml.edit", "datasets.shapes"),
+    ("transfer", "checkpoints", "inject", "paths", "matches", "model_yaml.edit", "datasets.shapes"),
     ("engines",),
     ("cli", "heatmaps", "benchmarks", "metrics", "ablation", "datasets", "model_yaml"),
 ]
