@@ -13,7 +13,7 @@ LAYERS = [
     ("modules",),
     ("registry",),
     ("yaml_rows",),
-    ("transfer", "checkpoints", "inject", "paths", "model_yaml.edit", "datasets.shapes"),
+    ("transfer", "checkpoints", "inject", "paths", "matches", "model_yaml.edit", "datasets.shapes"),
     ("engines",),
     ("cli", "heatmaps", "benchmarks", "metrics", "ablation", "datasets", "model_yaml"),
 ]

@@ -11,7 +11,7 @@ import numpy as np
 import yaml
 
 from yolo_attn.ablation.bootstrap import map_scores
-from yolo_attn.ablation.matches import ImageMatches, MatchRecord
+from yolo_attn.matches import ImageMatches, MatchRecord
 from yolo_attn.ablation.sweep import TRAIN
 
 

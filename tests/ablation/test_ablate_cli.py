@@ -188,12 +188,12 @@ def test_ultralytics_settings_right_after_the_cfgs_are_settings(setup, tmp_path)
 
 
 def test_without_data_an_ultralytics_sweep_takes_its_engines_sweep_epochs(setup, tmp_path):
-    from yolo_attn.cli.ablate_engines import ENGINES
+    from yolo_attn import engines
 
     fake = FakeCommands(options_file="args.yaml")
     argv = ["--cfgs", "yolo11n.yaml", "yolo11n-se.yaml", "--seeds", "1", "--out", str(tmp_path), "--quick-bench"]
     assert _run(argv, fake) == 0
-    assert fake.argvs(TRAIN)[0][2:4] == ["--epochs", str(ENGINES["ultralytics"].sweep_epochs)]
+    assert fake.argvs(TRAIN)[0][2:4] == ["--epochs", str(engines.get("ultralytics").sweep_epochs)]
 
 
 @pytest.mark.parametrize("extra, message", [

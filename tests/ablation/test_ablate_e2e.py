@@ -7,7 +7,7 @@ import yaml
 from yolo_attn import paths
 from yolo_attn.ablation import sweep
 from yolo_attn.ablation.bootstrap import map_scores
-from yolo_attn.ablation.matches import MatchRecord
+from yolo_attn.matches import MatchRecord
 from yolo_attn.cli import ablate
 from yolo_attn.cli.pipeline import run_cli
 from yolo_attn.datasets import shapes

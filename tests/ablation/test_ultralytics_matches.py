@@ -9,8 +9,8 @@ import torch
 
 from yolo_attn import paths
 from yolo_attn.ablation.bootstrap import WeightedMAP, map_scores
-from yolo_attn.ablation.matches import MatchRecord
-from yolo_attn.ablation.ultralytics_matches import MatchCollector
+from yolo_attn.matches import MatchRecord
+from yolo_attn.engines.ultralytics.matches import MatchCollector
 from yolo_attn.cli import val as val_cli
 from yolo_attn.cli.pipeline import run_cli
 from yolo_attn.datasets import shapes

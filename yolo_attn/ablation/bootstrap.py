@@ -56,7 +56,7 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
-from yolo_attn.ablation.matches import AP_RULES, MatchRecord, check_aligned
+from yolo_attn.matches import AP_LINE_TO_END, AP_RULES, AP_ZERO_AFTER_LAST, MatchRecord, check_aligned
 
 EPS = 1e-16  # ap_per_class's eps in the recall denominator
 RECALL_GRID = np.linspace(0, 1, 101)  # compute_ap's 101-point (COCO) interpolation
@@ -74,11 +74,11 @@ class MapScores(NamedTuple):
 # (a) the reference: yolov5's ap_per_class / compute_ap, restated on numpy alone
 
 
-def compute_ap(recall: np.ndarray, precision: np.ndarray, rule: str = "yolov5") -> float:
+def compute_ap(recall: np.ndarray, precision: np.ndarray, rule: str = AP_LINE_TO_END) -> float:
     """The engine's ``compute_ap``: sentinels, precision envelope, 101-point interpolated area."""
     if rule not in AP_RULES:
         raise ValueError(f"rule must be one of {', '.join(AP_RULES)}, got {rule!r}")
-    if rule == "ultralytics":
+    if rule == AP_ZERO_AFTER_LAST:
         mrec = np.concatenate(([0.0], recall, [recall[-1] if len(recall) else 1.0], [1.0]))
         mpre = np.concatenate(([1.0], precision, [0.0], [0.0]))
     else:
@@ -89,7 +89,7 @@ def compute_ap(recall: np.ndarray, precision: np.ndarray, rule: str = "yolov5") 
 
 
 def ap_per_class(tp: np.ndarray, conf: np.ndarray, pred_cls: np.ndarray, target_cls: np.ndarray,
-                 rule: str = "yolov5") -> tuple[np.ndarray, np.ndarray]:
+                 rule: str = AP_LINE_TO_END) -> tuple[np.ndarray, np.ndarray]:
     """The engine's ``ap_per_class`` reduced to what mAP needs: ``(classes present in the targets, AP[class, iou])``."""
     order = np.argsort(-conf)
     tp, pred_cls = tp[order], pred_cls[order]
@@ -243,7 +243,7 @@ def _ranked_above(plan: _ClassPlan, seg: np.ndarray) -> np.ndarray:
 
 
 def _column_ap(column: _Column, above: np.ndarray, w: np.ndarray, n_l: np.ndarray, n_p: np.ndarray,
-               rule: str = "yolov5") -> np.ndarray:
+               rule: str = AP_LINE_TO_END) -> np.ndarray:
     """AP of one class at one IoU threshold for each resample of the chunk (the engine's compute_ap, closed
     form)."""
     n_chunk, n_tp = w.shape[0], column.tp_image.size
@@ -264,7 +264,7 @@ def _column_ap(column: _Column, above: np.ndarray, w: np.ndarray, n_l: np.ndarra
     k = _units_at_or_below(x, denom, total[:, None])
     inside = k < total[:, None]
     values = _envelope_at_unit(t, envelope_rev, k + 1, inside)
-    if rule == "ultralytics":  # from the last point's recall on: 0
+    if rule == AP_ZERO_AFTER_LAST:  # from the last point's recall on: 0
         values = np.where(inside, values, 0.0)
         return np.where(n_p > 0, np.trapezoid(values, RECALL_GRID, axis=-1), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):

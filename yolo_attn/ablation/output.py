@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from yolo_attn.ablation.report import COCO, METRICS
+from yolo_attn.ablation.report import COCO, FIRST_ENGINE, METRICS
 from yolo_attn.benchmarks import ablation as bench
 from yolo_attn.benchmarks import table
 from yolo_attn.benchmarks.table import Column
@@ -82,7 +82,7 @@ def markdown(rows, meta, ci):
              f"{meta['cost']['rounds']} interleaved rounds, {meta['cost']['threads']} threads, {meta['cost']['cpu']}"
              f"{'; --quick-bench, not representative' if meta['cost']['quick'] else ''}); params at "
              f"nc={meta['cost']['nc']}.",
-             f"- mAP50, mAP50-95: the {meta.get('engine', 'yolov5')} engine's figures of each run's best weights on "
+             f"- mAP50, mAP50-95: the {meta.get('engine', FIRST_ENGINE)} engine's figures of each run's best weights on "
              "the whole validation split, mean ± sample std over the finished seeds (seeds column).",
              f"- Δ: variant minus baseline, each averaged over its seeds; in brackets the {percent} percentile "
              f"interval of a paired bootstrap: {meta['resamples']:,} resamples of the validation images (with "

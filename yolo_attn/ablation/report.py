@@ -18,11 +18,12 @@ import numpy as np
 import yaml
 
 from yolo_attn.ablation.bootstrap import map_scores, paired_bootstrap
-from yolo_attn.ablation.matches import MatchRecord, check_aligned
+from yolo_attn.matches import MatchRecord, check_aligned
 from yolo_attn.ablation.sweep import Run, read_json
 from yolo_attn.errors import UsageError
 
 METRICS = ("mAP50", "mAP50-95")
+FIRST_ENGINE = "yolov5"  # the engine of sweeps and tables written before the engine's name was recorded
 COCO = (("coco_AP", "COCO AP", "AP"), ("coco_APs", "AP_S", "APs"), ("coco_APm", "AP_M", "APm"),
         ("coco_APl", "AP_L", "APl"))
 # training options that must agree between the runs of one comparison (a run's opt.yaml; not "weights": yolov5

@@ -1,4 +1,6 @@
-"""The ablation table: params, GFLOPs, latency, training-step time, peak memory, mAP per model YAML.
+"""The ablation table: params, GFLOPs, latency, training-step time, peak memory, mAP per model YAML, for the models of
+one engine (what differs per engine is asked of its ``Engine``: the YAMLs, fusing, and which extra figures its models
+have, ``Engine.bench_extras``). The one measuring path of ``scripts/bench.sh`` and of the sweep's cost columns.
 
   scripts/bench.sh [--cfgs A.yaml B.yaml ...] [--imgsz 640] [--device auto|cpu|0] [--runs runs/train] --out DIR
 
@@ -20,6 +22,7 @@ Every figure is taken in one process, the baseline (model_yamls/yolov5s.yaml) an
   ratio and peak memory, with the device named.
 """
 import copy
+import dataclasses
 import datetime
 import json
 import platform
@@ -29,15 +32,14 @@ from pathlib import Path
 
 import torch
 
+from yolo_attn import engines
 from yolo_attn.benchmarks import table
 from yolo_attn.benchmarks.flops import count_flops, yolov5_gflops
 from yolo_attn.benchmarks.table import Column
-from yolo_attn.engines.yolov5.model import build_model, quiet
-from yolo_attn.registry import find_layer
 from yolo_attn.benchmarks.latency import (inference_fn, interleaved_times, peak_cuda_memory, peak_tensor_memory,
                                           summarize_times, train_step_fn)
+from yolo_attn.registry import find_layer
 
-BASELINE = "yolov5s.yaml"
 TRAIN_GOAL = 1.15
 MB = 2 ** 20
 
@@ -49,7 +51,7 @@ QUICK = dict(imgsz=128, rounds=3, warmup=1, train_imgsz=64, train_batch=2, train
 @dataclass
 class Settings:
     cfgs: list = field(default_factory=list)
-    baseline: str = BASELINE
+    baseline: str = None  # None: the engine's bench_baseline
     imgsz: int = FULL["imgsz"]
     rounds: int = FULL["rounds"]
     warmup: int = FULL["warmup"]
@@ -92,21 +94,8 @@ def _log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
-def resolve_cfgs(cfgs, baseline=BASELINE):
-    """Model YAML paths, baseline first, each once; default: every YAML in model_yamls/."""
-    from yolo_attn import paths
-
-    base = paths.resolve_cfg(baseline)
-    found = [paths.resolve_cfg(c) for c in cfgs] if cfgs else sorted(paths.MODEL_YAMLS.glob("*.yaml"))
-    out = [base]
-    for p in found:
-        if Path(p).resolve() not in [q.resolve() for q in out]:
-            out.append(Path(p))
-    return out
-
-
 def attention_layers(model):
-    """{'CBAM': 3}: the registered attention layers among the rows of a yolov5 model, with their counts."""
+    """{'CBAM': 3}: the registered attention layers among the rows of a detection model, with their counts."""
     from yolo_attn.registry import registered_layers
 
     specs = {spec.cls: spec for spec in registered_layers()}
@@ -122,15 +111,16 @@ def attention_label(layers):
     return ", ".join(f"{k}×{v}" for k, v in layers.items()) or "-"
 
 
-def build_variant(cfg, nc=80, fold_attn_bn=False, name=None):
-    """The model of ``cfg`` (a YAML path, or a model dict with ``name``) as trained (train mode) and a fused eval
-    copy for inference."""
+def build_variant(cfg, nc=80, fold_attn_bn=False, name=None, engine=None):
+    """The model of ``cfg`` (a YAML path or name, or a model dict with ``name``) as its engine (``engines.of(cfg)``
+    unless given) trains it (train mode) and a fused eval copy for inference."""
+    engine = engine or engines.of(cfg)
     torch.manual_seed(0)
-    model = build_model(cfg, nc=nc)
+    model = engine.build_model(cfg, nc=nc)
     params = sum(p.numel() for p in model.parameters())
     infer = copy.deepcopy(model).eval()
-    with quiet(), torch.no_grad():
-        infer.fuse()
+    with torch.no_grad():
+        engine.fuse(infer)
         if fold_attn_bn:
             from yolo_attn.benchmarks.fold import fold_attention_bn
 
@@ -138,7 +128,7 @@ def build_variant(cfg, nc=80, fold_attn_bn=False, name=None):
     for p in infer.parameters():
         p.requires_grad_(False)
     layers = attention_layers(model)
-    cfg = Path(name or "") if isinstance(cfg, dict) else Path(cfg)
+    cfg = Path(name or "") if isinstance(cfg, dict) else Path(str(cfg))
     return Variant(name or cfg.stem, cfg, attention_label(layers), layers, params, model.train(), infer)
 
 
@@ -235,17 +225,20 @@ def _input(batch, imgsz, device="cpu", dtype=torch.float32, channels_last=False,
     return x.contiguous(memory_format=torch.channels_last) if channels_last else x
 
 
-def measure(settings):
-    """Build every model, measure it, return (rows, meta)."""
-    s = settings
+def measure(settings, engine):
+    """Build every model of ``engine``, measure it, return (rows, meta)."""
+    extras = engine.bench_extras
+    s = dataclasses.replace(settings, channels_last=settings.channels_last and "channels_last" in extras,
+                            fold_attn_bn=settings.fold_attn_bn and "fold_attn_bn" in extras)
     if s.threads:
         torch.set_num_threads(int(s.threads))
-    gpu = _gpu_device(s.device)
-    variants = build_variants(s)
+    gpu = _gpu_device(s.device) if "gpu" in extras else None
+    with engine.usage_errors():
+        variants = build_variants(s, engine)
     base = variants[0].name
     rows = {v.name: {"model": v.name, "cfg": str(v.cfg), "attention": v.attention, "params": v.params}
             for v in variants}
-    _count_flops(variants, rows, s)
+    _count_flops(variants, rows, s, "thop_gflops" in extras)
     x = _input(1, s.imgsz, channels_last=s.channels_last)
     _log(f"CPU inference: {s.rounds} interleaved rounds × {len(variants)} models, batch 1, {s.imgsz} px, "
          f"{torch.get_num_threads()} threads")
@@ -270,14 +263,11 @@ def measure(settings):
         gpu_name = torch.cuda.get_device_name(gpu)
         _log(f"GPU ({gpu_name}): fp16 inference and mixed-precision training step")
         _measure_gpu(variants, rows, base, gpu, s)
+    goal_rows(variants, rows, base)
 
-    for v in variants:
-        r = rows[v.name]
-        r["cpu_goal"] = v.cpu_goal
-        r["cpu_goal_met"] = None if v.cpu_goal is None else bool(r["cpu_ratio"] <= v.cpu_goal)
-        r["train_goal_met"] = None if v.name == base or "train_ratio" not in r else bool(r["train_ratio"] <= TRAIN_GOAL)
-
-    notes = []
+    lacking = [what for key, what in (("thop_gflops", "yolov5 GFLOPs column not applicable"),
+                                      ("gpu", "no GPU figures")) if key not in extras]
+    notes = [f"{engine.name} engine: " + "; ".join(lacking)] if lacking else []
     if s.runs:
         runs = find_runs(s.runs, variants)
         for name, entry in runs.items():
@@ -309,24 +299,35 @@ def measure(settings):
     return [rows[v.name] for v in variants], meta
 
 
-def build_variants(s):
-    """The baseline and the variants of settings ``s``, built (baseline first)."""
+def goal_rows(variants, rows, base):
+    """Each row's latency goal (the loosest of its layers') and whether the measured ratios meet the goals."""
+    for v in variants:
+        r = rows[v.name]
+        r["cpu_goal"] = v.cpu_goal
+        r["cpu_goal_met"] = None if v.cpu_goal is None else bool(r["cpu_ratio"] <= v.cpu_goal)
+        r["train_goal_met"] = None if v.name == base or "train_ratio" not in r else bool(r["train_ratio"] <= TRAIN_GOAL)
+
+
+def build_variants(s, engine):
+    """The baseline and the variants of settings ``s``, built by ``engine`` (baseline first)."""
     variants = []
-    for cfg in resolve_cfgs(s.cfgs, s.baseline):
-        _log(f"building {cfg.name}")
-        variants.append(build_variant(cfg, s.nc, s.fold_attn_bn))
+    for cfg in engine.bench_cfgs(s.cfgs, s.baseline or engine.bench_baseline):
+        _log(f"building {Path(str(cfg)).name}")
+        variants.append(build_variant(cfg, s.nc, s.fold_attn_bn, engine=engine))
     if s.channels_last:
         for v in variants:
             v.infer_model.to(memory_format=torch.channels_last)
     return variants
 
 
-def _count_flops(variants, rows, s):
+def _count_flops(variants, rows, s, thop_gflops):
     _log(f"counting FLOPs at {s.imgsz} px")
     for v in variants:
         report = flop_report(v, s.imgsz)
         rows[v.name].update(gflops=report.total / 1e9, gflops_attention=report.attention / 1e9,
-                            gflops_yolov5=yolov5_gflops(v.infer_model, s.imgsz), _uncounted=dict(report.uncounted))
+                            _uncounted=dict(report.uncounted))
+        if thop_gflops:
+            rows[v.name]["gflops_yolov5"] = yolov5_gflops(v.infer_model, s.imgsz)
 
 
 def _measure_gpu(variants, rows, base, device, s):

@@ -61,21 +61,17 @@ def _batch(n, imgsz, seed):
 def _step_worker(rank, world, port, args, out):
     import torch
     import torch.distributed as dist
-    import yaml
 
-    from yolo_attn import paths
-    from yolo_attn.engines.yolov5.model import build_model
+    from yolo_attn import engines
 
     torch.set_num_threads(max(1, args["threads"] // world))
     if world > 1:
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
         dist.init_process_group("gloo", rank=rank, world_size=world)
-    from yolov5.utils.loss import ComputeLoss
-
+    engine = engines.of(args["cfg"])
     torch.manual_seed(0)
-    model = build_model(paths.resolve_cfg(args["cfg"]), nc=4).train()
-    model.hyp = yaml.safe_load((paths.yolov5_root() / "data" / "hyps" / "hyp.scratch-low.yaml").read_text())
-    compute_loss = ComputeLoss(model)
+    model = engine.build_model(engine.resolve_cfg(args["cfg"]), nc=4).train()
+    compute_loss = engine.loss_fn(model)
     net = torch.nn.parallel.DistributedDataParallel(model, static_graph=True) if world > 1 else model
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     imgs, targets = _batch(args["batch"] // world, args["imgsz"], rank)

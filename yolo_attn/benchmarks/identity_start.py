@@ -15,32 +15,23 @@ from pathlib import Path
 import torch
 import yaml
 
-from yolo_attn import paths
+from yolo_attn import engines, paths
 from yolo_attn.checkpoints import load_checkpoint
 from yolo_attn.datasets import shapes
-from yolo_attn.engines.yolov5.model import build_model, identity_rows, quiet
 from yolo_attn.transfer import structural_transfer
 
 
-def _variant_checkpoint(ckpt, cfg, init, folder):
+def _variant_checkpoint(engine, ckpt, cfg, init, folder):
     source = (ckpt.get("ema") or ckpt["model"]).float()
     d = yaml.safe_load(Path(cfg).read_text())
-    d["identity_start"] = identity_rows(source.state_dict(), d) if init == "identity" else []
-    model = build_model(d, nc=int(source.nc))
+    d["identity_start"] = engine.identity_rows(source.state_dict(), d) if init == "identity" else []
+    model = engine.build_model(d, nc=int(source.nc))
     mapped, report = structural_transfer(source.state_dict(), model.state_dict())
     model.load_state_dict(mapped, strict=False)
     model.names, model.nc, model.hyp = source.names, source.nc, getattr(source, "hyp", {})
     path = Path(folder) / f"{Path(cfg).stem}-{init}.pt"
     torch.save({"model": model, "opt": ckpt.get("opt"), "epoch": -1}, path)
     return path, report
-
-
-def _val(weights, data, imgsz):
-    import yolov5.val as yolov5_val
-
-    results, _, _, _ = yolov5_val.run(data=str(data), weights=str(weights), imgsz=imgsz, batch_size=32, workers=0,
-                                      plots=False, project=tempfile.mkdtemp(), name="v", half=False)
-    return results[2], results[3]
 
 
 def main(argv=None):
@@ -53,12 +44,13 @@ def main(argv=None):
     trained = ckpt.get("opt") or {}
     data = paths.resolve_data(opt.data) if opt.data else Path(trained.get("data") or shapes.ensure(paths.EMBEDDED_DATASET))
     imgsz = int(trained.get("imgsz", 640))
-    with quiet():
-        rows = [("baseline checkpoint", *_val(opt.weights, data, imgsz), "-")]
+    engine = engines.of(opt.weights)
+    with engine.quiet():
+        rows = [("baseline checkpoint", *engine.val_maps(opt.weights, data, imgsz), "-")]
         with tempfile.TemporaryDirectory() as folder:
             for init in ("identity", "default"):
-                path, report = _variant_checkpoint(ckpt, paths.resolve_cfg(opt.cfg), init, folder)
-                rows.append((f"{Path(opt.cfg).stem}, {init} init", *_val(path, data, imgsz),
+                path, report = _variant_checkpoint(engine, ckpt, engine.resolve_cfg(opt.cfg), init, folder)
+                rows.append((f"{Path(opt.cfg).stem}, {init} init", *engine.val_maps(path, data, imgsz),
                              f"{report.transferred}/{report.source_tensors}"))
     print(f"\n{'model at step 0':<45}{'mAP50':>8}{'mAP50-95':>10}  transferred")
     for name, m50, m5095, moved in rows:

@@ -111,6 +111,13 @@ def inference_fn(model, x):
     return run
 
 
+def _tensors(out):
+    """The tensors of a model's training output: a tensor, a list or tuple of them (yolov5), a dict of tensors or
+    of lists of tensors (ultralytics); one level of nesting, in order."""
+    outs = out.values() if isinstance(out, dict) else out if isinstance(out, (list, tuple)) else [out]
+    return [t for o in outs for t in (o if isinstance(o, (list, tuple)) else [o]) if isinstance(t, torch.Tensor)]
+
+
 def train_step_fn(model, x, autocast_device=None, dtype=torch.float16):
     """One training step without a loss: forward in train mode, backward of the sum of the outputs,
     gradients released (``set_to_none``). ``autocast_device`` ("cuda") runs the forward in mixed precision."""
@@ -121,8 +128,7 @@ def train_step_fn(model, x, autocast_device=None, dtype=torch.float16):
                 out = model(x)
         else:
             out = model(x)
-        outs = out if isinstance(out, (list, tuple)) else [out]
-        sum(o.float().sum() for o in outs if isinstance(o, torch.Tensor)).backward()
+        sum(o.float().sum() for o in _tensors(out)).backward()
         model.zero_grad(set_to_none=True)
 
     return run

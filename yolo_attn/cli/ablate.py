@@ -25,19 +25,34 @@ from pathlib import Path
 
 import yaml
 
-from yolo_attn import paths
-from yolo_attn.cli.ablate_engines import ENGINES, OWNED, owned_flag
-from yolo_attn.cli.engine import engine_of_cfg
+from yolo_attn import engines, paths
+from yolo_attn.ablation.report import FIRST_ENGINE
 from yolo_attn.cli.pipeline import Parser, resolve_data, run_cli
 from yolo_attn.errors import BadParameter, UsageError
 
 MANIFEST = "sweep.json"
 SETTING = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*")  # ultralytics' key=value
-SWEEP_EPOCHS = ", ".join(f"{e.sweep_epochs} ({e.name})" for e in ENGINES.values())
+# flags the sweep sets for every run, as the key they are read into -> what to use instead
+OWNED = {"seed": "--seeds N", "name": "--out DIR", "project": "--out DIR", "exist_ok": "--out DIR",
+         "resume": "the same command again", "cfg": "--cfgs", "model": "--cfgs",
+         "save_matches": "nothing (every run saves it)"}
+
+
+def owned_flag(token):
+    """The OWNED key a command-line token sets (``--seed``, ``--seed=1``, ``seed=1``), else None."""
+    if not token.startswith("--") and "=" not in token:
+        return None
+    key = token.lstrip("-").split("=", 1)[0].replace("-", "_")
+    return key if key in OWNED else None
+
+
+def sweep_epochs():
+    """The runs' epochs without --data, per engine (in the help)."""
+    return ", ".join(f"{e.sweep_epochs} ({e.name})" for e in reversed(engines.registered()))
 
 
 def parser():
-    doc = __doc__.split("\n\n", 1)[1].replace("SWEEP_EPOCHS epochs", f"{SWEEP_EPOCHS} epochs")
+    doc = __doc__.split("\n\n", 1)[1].replace("SWEEP_EPOCHS epochs", f"{sweep_epochs()} epochs")
     p = Parser("yolo-attn ablate", doc, engine_tool="train")
     p.add_argument("--cfgs", nargs="+", required=True,
                    help="model YAMLs of one engine (paths, or names in model_yamls/ or model_yamls/ultralytics/)")
@@ -67,12 +82,22 @@ def settings_out_of_cfgs(opt, rest):
 def resolve_cfg(name):
     """(engine, path) of a model YAML given to the sweep: a path, or a name in model_yamls/ (yolov5) or
     model_yamls/ultralytics/. The runs are named after the file, so it must be a file."""
-    engine, file = engine_of_cfg(name)  # a name only ultralytics resolves comes back as it is
+    engine, file = engines.find_cfg(name)  # a name only ultralytics resolves comes back as it is
+    if file is None:
+        raise UsageError("\n".join(_not_found(e, name) for e in engines.registered()))
     if not Path(file).is_file():
         raise BadParameter("cfgs", f"{{name}} {name}: a model of the ultralytics package, not a file; the sweep "
                                    "names its runs after their YAML files: use the shipped baseline "
                                    "(model_yamls/ultralytics/yolo11n.yaml is ultralytics' own yolo11n) or a copy")
     return engine, Path(file).resolve()
+
+
+def _not_found(engine, name):
+    try:
+        engine.resolve_cfg(name)
+    except UsageError as e:
+        return f"{engine.name} engine: {e}"
+    return f"{engine.name} engine: model cfg {name!r} not found"
 
 
 def _cfgs(names):
@@ -81,10 +106,11 @@ def _cfgs(names):
     for name in names:
         engine, cfg = resolve_cfg(name)
         found.setdefault(cfg, engine)
-    engines = sorted({e or "yolov5" for e in found.values()})
-    if len(engines) > 1:
-        by_engine = "; ".join(f"{e}: {', '.join(c.name for c, ce in found.items() if (ce or 'yolov5') == e)}"
-                              for e in engines)
+    default = engines.registered()[0]  # the engine asked first takes the YAMLs no engine owns (it reports them)
+    found = {cfg: engine or default for cfg, engine in found.items()}
+    names = sorted({e.name for e in found.values()})
+    if len(names) > 1:
+        by_engine = "; ".join(f"{n}: {', '.join(c.name for c, e in found.items() if e.name == n)}" for n in names)
         raise BadParameter("cfgs", f"{{name}}: the model YAMLs are for different engines ({by_engine}). A sweep "
                                    "compares variants trained and validated by one engine (the recipes and the mAP "
                                    "definitions differ); run one sweep per engine, each with its own --out.")
@@ -94,7 +120,7 @@ def _cfgs(names):
     if twice:
         raise BadParameter("cfgs", f"{{name}}: two model YAMLs named {twice[0]}.yaml; the run folders are named "
                                    "after the file: rename one")
-    return ENGINES[engines[0]], cfgs
+    return found[cfgs[0]], cfgs
 
 
 def _baseline(name, cfgs):
@@ -142,14 +168,16 @@ def check_manifest(out, engine, train_args, cfgs):
     """The sweep folder's engine, training flags and model YAMLs: recorded on first use; a later call must mean the
     same options (both parsed here, now: yolov5's defaults are paths relative to the working directory), and a cfg
     swept before must still have the same content."""
-    options = engine.parsed_training_options(train_args)
+    from yolo_attn.cli import train
+
+    options = engine.training_settings(train_args, train.parser())
     path = out / MANIFEST
     manifest = (json.loads(path.read_text(encoding="utf-8")) if path.is_file()
                 else {"engine": engine.name, "train_args": train_args})
-    if manifest.get("engine", "yolov5") != engine.name:
-        raise UsageError(f"{out} holds a sweep of {manifest.get('engine', 'yolov5')} models; these are "
+    if manifest.get("engine", FIRST_ENGINE) != engine.name:
+        raise UsageError(f"{out} holds a sweep of {manifest.get('engine', FIRST_ENGINE)} models; these are "
                          f"{engine.name} models, whose runs cannot be compared with them: give another --out.")
-    before = engine.parsed_training_options(manifest["train_args"])
+    before = engine.training_settings(manifest["train_args"], train.parser())
     changed = sorted(k for k in set(options) | set(before) if options.get(k) != before.get(k))
     if changed:
         raise UsageError(f"{out} holds a sweep trained with the flags `{shlex.join(manifest['train_args'])}`; this "
@@ -180,7 +208,7 @@ def measure_cost(engine, opt, cfgs, baseline, nc, argv):
                        imgsz=opt.bench_imgsz or base["imgsz"], rounds=opt.bench_rounds or base["rounds"],
                        warmup=base["warmup"], quick=opt.quick_bench, training_step=False, memory=False,
                        command="scripts/ablate.sh " + shlex.join(argv))
-    rows, meta = engine.measure_cost(s)
+    rows, meta = bench.measure(s, engine)
     return {r["model"]: r for r in rows}, meta
 
 
@@ -209,7 +237,7 @@ def main(argv, launcher=None):
     return write_table(opt, argv, runs, failures, cost, baseline.stem, data_yaml, train_args, out, engine.name)
 
 
-def write_table(opt, argv, runs, failures, cost, baseline, data_yaml, train_args, out, engine="yolov5"):
+def write_table(opt, argv, runs, failures, cost, baseline, data_yaml, train_args, out, engine=FIRST_ENGINE):
     """Compare the finished runs, write DIR/ablation.*, print the table; the exit status."""
     from yolo_attn.ablation import output, report, sweep
 

@@ -9,6 +9,7 @@ How each figure is taken: yolo_attn/benchmarks/ablation.py (FLOP rule: yolo_attn
 import shlex
 import sys
 
+from yolo_attn import engines
 from yolo_attn.benchmarks import ablation
 from yolo_attn.cli.engine import choose
 from yolo_attn.cli.pipeline import Parser, run_cli
@@ -20,7 +21,7 @@ def parse_args(argv):
     p.add_argument("--out", required=True, help="folder for ablation.csv / ablation.md / ablation.png")
     p.add_argument("--cfgs", nargs="+", default=None,
                    help="model YAMLs (paths or names in model_yamls/); default: all of model_yamls/")
-    p.add_argument("--baseline", default=ablation.BASELINE, help="the model the ratios refer to (default yolov5s.yaml)")
+    p.add_argument("--baseline", default=None, help="the model the ratios refer to (default yolov5s.yaml)")
     p.add_argument("--imgsz", type=int, default=None, help="inference size for GFLOPs, latency, memory (default 640)")
     p.add_argument("--device", default="auto",
                    help="auto (CPU, plus the GPU when there is one), cpu, or a GPU index such as 0 (CPU figures are "
@@ -67,14 +68,11 @@ def settings_from(opt, argv):
 
 
 def main(argv):
-    engine, argv = choose(argv, "bench")
+    name, argv = choose(argv, "bench")
+    engine = engines.get(name)
     opt = parse_args(argv)
     settings = settings_from(opt, argv)
-    if engine == "ultralytics":
-        from yolo_attn.cli.ultralytics import bench as ultralytics_bench
-
-        return ultralytics_bench.main(opt, settings)
-    rows, meta = ablation.measure(settings)
+    rows, meta = ablation.measure(settings, engine)
     files = ablation.write_all(rows, meta, opt.out)
     print(ablation.markdown(rows, meta))
     print("wrote " + ", ".join(str(f) for f in files), file=sys.stderr)

@@ -13,12 +13,12 @@ the official COCO AP (pycocotools), as the line ``COCO AP <x> AP50 <y>`` and in 
 from pathlib import Path
 
 from yolo_attn import paths
-from yolo_attn.ablation.matches import ValMatchCollector
 from yolo_attn.checkpoints import load_checkpoint, model_classes
 from yolo_attn.cli.engine import choose
 from yolo_attn.cli.pipeline import (Parser, matches_path, resolve_weights, run_cli, run_folder, training_options,
                                     write_summary)
 from yolo_attn.datasets import checks
+from yolo_attn.engines.yolov5.matches import ValMatchCollector
 from yolo_attn.engines.yolov5.options import parse_options
 from yolo_attn.errors import BadParameter, UsageError
 

@@ -13,11 +13,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Iterator, Optional
 
 from torch import nn
 
 from yolo_attn.errors import UsageError
+
+if TYPE_CHECKING:
+    from yolo_attn.matches import MatchCollector
 
 
 class Engine:
@@ -107,19 +110,6 @@ class Engine:
         ``nms`` and ``target_value``); UsageError for heads it cannot explain."""
         raise self._lacks("heatmaps")
 
-    # --- the sweep --------------------------------------------------------------------------------------------
-    def training_settings(self, train_args: list[str]) -> dict:
-        """What the training command makes of these flags: every setting that decides the result of a run."""
-        raise self._lacks("sweeps")
-
-    def validation_args(self, train_args: list[str]) -> list[str]:
-        """The training flags validation needs too (device, workers, single-class)."""
-        return []
-
-    def measure_cost(self, settings: Any) -> list[dict]:
-        """The cost rows of the bench (params, FLOPs, latency) for ``settings``' variants."""
-        raise self._lacks("cost measurement")
-
     # --- the commands -----------------------------------------------------------------------------------------
     def add_options(self, command: str, parser: argparse.ArgumentParser) -> None:
         """Declare the options this engine adds to ``command`` ('train', 'val', ...)."""
@@ -127,6 +117,49 @@ class Engine:
     def run(self, command: str, opt: argparse.Namespace, rest: list[str]) -> int:
         """Run ``command`` with the parsed options and the flags left for the engine's own parser."""
         raise self._lacks(f"the {command} command")
+
+    # --- the sweep, the cost bench, the match records (ablation, benchmarks) --------------------------------------
+    def training_settings(self, train_args: list[str], parser: argparse.ArgumentParser) -> dict:
+        """Every setting the training command makes of ``train_args`` that decides a run's result; ``parser`` is the
+        train command's parser of yolo-attn's own options, the flags it leaves are the engine's."""
+        raise self._lacks("sweeps")
+
+    def validation_args(self, train_args: list[str]) -> list[str]:
+        """The training flags validation needs too (device, workers, single-class), in the val command's syntax."""
+        return []
+
+    def match_collector(self) -> "MatchCollector":
+        """A new collector of one validation's per-image matches (``yolo_attn.matches``), for this engine's val."""
+        raise self._lacks("match records")
+
+    #: the model the cost bench compares the others with when none is given
+    bench_baseline: str = ""
+    #: the bench figures this engine's models have beyond the common ones: "gpu" (GPU latency, memory), "thop_gflops"
+    #: (the engine's own thop GFLOPs), "channels_last", "fold_attn_bn" (attention BNs folded)
+    bench_extras: frozenset = frozenset()
+
+    def bench_cfgs(self, cfgs: list[str], baseline: str) -> list[Any]:
+        """The model YAMLs the bench measures for these --cfgs (none given: the engine's default set): resolved,
+        the baseline first, each once."""
+        raise self._lacks("cost measurement")
+
+    def fuse(self, model: nn.Module) -> nn.Module:
+        """Fold the engine's conv+BN blocks of an eval-mode model, in place and quietly; returns it."""
+        raise self._lacks("cost measurement")
+
+    @contextlib.contextmanager
+    def usage_errors(self) -> Iterator[None]:
+        """Inside the block, the engine's own reports of a user's mistake (asserts, missing files) as UsageError."""
+        yield
+
+    def val_maps(self, weights: Any, data: Any, imgsz: int) -> tuple[float, float]:
+        """(mAP50, mAP50-95) of a checkpoint on a data YAML at ``imgsz``, by the engine's validation (benchmarks)."""
+        raise self._lacks("validation from a benchmark")
+
+    def loss_fn(self, model: nn.Module) -> Any:
+        """The engine's training loss of ``model`` at its default hyper-parameters: ``loss_fn(outputs, targets)[0]``
+        is the loss to back-propagate (``targets``: rows of image, class, x, y, w, h normalised)."""
+        raise self._lacks("the training loss")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name}>"

@@ -6,7 +6,7 @@ working directory, and then reports COCO's numbers *in place of* its own. Here i
 - any data YAML written by ``yolo-attn convert coco`` (it records, per split, the original annotation JSON, the
   original image id of every output image, and the original category id of every class), and
 - yolov5's downloaded ``coco.yaml`` (annotations in ``<path>/annotations/instances_val2017.json``, image id = the
-  file name, category ids from yolov5's ``coco80_to_coco91_class``),
+  file name, category ids from yolov5's ``coco80_to_coco91_class``: ``COCO80_TO_COCO91``),
 
 from the predictions yolov5's validation makes (its ``on_val_image_end`` callback: boxes in original-image pixels),
 and reported beside yolov5's mAP50 / mAP50-95, which stay as yolov5 computes them.
@@ -23,6 +23,12 @@ from typing import Callable, Optional
 import yaml
 
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
+
+# the COCO category id of each of the 80 classes of yolov5's coco.yaml (yolov5's coco80_to_coco91_class())
+COCO80_TO_COCO91 = [
+    1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 27, 28, 31, 32, 33, 34,
+    35, 36, 37, 38, 39, 40, 41, 42, 43, 44, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63,
+    64, 65, 67, 70, 72, 73, 74, 75, 76, 77, 78, 79, 80, 81, 82, 84, 85, 86, 87, 88, 89, 90]
 
 
 @dataclass
@@ -83,13 +89,12 @@ def target_for(data_yaml, task="val", single_cls=False):
     else:
         if task != "val":
             return None, f"COCO AP not computed: yolov5's coco.yaml has annotations for val2017 only, not {task}"
-        from yolov5.utils.general import coco80_to_coco91_class
 
         from yolo_attn import paths
 
         root = root if root.is_absolute() else (paths.yolov5_root() / root).resolve()
         annotations = root / "annotations" / "instances_val2017.json"
-        target = CocoTarget(annotations, coco80_to_coco91_class(), lambda stem: int(stem) if stem.isnumeric() else None,
+        target = CocoTarget(annotations, list(COCO80_TO_COCO91), lambda stem: int(stem) if stem.isnumeric() else None,
                             source="yolov5's coco.yaml val2017")
     if not annotations.is_file():
         return None, f"COCO AP not computed: the annotations {annotations} are not there (moved?)"

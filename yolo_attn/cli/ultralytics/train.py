@@ -16,10 +16,8 @@ import yaml
 from yolo_attn.cli.pipeline import Parser
 from yolo_attn.cli.ultralytics.common import (SETTINGS_HELP, checkpoint, data_yaml, engine_errors, metrics_summary,
                                               start, trained_settings)
+from yolo_attn.engines.ultralytics.options import EMBEDDED_DEFAULTS
 from yolo_attn.errors import UsageError
-
-# Chosen by measurement on a 2-core CPU (see README, "ultralytics engine").
-EMBEDDED_DEFAULTS = {"epochs": 15, "imgsz": 160, "batch": 16, "val": False}
 
 
 def parser():

@@ -7,11 +7,11 @@ of ``scripts/ablate.sh`` resamples.
 """
 from pathlib import Path
 
-from yolo_attn.ablation.ultralytics_matches import MatchCollector
 from yolo_attn.cli.pipeline import Parser, matches_path, resolve_data
 from yolo_attn.cli.ultralytics.common import (SETTINGS_HELP, checkpoint, data_yaml, engine_errors, metrics_summary,
                                               run_name, start, trained_settings)
 from yolo_attn.datasets import checks
+from yolo_attn.engines.ultralytics.matches import MatchCollector
 from yolo_attn.errors import UsageError
 
 

@@ -3,6 +3,7 @@ the modules beside this one (imported when a method needs them, so that ``import
 ultralytics)."""
 from __future__ import annotations
 
+import argparse
 import contextlib
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -98,3 +99,46 @@ class UltralyticsEngine(Engine):
         from yolo_attn.engines.ultralytics.model import identity_rows
 
         return identity_rows(source_state_dict, cfg)
+
+    # --- the sweep, the cost bench, the match records ---------------------------------------------------------
+    def training_settings(self, train_args: list[str], parser: argparse.ArgumentParser) -> dict:
+        from yolo_attn.engines.ultralytics.sweep import training_settings
+
+        return training_settings(train_args, parser)
+
+    def validation_args(self, train_args: list[str]) -> list[str]:
+        from yolo_attn.engines.ultralytics.sweep import validation_args
+
+        return validation_args(train_args)
+
+    def match_collector(self) -> Any:
+        """Give its ``.validator()`` to ``model.val(validator=...)``."""
+        from yolo_attn.engines.ultralytics.matches import MatchCollector
+
+        return MatchCollector()
+
+    bench_baseline = "yolo11n.yaml"
+
+    def bench_cfgs(self, cfgs: list[str], baseline: str) -> list[Path | str]:
+        """Only the --cfgs given (and the baseline); a stock name stays a name."""
+        from yolo_attn.engines.ultralytics.options import offline_environment
+
+        offline_environment()  # before ultralytics is imported
+        return list(dict.fromkeys([self.resolve_cfg(baseline)] + [self.resolve_cfg(c) for c in cfgs]))
+
+    def fuse(self, model: nn.Module) -> nn.Module:
+        with self.quiet():
+            model.fuse(verbose=False)
+        return model
+
+    @contextlib.contextmanager
+    def usage_errors(self) -> Iterator[None]:
+        """ultralytics reports many input problems with assert or FileNotFoundError (a traceback otherwise)."""
+        try:
+            yield
+        except AssertionError as e:
+            if not str(e):
+                raise
+            raise UsageError(f"ultralytics stopped: {e}") from None
+        except FileNotFoundError as e:  # ultralytics' own message names the file or folder
+            raise UsageError(f"ultralytics: {e}") from None

@@ -40,6 +40,12 @@ RELIED_ON = {
     "ultralytics.nn.modules.head.Detect.forward_head": "11688d4db3c67b34",
     "ultralytics.nn.modules.head.Detect._inference": "b279d22be88b8ccb",
     "ultralytics.utils.nms.non_max_suppression": "51cdbaecdb0627c5",
+    # the match record (matches.py): one metrics.stats entry per image (keys tp, conf, pred_cls, target_cls),
+    # appended by update_metrics, emptied by init_metrics
+    "ultralytics.utils.metrics.DetMetrics.__init__": "5be68d437a80319c",
+    "ultralytics.utils.metrics.DetMetrics.update_stats": "5e527f9f9e2d8ab5",
+    "ultralytics.models.yolo.detect.val.DetectionValidator.init_metrics": "5bb941fec1a6c266",
+    "ultralytics.models.yolo.detect.val.DetectionValidator.update_metrics": "c8043746aafaa866",
 }
 
 

@@ -2,6 +2,7 @@
 modules beside this one (imported when a method needs them, so that ``import yolo_attn`` imports no yolov5)."""
 from __future__ import annotations
 
+import argparse
 import contextlib
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -103,3 +104,47 @@ class Yolov5Engine(Engine):
         from yolo_attn.engines.yolov5.model import identity_rows
 
         return identity_rows(source_state_dict, cfg)
+
+    # --- the sweep, the cost bench, the match records ---------------------------------------------------------
+    def training_settings(self, train_args: list[str], parser: argparse.ArgumentParser) -> dict:
+        from yolo_attn.engines.yolov5.sweep import training_settings
+
+        return training_settings(train_args, parser)
+
+    def validation_args(self, train_args: list[str]) -> list[str]:
+        from yolo_attn.engines.yolov5.sweep import validation_args
+
+        return validation_args(train_args)
+
+    def match_collector(self) -> Any:
+        """A yolov5 callback: ``.register(callbacks)`` before ``val.run(..., callbacks=callbacks)``."""
+        from yolo_attn.engines.yolov5.matches import ValMatchCollector
+
+        return ValMatchCollector()
+
+    bench_baseline = "yolov5s.yaml"
+    bench_extras = frozenset({"gpu", "thop_gflops", "channels_last", "fold_attn_bn"})
+
+    def bench_cfgs(self, cfgs: list[str], baseline: str) -> list[Path]:
+        """No --cfgs: every YAML yolo-attn ships for yolov5 (model_yamls/)."""
+        found = [self.resolve_cfg(c) for c in cfgs] if cfgs else sorted(self.shipped_yamls().glob("*.yaml"))
+        out = [self.resolve_cfg(baseline)]
+        for p in found:
+            if Path(p).resolve() not in [q.resolve() for q in out]:
+                out.append(Path(p))
+        return out
+
+    def fuse(self, model: nn.Module) -> nn.Module:
+        with self.quiet():
+            model.fuse()
+        return model
+
+    def val_maps(self, weights: Any, data: Any, imgsz: int) -> tuple[float, float]:
+        from yolo_attn.engines.yolov5.bench import val_maps
+
+        return val_maps(weights, data, imgsz)
+
+    def loss_fn(self, model: nn.Module) -> Any:
+        from yolo_attn.engines.yolov5.bench import loss_fn
+
+        return loss_fn(model)

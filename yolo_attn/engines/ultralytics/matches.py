@@ -1,4 +1,4 @@
-"""The per-image match record of an ultralytics validation run (see ``matches`` for what a record is).
+"""The per-image match record of an ultralytics validation run (see ``yolo_attn.matches`` for what a record is).
 
 ultralytics' ``DetectionValidator.update_metrics`` appends, for every image of a batch, one entry to
 ``metrics.stats``: ``tp`` (``n_pred x 10`` booleans from its ``match_predictions``), ``conf``, ``pred_cls`` and
@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from yolo_attn.ablation.matches import ImageMatches, MatchRecord
+from yolo_attn.matches import AP_ZERO_AFTER_LAST, ImageMatches, MatchRecord
 
 
 class MatchCollector:
@@ -56,7 +56,8 @@ class MatchCollector:
         appended = len(stats["tp"]) - first
         if appended != len(im_files):
             raise RuntimeError(f"ultralytics appended {appended} statistics entries for a batch of {len(im_files)} "
-                               "images: its validator no longer keeps one entry per image (see ultralytics_matches)")
+                               "images: its validator no longer keeps one entry per image "
+                               "(see yolo_attn/engines/ultralytics/matches.py)")
         for k, path in enumerate(im_files):
             i = first + k
             self._images.append(ImageMatches(str(Path(path)), stats["tp"][i], stats["conf"][i], stats["pred_cls"][i],
@@ -66,4 +67,4 @@ class MatchCollector:
         """The images of the last validation, in validation order."""
         if not self._images:
             raise ValueError("no validation images were recorded: was the collector's validator given to val()?")
-        return MatchRecord.from_images(self._images, ap_rule="ultralytics")
+        return MatchRecord.from_images(self._images, ap_rule=AP_ZERO_AFTER_LAST)

@@ -1,6 +1,6 @@
 """Speed of the paired bootstrap: 1,000 resamples of a COCO-val-sized record, 2 models x 1 seed, on one CPU core.
 
-    OMP_NUM_THREADS=1 python -m yolo_attn.benchmarks.bootstrap_speed [--resamples 1000] [--images 5000]
+    OMP_NUM_THREADS=1 python -m yolo_attn.ablation.bootstrap_speed [--resamples 1000] [--images 5000]
                                                                     [--min-preds 100] [--max-preds 300] [--seed 0]
 
 Goal: "1,000 resamples of a 5,000-image COCO val in under a minute on one CPU core".
@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 from yolo_attn.ablation.bootstrap import paired_bootstrap
-from yolo_attn.ablation.matches import MatchRecord
+from yolo_attn.matches import MatchRecord
 
 GOAL_SECONDS = 60.0
 COCO_TARGETS_PER_IMAGE = 36781 / 5000  # instances in COCO val2017 / images

@@ -12,25 +12,20 @@ those entries, concatenated in image order, with the image index of every predic
 image's file path, so that the metrics can be recomputed on any multiset of images (a bootstrap resample) and
 two models' records can be checked to cover the same images in the same order.
 
-Capture: ``ValMatchCollector`` is a yolov5 ``on_val_batch_end`` callback. yolov5 does not hand ``correct`` to any
-callback (``on_val_image_end`` gets the predictions but neither the labels nor ``correct``, and is skipped for
-images without predictions), so the collector recomputes it for every image of the batch from the same
-tensors, with yolov5's own functions, exactly as ``val.run`` does: ``scale_boxes`` of the predictions and of
-``xywh2xyxy(labels)`` to the original image size, then ``process_batch``. The record therefore equals val's
-``stats`` entry for entry (tested against the mAP that ``val.run`` returns).
+Capture: each engine's validation fills one (``Engine.match_collector()``: yolov5's in
+``engines/yolov5/matches.py``, ultralytics' in ``engines/ultralytics/matches.py``). Records of ultralytics'
+validation have the same entries (its ``metrics.stats``) but ultralytics computes AP with other end points of the
+precision-recall curve: a record names its ``ap_rule``, and the metrics recomputed from it follow that rule
+(``ablation.bootstrap``).
 
-Records of ultralytics' validation (``ultralytics_matches``) have the same entries (its ``metrics.stats``) but
-ultralytics computes AP with other end points of the precision-recall curve: a record names its ``ap_rule``, and
-the metrics recomputed from it follow that rule (``bootstrap``).
-
-The core needs numpy only; torch and yolov5 are imported inside the callback.
+Numpy only: this module is engine-neutral, below the engines.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
@@ -40,7 +35,8 @@ _ARRAYS = ("paths", "correct", "conf", "pred_cls", "pred_image", "target_cls", "
 # How AP is computed from a class's precision-recall points (bootstrap.compute_ap): the engine whose validation
 # made the record. yolov5: after the last point a straight line to (recall 1, precision 0); ultralytics (the
 # pinned version; tests compare with its ap_per_class): precision 0 from the last point's recall on.
-AP_RULES = ("yolov5", "ultralytics")
+AP_LINE_TO_END, AP_ZERO_AFTER_LAST = "yolov5", "ultralytics"  # the rules' names, as records store them
+AP_RULES = (AP_LINE_TO_END, AP_ZERO_AFTER_LAST)
 
 
 class ImageMatches(NamedTuple):
@@ -84,7 +80,7 @@ class MatchRecord:
     pred_image: np.ndarray  # (n_pred,) int64, non-decreasing
     target_cls: np.ndarray  # (n_targets,) int64
     target_image: np.ndarray  # (n_targets,) int64, non-decreasing
-    ap_rule: str = "yolov5"  # one of AP_RULES: the engine that validated
+    ap_rule: str = AP_LINE_TO_END  # one of AP_RULES: the engine that validated
 
     def __post_init__(self) -> None:
         if self.ap_rule not in AP_RULES:
@@ -131,7 +127,7 @@ class MatchRecord:
         return len(self.paths)
 
     @classmethod
-    def from_images(cls, images: Sequence[ImageMatches], ap_rule: str = "yolov5") -> "MatchRecord":
+    def from_images(cls, images: Sequence[ImageMatches], ap_rule: str = AP_LINE_TO_END) -> "MatchRecord":
         """Concatenate per-image entries (in the order given: keep the validation order)."""
         n_iou = images[0].correct.shape[1] if images and np.ndim(images[0].correct) == 2 else len(IOU_THRESHOLDS)
         correct = [np.asarray(im.correct, dtype=bool).reshape(-1, n_iou) for im in images]
@@ -178,7 +174,7 @@ class MatchRecord:
             version = int(data["format_version"]) if "format_version" in data else None
             if version not in (1, FORMAT_VERSION):
                 raise ValueError(f"{path}: not a match record of format 1 or {FORMAT_VERSION} (format {version})")
-            rule = str(data["ap_rule"]) if version >= 2 else "yolov5"
+            rule = str(data["ap_rule"]) if version >= 2 else AP_LINE_TO_END
             return cls(**{name: data[name] for name in _ARRAYS}, ap_rule=rule)
 
 
@@ -212,56 +208,12 @@ def check_aligned(records: Sequence[MatchRecord]) -> None:
                          f"dataset split, with the same settings.")
 
 
-class ValMatchCollector:
-    """A yolov5 callback that records a validation run's per-image matches as a ``MatchRecord``.
+class MatchCollector(Protocol):
+    """What an engine's ``match_collector()`` returns: attached to one validation by that engine's val runner (the
+    way to attach it is the engine's own), it gives the record of the images validated since the last start."""
 
-    Usage::
-
-        collector = ValMatchCollector()
-        callbacks = Callbacks(); collector.register(callbacks)
-        yolov5.val.run(..., callbacks=callbacks)
-        collector.record().save("run/matches.npz")
-
-    On ``on_val_batch_end(batch_i, im, targets, paths, shapes, preds)`` (called once per batch with the tensors
-    ``val.run`` used: ``targets`` already in pixels of the letterboxed batch, ``preds`` after NMS and after
-    ``--single-cls`` relabelling), it redoes val's per-image matching with yolov5's own ``process_batch``.
-    ``on_val_start`` empties it, so one collector can follow repeated validations (e.g. every training epoch).
-    """
-
-    def __init__(self) -> None:
-        self._images: list[ImageMatches] = []
-
-    def register(self, callbacks: Any, name: str = "yolo_attn_matches") -> "ValMatchCollector":
-        callbacks.register_action("on_val_start", name, self.reset)
-        callbacks.register_action("on_val_batch_end", name, self)
-        return self
-
-    def reset(self, *args: Any) -> None:
-        self._images = []
-
-    def __call__(self, batch_i: int, im: Any, targets: Any, paths: Sequence[str], shapes: Sequence[Any],
-                 preds: Sequence[Any]) -> None:
-        import torch
-        from yolov5.utils.general import scale_boxes, xywh2xyxy
-        from yolov5.val import process_batch
-
-        iouv = torch.linspace(0.5, 0.95, 10, device=targets.device)  # as val.run
-        for si, pred in enumerate(preds):
-            labels = targets[targets[:, 0] == si, 1:]
-            correct = torch.zeros(pred.shape[0], iouv.numel(), dtype=torch.bool)
-            if pred.shape[0] and labels.shape[0]:
-                shape = shapes[si][0]
-                predn = pred.clone()
-                scale_boxes(im[si].shape[1:], predn[:, :4], shape, shapes[si][1])  # native-space pred
-                tbox = xywh2xyxy(labels[:, 1:5])
-                scale_boxes(im[si].shape[1:], tbox, shape, shapes[si][1])  # native-space labels
-                correct = process_batch(predn, torch.cat((labels[:, 0:1], tbox), 1), iouv)
-            self._images.append(ImageMatches(str(Path(paths[si])), correct.cpu().numpy(),
-                                             pred[:, 4].cpu().numpy(), pred[:, 5].cpu().numpy(),
-                                             labels[:, 0].cpu().numpy()))
+    def reset(self) -> None:
+        """Forget the images seen so far (called when a validation starts)."""
 
     def record(self) -> MatchRecord:
-        """The images seen since the last ``on_val_start``, in validation order."""
-        if not self._images:
-            raise ValueError("no validation images were recorded: was the collector registered before val.run?")
-        return MatchRecord.from_images(self._images)
+        """The images of the last validation, in validation order; ValueError when none was recorded."""
