@@ -6,9 +6,11 @@ import contextlib
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
+import torch
 from torch import nn
 
 from yolo_attn.engines.base import Engine
+from yolo_attn.engines.heatmap_head import HeatmapHead
 from yolo_attn.errors import UsageError
 
 # where yolov5's classes live in a checkpoint's pickle (its pip package, or a clone's top-level copies)
@@ -98,3 +100,15 @@ class Yolov5Engine(Engine):
         from yolo_attn.engines.yolov5.model import identity_rows
 
         return identity_rows(source_state_dict, cfg)
+
+    # --- heatmaps ---------------------------------------------------------------------------------------------
+    def heatmap_head(self, model: nn.Module, source: str = "the model") -> HeatmapHead:
+        from yolo_attn.engines.yolov5.heatmap import heatmap_head
+
+        return heatmap_head(model, source)
+
+    def select_device(self, device: str = "") -> torch.device:
+        """yolov5's own ``select_device``: its banner, CUDA_VISIBLE_DEVICES, its refusal of a GPU that is not there."""
+        from yolov5.utils.torch_utils import select_device
+
+        return select_device(device)
