@@ -7,9 +7,10 @@ import torch
 
 from heatmap_helpers import MODEL_YAMLS, STOCK_YOLOV5S
 from shipped_params import each_shipped
+from yolo_attn.engines.yolov5.heatmap import raw_predictions, target_value
 from yolo_attn.errors import UsageError
 from yolo_attn.heatmaps.cam import METHODS, DetectionCAM
-from yolo_attn.heatmaps.targets import TARGETS, raw_predictions, target_value
+from yolo_attn.heatmaps.targets import TARGETS
 
 N = 6  # detections per test image
 

@@ -50,3 +50,37 @@ def test_heat_in_box_and_renormalize():
     r = renormalize_in_box(heat, (3, 2, 10, 6))
     assert r[8, 15] == 0 and r.max() == pytest.approx(1.0, abs=1e-6) and r[5, 9] == 0
     assert np.isnan(heat_in_box(heat, (0, 0, 20, 10))[2])  # a box covering everything has no outside
+
+
+@pytest.mark.parametrize("h,w,imgsz,stride", [(72, 120, 64, 32), (120, 72, 64, 32), (100, 100, 96, 32),
+                                              (37, 201, 160, 32), (480, 640, 640, 32), (333, 517, 320, 64),
+                                              (64, 64, 64, 32), (1000, 30, 128, 32)])
+def test_the_letterbox_is_yolov5s_pixel_for_pixel(h, w, imgsz, stride):
+    """Written here (not asked of an engine) and the same, pixel for pixel, as yolov5's for every model."""
+    import yolo_attn  # noqa: F401  (yolov5 imports after yolo-attn's patches)
+    from yolov5.utils.augmentations import letterbox as yolov5_letterbox
+
+    from yolo_attn.heatmaps.images import letterbox
+
+    img = np.random.default_rng(h * w).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    ours, gain, pad = letterbox(img, imgsz, stride)
+    theirs, ratio, their_pad = yolov5_letterbox(img, imgsz, stride=stride, auto=True)
+    assert ours.shape == theirs.shape and np.array_equal(ours, theirs)
+    assert (gain, gain) == ratio and pad == their_pad
+
+
+def test_image_suffixes_and_size_rounding_are_yolov5s(capsys):
+    import yolo_attn  # noqa: F401
+    from yolov5.utils.dataloaders import IMG_FORMATS as YOLOV5_FORMATS
+    from yolov5.utils.general import check_img_size as yolov5_check_img_size
+
+    from yolo_attn.heatmaps.images import IMG_FORMATS
+    from yolo_attn.heatmaps.run import check_img_size
+
+    assert IMG_FORMATS == YOLOV5_FORMATS
+    for size in (32, 63, 64, 65, 100, 640, 641):
+        for stride in (32, 64):
+            assert check_img_size(size, stride) == yolov5_check_img_size(size, s=stride)
+    capsys.readouterr()
+    assert check_img_size(70, 32) == 96
+    assert capsys.readouterr().err == "WARNING ⚠️ --img-size 70 must be multiple of max stride 32, updating to 96\n"

@@ -2,7 +2,8 @@
 import pytest
 import torch
 
-from yolo_attn.heatmaps.targets import TARGETS, nms_with_rows, target_cotangents, target_value
+from yolo_attn.engines.yolov5.heatmap import nms_with_rows, target_value
+from yolo_attn.heatmaps.targets import TARGETS, target_cotangents
 
 
 def _predictions(seed=0, a=600, nc=4, size=160):
@@ -58,7 +59,7 @@ def test_all_is_the_sum_of_conf_class_and_box_in_value_and_gradient():
     torch.testing.assert_close(values["class"], logits[torch.arange(5), 5 + cls].sigmoid())
     torch.testing.assert_close(values["box"], logits[:, :4].sigmoid().sum(1))
     torch.testing.assert_close(values["all"], values["conf"] + values["class"] + values["box"])
-    grads = {k: target_cotangents(logits, cls, k) for k in TARGETS}
+    grads = {k: target_cotangents(logits, cls, k, target_value) for k in TARGETS}
     torch.testing.assert_close(grads["all"], grads["conf"] + grads["class"] + grads["box"])
     # every part has a gradient on its own entries only: conf on 4, class on 5 + cls, box on 0..3
     assert (grads["conf"][:, 4] > 0).all() and (grads["conf"][:, [0, 1, 2, 3, 5, 6, 7, 8]] == 0).all()

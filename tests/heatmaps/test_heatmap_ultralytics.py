@@ -11,7 +11,8 @@ import yolo_attn  # noqa: F401
 from yolo_attn import paths
 from yolo_attn.errors import BadParameter
 from yolo_attn.heatmaps.cam import DetectionCAM
-from yolo_attn.heatmaps.heads import AnchorFreeHead, head_of
+from yolo_attn.engines.ultralytics.heatmap import AnchorFreeHead
+from yolo_attn.heatmaps.heads import head_of
 
 YAMLS = paths.MODEL_YAMLS / "ultralytics"
 

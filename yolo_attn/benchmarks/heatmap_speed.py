@@ -35,10 +35,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from yolo_attn import paths
+from yolo_attn import engines, paths
+from yolo_attn.errors import UsageError
 from yolo_attn.heatmaps.cam import DetectionCAM
 from yolo_attn.heatmaps.images import letterbox_tensor, read_image
-from yolo_attn.heatmaps.targets import nms_with_rows, raw_predictions, target_value
 
 DEFAULT_WEIGHTS = paths.REPO_ROOT / "runs" / "train" / "yolov5s-cbam" / "weights" / "best.pt"
 CONF = 0.001  # low, so that at least N detections exist; max_det keeps the N most confident
@@ -68,13 +68,14 @@ class FullBackwardCAM:
             p.requires_grad_(True)
         try:
             with torch.enable_grad():
-                z, raw = model(image)
-                det = nms_with_rows(z.detach(), cam.conf_thres, cam.iou_thres, cam.classes, cam.max_det)[0]
-                logits = raw_predictions(raw)
+                z, levels = cam.head.split(model(image))
+                det = cam.head.nms(z.detach(), cam.conf_thres, cam.iou_thres, cam.classes, cam.max_det)[0]
+                logits = torch.cat(levels, 1)
                 per_layer = [[] for _ in cam.layers]
                 for row, cls in zip(det[:, 6].long(), det[:, 5].long()):
                     model.zero_grad()
-                    target_value(logits[0, row][None], cls[None], cam.target).sum().backward(retain_graph=True)
+                    cam.head.target_value(logits[0, row][None], cls[None], cam.target).sum().backward(
+                        retain_graph=True)
                     for k in range(len(cam.layers)):
                         g = grads.get(k)
                         per_layer[k].append(torch.zeros_like(acts[k]) if g is None else g.detach().clone())
@@ -136,10 +137,11 @@ def _load(weights, cfg):
 
     if weights:
         return load_detector(weights)
-    from yolov5.models.yolo import DetectionModel
-
+    engine = engines.of(cfg)
+    if engine is None:
+        raise UsageError(f"--cfg {cfg}: no engine knows this model YAML")
     torch.manual_seed(0)
-    return DetectionModel(str(paths.resolve_cfg(cfg)), ch=3, nc=4).float().eval(), None
+    return engine.build_model(engine.resolve_cfg(cfg), nc=4).float().eval(), None
 
 
 def main(argv=None):

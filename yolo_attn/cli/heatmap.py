@@ -50,9 +50,11 @@ def main(argv):
     from yolo_attn.heatmaps.run import check_args, run
 
     check_args(args.conf, args.iou, args.batch_size, args.imgsz)
-    from yolov5.utils.torch_utils import select_device
+    from yolo_attn import engines
 
-    device = select_device(args.device)
+    engine = engines.of_checkpoint(args.weights)
+    # the device as the checkpoint's engine chooses it; none: loading the weights fails and says why
+    device = engine.select_device(args.device) if engine else "cpu"
     run(args.weights, args.source, args.out, method=args.method, layers=args.layer, target=args.target,
         conf=args.conf, iou=args.iou, classes=args.classes, max_det=args.max_det, imgsz=args.imgsz,
         renormalize=args.renormalize, save_npy=args.save_npy, attention=args.attention, device=device,

@@ -15,8 +15,10 @@ import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Optional
 
+import torch
 from torch import nn
 
+from yolo_attn.engines.heatmap_head import HeatmapHead
 from yolo_attn.errors import UsageError
 
 if TYPE_CHECKING:
@@ -105,10 +107,25 @@ class Engine:
         raise self._lacks("identity start")
 
     # --- heatmaps ---------------------------------------------------------------------------------------------
-    def heatmap_head(self, model: nn.Module) -> Any:
-        """The adapter of ``model``'s detection head for heatmaps (``heatmaps.cam`` uses ``targets``, ``split``,
-        ``nms`` and ``target_value``); UsageError for heads it cannot explain."""
+    def heatmap_head(self, model: nn.Module, source: str = "the model") -> HeatmapHead:
+        """The adapter of ``model``'s detection head for heatmaps (``heatmap_head.HeatmapHead``); UsageError, naming
+        ``source``, for heads it cannot explain."""
         raise self._lacks("heatmaps")
+
+    def select_device(self, device: str = "") -> torch.device:
+        """The torch device a --device value means ('', 'cpu', 'mps', '0', '0,1', 'cuda:1': the first GPU listed;
+        '': the first GPU if any), as this engine's commands choose it (here: plainly, without a banner)."""
+        value = str(device).strip().lower().replace("cuda:", "").replace("none", "")
+        if value in ("cpu", "mps"):
+            return torch.device("mps" if value == "mps" and torch.backends.mps.is_available() else "cpu")
+        gpus = value.split(",") if value else []
+        if gpus and not (all(g.isdigit() for g in gpus) and torch.cuda.is_available()
+                         and max(map(int, gpus)) < torch.cuda.device_count()):
+            raise UsageError(f"Invalid CUDA '--device {value}' requested, use '--device cpu' or pass valid CUDA "
+                             f"device(s)")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        return torch.device(f"cuda:{gpus[0] if gpus else 0}")
 
     # --- the commands -----------------------------------------------------------------------------------------
     def add_options(self, command: str, parser: argparse.ArgumentParser) -> None:

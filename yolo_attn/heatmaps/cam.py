@@ -1,12 +1,12 @@
 """Class-activation heatmaps for each final detection of a yolov5 or ultralytics (anchor-free) detector, all
-detections' gradients in one pass. What differs between the two heads is in ``heads`` (``head_of(model)``).
+detections' gradients in one pass. What differs between heads is the engine's head adapter (``heads.head_of``).
 
 Pipeline for one image (``DetectionCAM``):
 
 1. **Detect.** One forward pass without gradients. The rows before the first heatmap layer (the *prefix*) run
    once, their outputs are cached. The engine's own NMS runs on the decoded predictions and keeps, for every final
-   detection, the index of its row among the raw predictions (``heads``: yolov5's ``targets.nms_with_rows``,
-   ultralytics' ``return_idxs``).
+   detection, the index of its row among the raw predictions (the adapter's ``nms``: yolov5's rows riding through
+   its NMS, ultralytics' ``return_idxs``).
 2. **Gradients.** Each detection's target (``head.target_value``: objectness (yolov5 only), class probability, box
    outputs, or their sum) is a scalar function of its own raw row, which one Detect level produces. Per level, the gradients
    of all its detections' targets at the heatmap layers are taken from *one* forward pass of the rows after the

@@ -4,42 +4,35 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from yolo_attn import engines
 from yolo_attn.errors import BadParameter, UsageError
+from yolo_attn.heatmaps.heads import head_of
 from yolo_attn.modules import AttentionModule
 
 
 def load_detector(weights, device="cpu"):
-    """(model, imgsz) from a yolov5/ultralytics/yolo-attn checkpoint: the EMA weights if saved, float32, eval mode,
-    not fused.
+    """(model, imgsz) from a checkpoint of any engine (yolov5, ultralytics, yolo-attn's): the EMA weights if saved,
+    float32, eval mode, not fused.
 
     ``imgsz`` is the image size the checkpoint was trained with (None if it does not say)."""
-    from yolo_attn.checkpoints import load_checkpoint
+    engine = engines.of_checkpoint(weights)  # (not engines.of: a file without a suffix would be a --cfg name)
+    if engine is None:  # missing, not a checkpoint, or no engine's model: the loader and check_detector say which
+        from yolo_attn.checkpoints import load_checkpoint
 
-    ckpt = load_checkpoint(weights)
-    model = ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"]
-    model = model.float().eval().to(device)
+        ckpt = load_checkpoint(weights)
+        check_detector(ckpt["ema"] if ckpt.get("ema") is not None else ckpt["model"], weights)
+        raise UsageError(f"{weights}: no engine recognises this checkpoint")
+    model, settings = engine.load_model(weights, device)
     check_detector(model, weights)
-    opt = ckpt.get("opt") if ckpt.get("opt") is not None else ckpt.get("train_args")
-    opt = vars(opt) if hasattr(opt, "__dict__") and not isinstance(opt, dict) else (opt or {})
-    imgsz = opt.get("imgsz")
+    imgsz = settings.get("imgsz")
     if isinstance(imgsz, (list, tuple)):
         imgsz = max(imgsz)
     return model, (int(imgsz) if imgsz else None)
 
 
 def check_detector(model, source="the model"):
-    rows = getattr(model, "model", None)
-    if isinstance(rows, nn.Sequential) and len(rows) and type(rows[-1]).__module__.startswith("ultralytics."):
-        from yolo_attn.heatmaps.heads import head_of
-
-        head_of(model)  # refuses heads other than ultralytics' Detect
-        return
-    from yolov5.models.yolo import Detect, Segment
-
-    if not isinstance(rows, nn.Sequential) or not len(rows) or not isinstance(rows[-1], Detect):
-        raise UsageError(f"{source} is not a yolov5 detection model (its last layer must be Detect)")
-    if isinstance(rows[-1], Segment):
-        raise UsageError(f"{source} is a segmentation model; heatmaps support detection models (Detect head)")
+    """The model's head adapter; UsageError for a model no engine owns or a head its engine cannot explain."""
+    return head_of(model, source)
 
 
 def names_of(model):

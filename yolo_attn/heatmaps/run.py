@@ -1,5 +1,7 @@
 """Heatmaps for a folder of images: the work behind ``scripts/heatmap.sh`` (callable from Python as ``run(...)``)."""
 import json
+import math
+import sys
 import time
 from pathlib import Path
 
@@ -58,8 +60,6 @@ def run(weights, source, out, method="layercam", layers=None, target="all", conf
         max_det=300, imgsz=None, renormalize=False, save_npy=False, attention=False, device="cpu", batch_size=16,
         eigen_smooth=False, log=print):
     """Write the heatmap pictures (and arrays/records) of every image in ``source`` to ``out``; return the records."""
-    from yolov5.utils.general import check_img_size
-
     from yolo_attn.heatmaps.attention import attention_figure, attention_gates
     from yolo_attn.heatmaps.model import attention_rows, load_detector, names_of
 
@@ -69,7 +69,7 @@ def run(weights, source, out, method="layercam", layers=None, target="all", conf
         raise BadParameter("attention", f"{{name}}: {weights} has no attention layers (no row is an attention module); "
                          f"leave out --attention for its detection heatmaps")
     stride = int(model.stride.max())
-    imgsz = check_img_size(imgsz or trained_imgsz or 640, s=stride)
+    imgsz = check_img_size(imgsz or trained_imgsz or 640, stride)
     cam = DetectionCAM(model, layers, method, target, conf, iou, classes, max_det, batch_size,
                        eigen_smooth=eigen_smooth)
     names = names_of(model)
@@ -120,6 +120,16 @@ def run(weights, source, out, method="layercam", layers=None, target="all", conf
     if not total:
         log(f"no detections at --conf {conf}: lower --conf to see more")
     return everything
+
+
+def check_img_size(imgsz, stride):
+    """``imgsz`` rounded up to a multiple of ``stride``, with yolov5's warning when that changes it (yolov5's
+    ``check_img_size``, written here: three lines, the same for every engine's model)."""
+    size = math.ceil(imgsz / stride) * stride
+    if size != imgsz:
+        print(f"WARNING ⚠️ --img-size {imgsz} must be multiple of max stride {stride}, updating to {size}",
+              file=sys.stderr)
+    return size
 
 
 def check_args(conf, iou, batch_size, imgsz):

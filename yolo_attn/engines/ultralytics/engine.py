@@ -11,6 +11,7 @@ from typing import Any, Iterator, Optional
 from torch import nn
 
 from yolo_attn.engines.base import Engine
+from yolo_attn.engines.heatmap_head import HeatmapHead
 from yolo_attn.errors import UsageError
 
 
@@ -142,3 +143,12 @@ class UltralyticsEngine(Engine):
             raise UsageError(f"ultralytics stopped: {e}") from None
         except FileNotFoundError as e:  # ultralytics' own message names the file or folder
             raise UsageError(f"ultralytics: {e}") from None
+
+    # --- heatmaps ---------------------------------------------------------------------------------------------
+    def heatmap_head(self, model: nn.Module, source: str = "the model") -> HeatmapHead:
+        from yolo_attn.engines.ultralytics.heatmap import heatmap_head
+
+        return heatmap_head(model, source)
+
+    # select_device: the base's plain choice; ultralytics' own also sets torch's thread count on the CPU, which
+    # would change how fast (and in the last bits, what) a heatmap computes

@@ -7,9 +7,11 @@ import contextlib
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
+import torch
 from torch import nn
 
 from yolo_attn.engines.base import Engine
+from yolo_attn.engines.heatmap_head import HeatmapHead
 from yolo_attn.errors import UsageError
 
 # where yolov5's classes live in a checkpoint's pickle (its pip package, or a clone's top-level copies)
@@ -148,3 +150,15 @@ class Yolov5Engine(Engine):
         from yolo_attn.engines.yolov5.bench import loss_fn
 
         return loss_fn(model)
+
+    # --- heatmaps ---------------------------------------------------------------------------------------------
+    def heatmap_head(self, model: nn.Module, source: str = "the model") -> HeatmapHead:
+        from yolo_attn.engines.yolov5.heatmap import heatmap_head
+
+        return heatmap_head(model, source)
+
+    def select_device(self, device: str = "") -> torch.device:
+        """yolov5's own ``select_device``: its banner, CUDA_VISIBLE_DEVICES, its refusal of a GPU that is not there."""
+        from yolov5.utils.torch_utils import select_device
+
+        return select_device(device)
