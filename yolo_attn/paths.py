@@ -1,5 +1,6 @@
 """Where things are: the repository's model_yamls/ and data/, yolov5's own models/ and data/, yolo-attn's cache
 folder, and whether the network is there for yolov5's downloads."""
+import contextlib
 import importlib.util
 import os
 import socket
@@ -94,18 +95,41 @@ def is_yolov5_data(path):
     return Path(path).resolve().parent == (yolov5_root() / "data").resolve()
 
 
-def write_atomically(path, text):
-    """Write a small text file through a temporary one in the same folder: readers never see half of it, and a
-    failure leaves the previous file as it was."""
+@contextlib.contextmanager
+def atomic_file(path, mode="w", prefix=None, suffix="", fsync=False):
+    """An open temporary file in ``path``'s folder, renamed over ``path`` when the block completes: readers never
+    see half of it, and a failure (a full disk, a kill) leaves the previous file as it was and no temporary one.
+    ``mode``: "w" (text, UTF-8) or "wb"; ``fsync``: flush to disk before the rename (checkpoints)."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}." if prefix is None else prefix, suffix=suffix, dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
+            if fsync:
+                f.flush()
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_atomically(path, data):
+    """Write a small file (``data``: text, or bytes) through a temporary one in the same folder (``atomic_file``)."""
+    with atomic_file(path, "wb" if isinstance(data, (bytes, bytearray)) else "w") as f:
+        f.write(data)
+
+
+def save_atomically(obj, f, *args, **kwargs):
+    """``torch.save`` to a path through a temporary file in the same folder, renamed over the target once
+    complete: a full disk or a kill never leaves a truncated checkpoint under the real name. (A file object is
+    saved to as it is.)"""
+    import torch
+
+    if not isinstance(f, (str, os.PathLike)):
+        return torch.save(obj, f, *args, **kwargs)
+    with atomic_file(f, "wb", suffix=".partial", fsync=True) as out:
+        torch.save(obj, out, *args, **kwargs)
 
 
 def walk_files(folder):

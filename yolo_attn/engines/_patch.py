@@ -13,10 +13,31 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 
+ORIGINALS = {}  # a replacement -> the library's object it replaced (the first one, for every module it is set in)
+
+
+def original_of(obj):
+    """The library's original of ``obj`` if it is one of the patches' replacements, else ``obj``."""
+    try:
+        return ORIGINALS.get(obj, obj)
+    except TypeError:  # unhashable
+        return obj
+
+
 def replace(module, attr, value):
-    """Set ``module.attr = value``; returns the undo (which restores the original, or removes an added name)."""
+    """Set ``module.attr = value``; returns the undo, which restores the original, or removes an added name. The
+    original is remembered (``original_of``) once per replacement, also when the module already holds ``value``
+    because it imported the name from a module patched before (``from .tasks import parse_model``)."""
     missing = object()
-    original = vars(module).get(attr, missing)
+    current = vars(module).get(attr, missing)
+    original = original_of(value) if current is value else current
+    if original is value:
+        original = missing  # nothing known to restore: the undo removes the name
+    elif original is not missing:
+        try:
+            ORIGINALS.setdefault(value, original)
+        except TypeError:  # unhashable replacement: restored by this undo only
+            pass
     setattr(module, attr, value)
 
     def undo():

@@ -1,33 +1,24 @@
 """Building ultralytics models quietly, saving them as training does, and the attention rows a checkpoint lacks."""
-import contextlib
 import logging
 from copy import deepcopy
 from datetime import datetime
-from pathlib import Path
 
-from yolo_attn.registry import find_layer
-from yolo_attn.transfer import structural_transfer
+from yolo_attn.engines import common, identity
 
 
-@contextlib.contextmanager
 def quiet(level=logging.WARNING):
     """ultralytics' logger at ``level`` (default: warnings only) inside the block: no per-layer table."""
     from ultralytics.utils import LOGGER
 
-    previous = LOGGER.level
-    LOGGER.setLevel(level)
-    try:
-        yield LOGGER
-    finally:
-        LOGGER.setLevel(previous)
+    return common.quiet(LOGGER, level)
 
 
-def build_model(cfg, nc=None, ch=3):
+def build_model(cfg, nc=None, ch=3, level=logging.WARNING):
     """An ultralytics DetectionModel from a YAML path (scale from its name or 'scale:') or a model dict (with
-    'scale' when it has 'scales'), without the layer table."""
+    'scale' when it has 'scales'), without the layer table (``level``: ultralytics' logging while it is built)."""
     from ultralytics.nn.tasks import DetectionModel
 
-    with quiet():
+    with quiet(level):
         return DetectionModel(deepcopy(cfg) if isinstance(cfg, dict) else str(cfg), ch=ch, nc=nc, verbose=False)
 
 
@@ -39,14 +30,10 @@ def model_dict(cfg):
 
 
 def identity_rows(source_state_dict, cfg):
-    """Rows of ``cfg`` holding one-input, channel-keeping attention that ``source_state_dict`` has no weights for,
-    except layers that already start as the identity."""
-    d = model_dict(cfg)
-    target = build_model(dict(d, identity_start=[]))
-    _, report = structural_transfer(source_state_dict, target.state_dict())
-    rows = d["backbone"] + d["head"]
-    specs = {i: find_layer(rows[i][2]) for i in report.new_rows if isinstance(rows[i][2], str)}
-    return [i for i, spec in specs.items() if spec is not None and spec.keeps_channels and not spec.starts_as_identity]
+    """Rows of ``cfg`` holding one-input, channel-keeping attention (a row, or inside a block) that
+    ``source_state_dict`` has no weights for, except layers that already start as the identity
+    (``yolo_attn.engines.identity``: the rule the YAML's ``identity_start:`` follows too)."""
+    return identity.rows_to_start(source_state_dict, model_dict(cfg), lambda d: build_model(d, level=logging.ERROR))
 
 
 def save_checkpoint(model, path, train_args=None, **extra):
@@ -56,18 +43,13 @@ def save_checkpoint(model, path, train_args=None, **extra):
     from ultralytics import __version__
     from ultralytics.cfg import DEFAULT_CFG_DICT
 
-    from yolo_attn.engines.yolov5.patches import save_atomically
-
     model = deepcopy(model).half()
     for p in model.parameters():
         p.requires_grad = False
     ckpt = {"date": datetime.now().astimezone().isoformat(), "version": __version__, "epoch": -1,
             "best_fitness": None, "model": model, "ema": None, "updates": None, "optimizer": None,
             "train_args": {**DEFAULT_CFG_DICT, **(train_args or {})}, **extra}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_atomically(ckpt, path)
-    return path
+    return common.write_checkpoint(ckpt, path)
 
 
 def load_model(weights, fuse=False, device="cpu"):

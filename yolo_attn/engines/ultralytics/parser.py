@@ -20,8 +20,9 @@ import inspect
 import torch
 from torch import nn
 
+from yolo_attn.engines import identity as identity_start
+from yolo_attn.engines.shapes import check_shapes
 from yolo_attn.errors import ModelConfigError
-from yolo_attn.modules import IdentityStart
 from yolo_attn.registry import find_layer
 from yolo_attn.yaml_rows import (attention_channels, build_row, check_row, identity_rows_of, make_divisible,
                                  resolve_activation, resolve_arg, row_label, torch_layer, unknown_layer)
@@ -291,10 +292,8 @@ def _build(d, ch, verbose, rows):
             for block in m_ if n > 1 else [m_]:
                 block.cv1.act = T.Conv.default_act
         if i in identity_rows:
-            if spec is None or not spec.keeps_channels or c2 != ch[f]:
-                raise ModelConfigError(f"{where}: identity_start lists this row, but only one-input attention "
-                                       f"layers that keep their channels can start as the identity")
-            m_ = IdentityStart(m_)
+            identity_start.check_listed(spec, ch[f] if isinstance(f, int) else None, c2, where)
+            m_ = identity_start.start(m_, spec, c2, where, LOGGER.warning)
         t = str(m)[8:-2].replace("__main__.", "")
         m_.np = sum(x.numel() for x in m_.parameters())
         m_.i, m_.f, m_.type = i, f, t
@@ -309,8 +308,6 @@ def _build(d, ch, verbose, rows):
         ch.append(c2)
     model, save = nn.Sequential(*layers), sorted(save)
     if isinstance(layers[-1], T.Detect) and any(kind == "attention" for _, _, _, kind, _, _ in rows):
-        from yolo_attn.engines.yolov5.parser import check_shapes
-
         check_shapes(model, save, labels, channels)
     return model, save
 

@@ -8,8 +8,9 @@ replaces a name in an ultralytics module (or adds one callback to its default li
 import functools
 from pathlib import Path
 
-from yolo_attn.engines._patch import Patch
-from yolo_attn.engines.ultralytics.stock import _STOCK, original, swap as _swap  # noqa: F401  (original: API)
+from yolo_attn.engines._patch import Patch, replace
+from yolo_attn.engines.common import fallback_font_path
+from yolo_attn.engines.ultralytics.stock import _STOCK, original  # noqa: F401  (original: API)
 
 TASKS = "ultralytics.nn.tasks"
 
@@ -18,42 +19,35 @@ TASKS = "ultralytics.nn.tasks"
 def _safe_parse_model(module):
     from yolo_attn.engines.ultralytics.parser import parse_model
 
-    return [_swap(module, "parse_model", parse_model)]
+    return [replace(module, "parse_model", parse_model)]
 
 
 def _yaml_scale(module):
     from yolo_attn.engines.ultralytics.yamls import yaml_model_load
 
-    return [_swap(module, "yaml_model_load", yaml_model_load)]
+    return [replace(module, "yaml_model_load", yaml_model_load)]
 
 
 def _structural_transfer(tasks):
     from yolo_attn.engines.ultralytics.transfer import intersect_dicts_by_structure
 
-    return [_swap(tasks, "intersect_dicts", intersect_dicts_by_structure)]
+    return [replace(tasks, "intersect_dicts", intersect_dicts_by_structure)]
 
 
 # ---------------------------------------------------------------------------------------------------- checkpoints
 def _restricted_load(module):
     from yolo_attn.engines.ultralytics.checkpoint import torch_load
 
-    return [_swap(module, "torch_load", torch_load)]
+    return [replace(module, "torch_load", torch_load)]
 
 
 def _restricted_label_cache(module):
     from yolo_attn.engines.ultralytics.checkpoint import load_dataset_cache_file
 
-    return [_swap(module, "load_dataset_cache_file", load_dataset_cache_file)]
+    return [replace(module, "load_dataset_cache_file", load_dataset_cache_file)]
 
 
 # --------------------------------------------------------------------------------------------------------- offline
-def fallback_font_path():
-    """A TrueType font already on disk: matplotlib's DejaVuSans (matplotlib is an ultralytics dependency)."""
-    import matplotlib
-
-    return Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
-
-
 @functools.lru_cache(maxsize=None)
 def check_font_offline(font="Arial.ttf"):
     """ultralytics' ``check_font`` downloads Arial.ttf into its config folder; use a local font instead: the one
@@ -67,7 +61,7 @@ def check_font_offline(font="Arial.ttf"):
 
 
 def _offline_fonts(module):
-    return [_swap(module, "check_font", check_font_offline)]
+    return [replace(module, "check_font", check_font_offline)]
 
 
 def check_amp_offline(model):
@@ -85,7 +79,7 @@ def check_amp_offline(model):
 
 
 def _offline_amp_check(trainer):
-    return [_swap(trainer, "check_amp", check_amp_offline)]
+    return [replace(trainer, "check_amp", check_amp_offline)]
 
 
 # ------------------------------------------------------------------------------------------------------------- DDP

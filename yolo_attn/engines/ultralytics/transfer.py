@@ -1,6 +1,6 @@
 """Structural weight transfer inside ultralytics (``YOLO(yaml).load(pt)``, ``pretrained=pt``): its
 ``BaseModel.load`` matches checkpoint tensors by name, so every row after an inserted one starts from scratch."""
-from yolo_attn.transfer import structural_transfer
+from yolo_attn.engines.common import transfer_by_structure
 
 
 def intersect_dicts_by_structure(da, db, exclude=()):
@@ -8,6 +8,4 @@ def intersect_dicts_by_structure(da, db, exclude=()):
     (returns the checkpoint's tensors under the model's names, so ultralytics' "Transferred N/M" stays right)."""
     from ultralytics.utils import LOGGER
 
-    mapped, report = structural_transfer(da, db, exclude)
-    LOGGER.info(f"yolo-attn: {report.summary()}")
-    return mapped
+    return transfer_by_structure(LOGGER, da, db, exclude)

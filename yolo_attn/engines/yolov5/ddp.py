@@ -11,7 +11,6 @@ import ast
 import functools
 import inspect
 import os
-import tempfile
 import textwrap
 from datetime import timedelta
 from pathlib import Path
@@ -20,6 +19,7 @@ import torch
 import torch.distributed as dist
 
 from yolo_attn.modules.sync_bn import convert_sync_batchnorm as _convert
+from yolo_attn.paths import atomic_file
 
 
 def rank():
@@ -110,14 +110,8 @@ def cache_image_to_disk(self, i):
     f = Path(self.npy_files[i])
     if f.exists():
         return
-    fd, tmp = tempfile.mkstemp(prefix=f".{f.stem}.", suffix=".npy.partial", dir=f.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            np.save(out, cv2.imread(self.im_files[i]))
-        os.replace(tmp, f)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(f, "wb", prefix=f".{f.stem}.", suffix=".npy.partial") as out:
+        np.save(out, cv2.imread(self.im_files[i]))
 
 
 def edited_source(fn, edits):

@@ -1,7 +1,7 @@
 """A checkpoint save that runs out of disk space: one clear message (which file, how much space, what was kept)
 instead of torch's ``RuntimeError: [enforce fail at inline_container.cc] unexpected pos`` traceback.
 
-The save itself is atomic (``patches.save_atomically``): the checkpoint is written to a temporary file next to the
+The save itself is atomic (``paths.save_atomically``): the checkpoint is written to a temporary file next to the
 target and renamed over it only once complete, so the message can say the previous copy is untouched.
 """
 import errno

@@ -15,7 +15,6 @@ written, the labels are checked again on every run.
 import hashlib
 import json
 import os
-import tempfile
 from itertools import repeat
 from multiprocessing.pool import Pool
 from pathlib import Path
@@ -91,13 +90,8 @@ def write(file, x, log):
     """Save atomically (a reader never sees half a file); a cache folder that cannot be written is only a warning."""
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{file.stem[:16]}.", suffix=".partial", dir=file.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **_arrays(x))
-            os.replace(tmp, file)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        with paths.atomic_file(file, "wb", prefix=f".{file.stem[:16]}.", suffix=".partial") as f:
+            np.savez(f, **_arrays(x))
     except OSError as e:
         log.warning(f"yolo-attn: label cache not saved ({e}); the labels are checked again next time")
         return

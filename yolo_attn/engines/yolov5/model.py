@@ -1,29 +1,18 @@
 """Building yolov5 models quietly, and the attention rows a checkpoint lacks (identity start)."""
-import contextlib
 import logging
 from pathlib import Path
 
-import torch
 import yaml
 
-from yolo_attn.engines.yolov5.parser import inner_attention
-from yolo_attn.engines.yolov5.patches import save_atomically
+from yolo_attn.engines import common, identity
 from yolo_attn.errors import ModelConfigError
-from yolo_attn.registry import find_layer
-from yolo_attn.transfer import structural_transfer
 
 
-@contextlib.contextmanager
 def quiet(level=logging.WARNING):
     """yolov5's logger at ``level`` (default: warnings only) inside the block: no per-layer printout."""
     from yolov5.utils.general import LOGGER
 
-    previous = LOGGER.level
-    LOGGER.setLevel(level)
-    try:
-        yield LOGGER
-    finally:
-        LOGGER.setLevel(previous)
+    return common.quiet(LOGGER, level)
 
 
 def check_readable_as_ascii(cfg_path):
@@ -54,46 +43,22 @@ def check_readable_as_ascii(cfg_path):
                            f"ＣＢＡＭ); comments may stay as they are.")
 
 
-def build_model(cfg, nc=None, ch=3):
-    """A yolov5 DetectionModel from a YAML path or dict, without the per-layer printout."""
+def build_model(cfg, nc=None, ch=3, level=logging.WARNING):
+    """A yolov5 DetectionModel from a YAML path or dict, without the per-layer printout (``level``: yolov5's
+    logging while it is built)."""
     from yolov5.models.yolo import Model
 
-    with quiet():
+    with quiet(level):
         return Model(cfg if isinstance(cfg, dict) else str(cfg), ch=ch, nc=nc)
 
 
-def identity_rows(source_state_dict, cfg_dict):
-    """Rows of ``cfg_dict`` holding one-input, channel-keeping attention that ``source_state_dict`` has no weights
-    for (attention rows, and C3 rows whose attention inside the bottlenecks is new), except rows that already
-    start as the identity: declared so (``LayerInfo.starts_as_identity``, NonLocal) or found computing exactly their
-    input when fresh (a Chain of such layers, a user's layer). Wrapped, their blend and their own zero-initialised
-    output would both start at 0, and every gradient of either stays 0."""
-    target = build_model(dict(cfg_dict, identity_start=[]))
-    _, report = structural_transfer(source_state_dict, target.state_dict())
-    rows = cfg_dict["backbone"] + cfg_dict["head"]
-    specs = {i: find_layer(rows[i][2]) for i in report.new_rows if isinstance(rows[i][2], str)}
-    # C3 rows that match a checkpoint's C3 but whose attention inside the bottlenecks is new (c3attn.py)
-    specs.update({i: inner_attention(rows[i][3][-1]["attn"], "")[0] for i in report.fresh_inner_rows})
-    candidates = sorted(i for i, spec in specs.items() if spec is not None and spec.keeps_channels)
-    already = {i for i in candidates if specs[i].starts_as_identity} | _rows_computing_their_input(target, candidates)
-    return [i for i in candidates if i not in already]
-
-
-def _rows_computing_their_input(model, rows, size=64):
-    """The rows among ``rows`` whose output equals their input exactly, for a random batch in training mode."""
-    same = set()
-
-    def record(i):
-        return lambda module, args, out: same.add(i) if torch.equal(out, args[0]) else None
-
-    handles = [model.model[i].register_forward_hook(record(i)) for i in rows]
-    try:
-        with torch.no_grad():
-            model.train()(torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(0)))
-    finally:
-        for handle in handles:
-            handle.remove()
-    return same
+def identity_rows(source_state_dict, cfg):
+    """Rows of ``cfg`` (a model dict or YAML path) holding one-input, channel-keeping attention that
+    ``source_state_dict`` has no weights for (attention rows, and C3 rows whose attention inside the bottlenecks is
+    new), except rows that already start as the identity (``yolo_attn.engines.identity``: the rule the YAML's
+    ``identity_start:`` follows too)."""
+    d = cfg if isinstance(cfg, dict) else yaml.safe_load(Path(cfg).read_text(encoding="ascii", errors="ignore"))
+    return identity.rows_to_start(source_state_dict, d, lambda x: build_model(x, level=logging.ERROR))
 
 
 def save_checkpoint(model, path, opt=None, **extra):
@@ -113,10 +78,7 @@ def save_checkpoint(model, path, opt=None, **extra):
     ckpt = {"epoch": -1, "best_fitness": None, "model": model, "ema": None,
             "updates": None, "optimizer": None, "opt": dict(opt or {}), "date": datetime.now().isoformat(),
             "yolov5pip_version": __version__, **extra}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_atomically(ckpt, path)
-    return path
+    return common.write_checkpoint(ckpt, path)
 
 
 def load_trained(weights, device="cpu"):

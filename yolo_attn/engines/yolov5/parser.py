@@ -17,6 +17,8 @@ import inspect
 import torch
 from torch import nn
 
+from yolo_attn.engines import identity as identity_start
+from yolo_attn.engines.shapes import CHECK_SIZE, MAX_ELEMENTS, check_shapes  # noqa: F401  (the shape check's bounds)
 from yolo_attn.errors import ModelConfigError
 from yolo_attn.modules import IdentityStart
 from yolo_attn.registry import find_layer
@@ -33,9 +35,7 @@ _REPEATED = ("BottleneckCSP", "C3", "C3TR", "C3Ghost", "C3x")
 # Classes in yolov5's model modules that are models or wrappers, not layers a YAML row can name.
 _NOT_LAYERS = ("AutoShape", "BaseModel", "DetectMultiBackend", "DetectionModel", "Ensemble", "Model",
                "SegmentationModel", "ClassificationModel")
-CHECK_SIZE = 64  # the shape check's input (pixels): every row must accept what the row before gives it
 MAX_PARAMS = 500_000_000  # the whole model (yolov5x6: 140M)
-MAX_ELEMENTS = 2 ** 25  # one row's output on the check's 64-px image (yolov5x's largest: 160×32×32 = 163,840)
 
 
 def yolov5_layers():
@@ -225,7 +225,7 @@ def _build_row(i, row, ch, written, gw, gd, nc, no, conv_like, repeated, layers,
             if c2 != no:
                 c2 = make_divisible(c2 * gw, 8)
             if m is C3 and args and isinstance(args[-1], dict):
-                m, kwargs = _c3_with_attention(args.pop(), where, identity)
+                m, kwargs = _c3_with_attention(args.pop(), where, identity, LOGGER.warning if log else None)
             args = [c1, c2, *args[1:]]
             if m in repeated or kwargs:
                 args.insert(2, n)
@@ -246,10 +246,9 @@ def _build_row(i, row, ch, written, gw, gd, nc, no, conv_like, repeated, layers,
 
     m_ = build_row(m, args, kwargs, n, where, spec, given)
     if identity and not kwargs.get("attn"):
-        if spec is None or not spec.keeps_channels or c2 != ch[f]:
-            raise ModelConfigError(f"{where}: identity_start lists this row, but only one-input attention layers "
-                                   f"that keep their channels (or a C3 with {{attn: ...}}) can start as the identity")
-        m_ = IdentityStart(m_)
+        identity_start.check_listed(spec, ch[f] if isinstance(f, int) else None, c2, where,
+                                    blocks=" (or a C3 with {attn: ...})")
+        m_ = identity_start.start(m_, spec, c2, where, LOGGER.warning if log else None)
     t = f"{m.__module__}.{m.__qualname__}".replace("__main__.", "")
     np_ = sum(x.numel() for x in m_.parameters())
     m_.i, m_.f, m_.type, m_.np = i, f, t, np_
@@ -279,9 +278,9 @@ def inner_attention(value, where):
     return spec, args, kwargs
 
 
-def _c3_with_attention(mapping, where, identity):
+def _c3_with_attention(mapping, where, identity, warn=None):
     """(C3Attn, {'attn': factory}) for a C3 row's trailing ``{attn: ...}`` mapping (``identity``: start each inner
-    attention as the identity, from the YAML's ``identity_start:``)."""
+    attention as the identity, from the YAML's ``identity_start:``, unless it already starts so: ``warn`` says so)."""
     from yolo_attn.engines.yolov5.c3attn import C3Attn
     from yolo_attn.registry import build
 
@@ -289,54 +288,15 @@ def _c3_with_attention(mapping, where, identity):
         raise ModelConfigError(f"{where}: a C3 row's trailing mapping takes only attn: (attention inside its "
                                f"bottlenecks, e.g. [256, {{attn: cbam}}]), got keys {sorted(map(str, mapping))}")
     spec, args, kwargs = inner_attention(mapping["attn"], where)
-    wrap = identity and not spec.starts_as_identity
+    try:
+        fresh = build(spec, 64, *args, **kwargs)  # the hyper-parameters, checked once before the row is built
+    except (TypeError, ValueError) as e:
+        raise ModelConfigError(f"{where}: 'attn: {mapping['attn']!r}': {e}") from None
+    wrap = identity and identity_start.start(fresh, spec, 64, where, warn, inner=True) is not fresh
 
     def attn(channels):
         layer = build(spec, channels, *args, **kwargs)
         return IdentityStart(layer) if wrap else layer
 
     attn.label = mapping["attn"]
-    try:
-        attn(64)  # the hyper-parameters, checked once before the row is built
-    except (TypeError, ValueError) as e:
-        raise ModelConfigError(f"{where}: 'attn: {mapping['attn']!r}': {e}") from None
     return C3Attn, {"attn": attn}
-
-
-def check_shapes(model, save, labels, channels=3, size=CHECK_SIZE, device=None):
-    """Run the rows once on a small image (no gradients; eval mode except the head, whose training-mode output
-    needs no strides), as yolov5's ``_forward_once`` does, so that a row that cannot take what it is given (maps of
-    different resolutions fused, a gate finer than its skip) is reported with its YAML row (``labels``) instead of
-    a traceback from deep inside the build. On the meta device it computes shapes only, and a row whose output
-    exceeds MAX_ELEMENTS is refused; returns False when an operation has no meta implementation (then run it
-    again on the real model)."""
-    training = model.training
-    outputs, x = [], torch.zeros(1, channels, size, size, device=device)
-    model.eval()
-    model[-1].train()
-    try:
-        with torch.no_grad():
-            for m, where in zip(model, labels):
-                if m.f != -1:
-                    x = outputs[m.f] if isinstance(m.f, int) else [x if j == -1 else outputs[j] for j in m.f]
-                try:
-                    x = m(x)
-                except NotImplementedError:
-                    if device == "meta":
-                        return False
-                    raise
-                except Exception as e:  # noqa: BLE001  (whatever the row's code raises on this input)
-                    shapes = [tuple(t.shape) for t in (x if isinstance(x, (list, tuple)) else [x])
-                              if isinstance(t, torch.Tensor)]
-                    raise ModelConfigError(f"{where}: cannot run on its input(s) of shape "
-                                           f"{', '.join(map(str, shapes))} (a {size}×{size} image): "
-                                           f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
-                sizes = [t.numel() for t in (x if isinstance(x, (list, tuple)) else [x]) if isinstance(t, torch.Tensor)]
-                if sum(sizes) > MAX_ELEMENTS:
-                    raise ModelConfigError(f"{where}: gives {sum(sizes):,} values for a {size}×{size} image (more "
-                                           f"than {MAX_ELEMENTS:,}); check its args (an upsampling factor, padding, "
-                                           f"channels)")
-                outputs.append(x if m.i in save else None)
-    finally:
-        model.train(training)
-    return True

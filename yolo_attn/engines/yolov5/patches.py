@@ -10,7 +10,6 @@ import functools
 import importlib.util
 import os
 import sys
-import tempfile
 import types
 import warnings
 from pathlib import Path
@@ -18,6 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from yolo_attn.engines._patch import Patch, replace, view_of
+from yolo_attn.engines.common import fallback_font_path
+from yolo_attn.paths import save_atomically
 
 YOLOV5 = "yolov5"
 # yolov5 puts its own folder on sys.path, so old checkpoints (models.yolo.DetectionModel) load a second copy of
@@ -79,13 +80,6 @@ def _pillow_getsize(plots):
     return [replace(plots, "check_pil_font", with_getsize)]
 
 
-def fallback_font_path():
-    """A TrueType font that is already on disk: matplotlib's DejaVuSans (matplotlib is a yolov5 dependency)."""
-    import matplotlib
-
-    return Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
-
-
 def _local_font(font):
     """The font if it is on disk (as given or in yolov5's config dir), else the bundled fallback."""
     from yolov5.utils.general import CONFIG_DIR
@@ -131,26 +125,6 @@ def _load_checkpoint(f, map_location=None, **kwargs):
 def _restricted_load(module):
     view = view_of(module, "torch")
     return [replace(view, "load", _load_checkpoint), replace(module, "torch", view)]
-
-
-def save_atomically(obj, f, *args, **kwargs):
-    """``torch.save`` to a path through a temporary file in the same folder, renamed over the target once
-    complete: a full disk or a kill never leaves a truncated checkpoint under the real name."""
-    import torch
-
-    if not isinstance(f, (str, os.PathLike)):
-        return torch.save(obj, f, *args, **kwargs)
-    path = Path(f)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            torch.save(obj, out, *args, **kwargs)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _atomic_save(module):

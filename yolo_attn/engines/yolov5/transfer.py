@@ -1,5 +1,5 @@
 """Structural weight transfer inside yolov5's training (``--weights`` into a changed architecture)."""
-from yolo_attn.transfer import structural_transfer
+from yolo_attn.engines.common import transfer_by_structure
 
 
 def intersect_dicts_by_structure(da, db, exclude=()):
@@ -8,6 +8,4 @@ def intersect_dicts_by_structure(da, db, exclude=()):
     Tensors whose row matched but whose shape differs cannot occur (shapes are part of the signature)."""
     from yolov5.utils.general import LOGGER
 
-    mapped, report = structural_transfer(da, db, exclude)
-    LOGGER.info(f"yolo-attn: {report.summary()}")
-    return mapped
+    return transfer_by_structure(LOGGER, da, db, exclude)
