@@ -10,7 +10,7 @@ module namespace. ``parse_model`` below:
   resolved without ``eval``, so stock models stay exactly stock;
 - builds YAMLs that name registered layers itself: the stock branches of ``tasks.parse_model`` (same channel,
   scale and ``legacy`` rules, same ``i``/``f``/``type``/``np`` attributes and printout) plus registry rows with
-  the channel rules of ``yolo_attn.registry.rows`` scaled by the YAML's ``scales:`` (width, max_channels) and
+  the channel rules of ``yolo_attn.yaml_rows`` scaled by the YAML's ``scales:`` (width, max_channels) and
   depth, then a shape check that names the row that cannot run.
 
 ``Conv.default_act`` is restored in every case, also after an error (ultralytics leaves it changed then).

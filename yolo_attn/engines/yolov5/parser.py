@@ -9,7 +9,7 @@ module attributes (``i``, ``f``, ``type``, ``np``) so that checkpoints and tooli
 ``yolo_attn.engines.yolov5`` installs it (patch ``safe_parse_model``).
 
 Beyond yolov5's own rows it reads other projects' spelling of attention rows (``[-1, 1, CBAM, [1024]]``: the channel
-count first, ``rows.foreign_channel_args``) and attention inside C3's bottlenecks (``[-1, 3, C3, [256, {attn: se}]]``,
+count first, ``yaml_rows.foreign_channel_args``) and attention inside C3's bottlenecks (``[-1, 3, C3, [256, {attn: se}]]``,
 ``c3attn``). Every mistake is a ModelConfigError naming the row, never a traceback or a hang.
 """
 import inspect
