@@ -12,7 +12,8 @@ LAYERS = [
     ("errors",),
     ("modules",),
     ("registry",),
-    ("transfer", "checkpoints", "inject", "paths", "model_yaml.edit", "datasets.shapes"),
+    ("transfer", "checkpoints", "inject", "paths", "model_yaml.edit", "datasets.shapes", "datasets.checks", "runs",
+     "parity", "ablation.matches", "ablation.ultralytics_matches", "metrics.coco_eval"),
     ("engines",),
     ("cli", "heatmaps", "benchmarks", "metrics", "ablation", "datasets", "model_yaml"),
 ]

@@ -67,22 +67,24 @@ class Ultralytics:
     def parsed_training_options(self, train_args):
         """What the training command makes of these flags (train.sh's own, its embedded defaults without --data,
         then ultralytics' settings)."""
-        from yolo_attn.cli.ultralytics import train
-        from yolo_attn.cli.ultralytics.common import start
+        from yolo_attn import engines
+        from yolo_attn.cli import train
+        from yolo_attn.engines.ultralytics.commands.common import start
+        from yolo_attn.engines.ultralytics.commands.train import EMBEDDED_DEFAULTS
 
-        ours, rest = train.parser().parse_known_args(train_args)
-        defaults = train.EMBEDDED_DEFAULTS if ours.data is None else {}
+        ours, rest = train.parser(engines.get("ultralytics")).parse_known_args(train_args)
+        defaults = EMBEDDED_DEFAULTS if ours.data is None else {}
         return {**defaults, **start(rest), **vars(ours)}
 
     def validation_args(self, rest):
-        from yolo_attn.cli.ultralytics.common import start
+        from yolo_attn.engines.ultralytics.commands.common import start
 
         settings = start(rest)
         return [f"{key}={settings[key]}" for key in self.val_keys if key in settings]
 
     def measure_cost(self, settings):
         from yolo_attn.cli.ultralytics import bench
-        from yolo_attn.cli.ultralytics.common import start
+        from yolo_attn.engines.ultralytics.commands.common import start
 
         start([])
         return bench.measure(settings)

@@ -70,7 +70,7 @@ def main(argv):
     engine, argv = choose(argv, "bench")
     opt = parse_args(argv)
     settings = settings_from(opt, argv)
-    if engine == "ultralytics":
+    if engine.name == "ultralytics":
         from yolo_attn.cli.ultralytics import bench as ultralytics_bench
 
         return ultralytics_bench.main(opt, settings)

@@ -17,7 +17,7 @@ import torch
 from yolo_attn.benchmarks import ablation
 from yolo_attn.benchmarks.flops import count_flops
 from yolo_attn.benchmarks.latency import inference_fn, interleaved_times, peak_tensor_memory, summarize_times
-from yolo_attn.cli.ultralytics.common import engine_errors, start
+from yolo_attn.engines.ultralytics.commands.common import engine_errors, start
 
 BASELINE = "yolo11n.yaml"
 
