@@ -13,12 +13,19 @@ LAYERS = [
     ("modules",),
     ("registry",),
     ("yaml_rows",),
-    ("transfer", "checkpoints", "inject", "paths", "matches", "model_yaml.edit", "datasets.shapes"),
+    ("transfer", "checkpoints", "inject", "paths", "matches", "model_yaml.edit", "datasets.shapes", "datasets.checks",
+     "runs", "parity", "metrics.coco_eval"),
     ("engines",),
-    ("cli", "heatmaps", "benchmarks", "metrics", "ablation", "datasets", "model_yaml"),
+    # the applications, among themselves bottom to top
+    ("heatmaps", "metrics", "datasets", "model_yaml"),
+    ("benchmarks",),
+    ("ablation",),
+    ("cli",),
 ]
 ENGINES = ("yolov5", "ultralytics", "models", "utils")  # third-party engines (yolov5 also as its top-level copies)
-ENGINE_FREE = 4  # layers below this index never import an engine
+ENGINE_FOLDERS = ("yolo_attn.engines.yolov5", "yolo_attn.engines.ultralytics")
+ENGINE_NAMES = ("yolov5", "ultralytics")
+APPLICATIONS = LAYERS.index(("engines",)) + 1  # layers from this index on are applications
 
 
 def module_name(path):
@@ -80,8 +87,6 @@ def test_imports_point_down(name, path):
         return  # yolo_attn/__init__.py: the public facade, at the top
     for target, line in imports_of(path):
         top = target.split(".")[0]
-        if top in ENGINES:
-            assert mine >= ENGINE_FREE, f"{path.name}:{line}: {name} (layer {mine}) imports the engine {target}"
         if top != "yolo_attn":
             continue
         theirs = layer_of(target)
@@ -133,3 +138,63 @@ def test_the_rule_itself_catches_an_upward_import(tmp_path):
             test_imports_point_down("yolo_attn.registry._upward_probe", bad)
     finally:
         bad.unlink()
+
+
+def _in(name, package):
+    return name == package or name.startswith(package + ".")
+
+
+@pytest.mark.parametrize("name, path", sorted(all_modules().items()))
+def test_only_engine_folders_import_an_engine(name, path):
+    """yolov5 and ultralytics are imported in their own folder of yolo_attn/engines/ and nowhere else: everything
+    else asks an ``Engine`` object (``yolo_attn.engines.of``)."""
+    mine = next((folder for folder in ENGINE_FOLDERS if _in(name, folder)), None)
+    for target, line in imports_of(path):
+        top = target.split(".")[0]
+        if top in ENGINES:
+            own = "yolov5" if top in ("yolov5", "models", "utils") else top
+            assert mine == f"yolo_attn.engines.{own}", (
+                f"{path.relative_to(PACKAGE.parent)}:{line}: {name} imports {target}; only "
+                f"yolo_attn/engines/{own}/ may: ask the Engine object (yolo_attn.engines.of) instead")
+        for folder in ENGINE_FOLDERS:
+            assert not (_in(target, folder) and mine and mine != folder), (
+                f"{path.relative_to(PACKAGE.parent)}:{line}: {name} imports {target} from another engine's folder; "
+                f"engine-neutral code goes to yolo_attn/engines/*.py or below")
+
+
+def engine_name_comparisons(path):
+    """(line, text) of each comparison with an engine's name as a string literal (``engine == "ultralytics"``)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            if any(isinstance(o, ast.Constant) and o.value in ENGINE_NAMES for o in operands):
+                found.append((node.lineno, ast.unparse(node)))
+    return found
+
+
+@pytest.mark.parametrize("name, path", sorted((n, p) for n, p in all_modules().items()
+                                               if layer_of(n) is None or layer_of(n) >= APPLICATIONS))
+def test_applications_never_branch_on_an_engine(name, path):
+    """Applications ask the Engine object; a comparison with an engine's name is a branch on it."""
+    assert engine_name_comparisons(path) == [], f"{path.relative_to(PACKAGE.parent)}: branches on an engine's name"
+
+
+def test_the_engine_rules_can_fail(tmp_path):
+    bad = PACKAGE / "heatmaps" / "_engine_probe.py"
+    bad.write_text("def f(engine):\n    import ultralytics\n    return engine == 'ultralytics'\n")
+    try:
+        with pytest.raises(AssertionError, match="only yolo_attn/engines/ultralytics/ may"):
+            test_only_engine_folders_import_an_engine("yolo_attn.heatmaps._engine_probe", bad)
+        with pytest.raises(AssertionError, match="branches on an engine"):
+            test_applications_never_branch_on_an_engine("yolo_attn.heatmaps._engine_probe", bad)
+    finally:
+        bad.unlink()
+    crossing = PACKAGE / "engines" / "ultralytics" / "_crossing_probe.py"
+    crossing.write_text("from yolo_attn.engines.yolov5 import parser\n")
+    try:
+        with pytest.raises(AssertionError, match="another engine's folder"):
+            test_only_engine_folders_import_an_engine("yolo_attn.engines.ultralytics._crossing_probe", crossing)
+    finally:
+        crossing.unlink()

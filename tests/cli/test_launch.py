@@ -6,7 +6,8 @@ import sys
 import pytest
 import torch
 
-from yolo_attn.cli import launch, train
+from yolo_attn.cli import train
+from yolo_attn.engines.yolov5.commands import launch
 from yolo_attn.cli.pipeline import run_cli
 from yolo_attn.datasets import shapes
 from yolo_attn.errors import UsageError

@@ -53,15 +53,21 @@ def checkpoints(tmp_path_factory):
     return {"ultralytics": ul, "yolov5": v5}
 
 
+def chosen(argv, tool):
+    """``choose`` with the Engine it returns as its name."""
+    engine, rest = choose(argv, tool)
+    return engine.name, rest
+
+
 def test_engine_is_chosen_from_the_files(checkpoints):
-    assert choose(["--cfg", "yolo11n-cbam.yaml", "--epochs", "3"], "train") == (
+    assert chosen(["--cfg", "yolo11n-cbam.yaml", "--epochs", "3"], "train") == (
         "ultralytics", ["--cfg", "yolo11n-cbam.yaml", "--epochs", "3"])
-    assert choose(["--cfg", "yolov5s-cbam.yaml"], "train")[0] == "yolov5"
-    assert choose(["--cfg=yolov8n.yaml"], "train")[0] == "ultralytics"  # model_yamls/ultralytics/ before ultralytics'
-    assert choose(["--weights", str(checkpoints["ultralytics"])], "val")[0] == "ultralytics"
-    assert choose(["--weights", str(checkpoints["yolov5"])], "val")[0] == "yolov5"
-    assert choose(["--cfgs", "yolo11n-se.yaml", "yolo11n-eca.yaml", "--quick"], "bench")[0] == "ultralytics"
-    assert choose(["--engine", "ultralytics", "--cfg", "yolov8s.yaml"], "train") == (
+    assert chosen(["--cfg", "yolov5s-cbam.yaml"], "train")[0] == "yolov5"
+    assert chosen(["--cfg=yolov8n.yaml"], "train")[0] == "ultralytics"  # model_yamls/ultralytics/ before ultralytics'
+    assert chosen(["--weights", str(checkpoints["ultralytics"])], "val")[0] == "ultralytics"
+    assert chosen(["--weights", str(checkpoints["yolov5"])], "val")[0] == "yolov5"
+    assert chosen(["--cfgs", "yolo11n-se.yaml", "yolo11n-eca.yaml", "--quick"], "bench")[0] == "ultralytics"
+    assert chosen(["--engine", "ultralytics", "--cfg", "yolov8s.yaml"], "train") == (
         "ultralytics", ["--cfg", "yolov8s.yaml"])
 
 

@@ -15,6 +15,7 @@ import yolo_attn  # noqa: F401
 from yolo_attn.engines.yolov5.model import save_checkpoint
 from yolo_attn.cli import export as export_cli
 from yolo_attn.cli.pipeline import run_cli
+from yolo_attn.parity import formats
 
 REPO = Path(__file__).resolve().parents[2]
 VARIANTS = sorted(p.stem for p in (REPO / "model_yamls").glob("*.yaml"))
@@ -117,9 +118,9 @@ def test_export_command_refuses_what_it_cannot_export(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "missing.pt" in err and ("not found" in err or "does not exist" in err)
     opt, rest = export_cli.parser().parse(["--weights", "w.pt", "--include", "ONNX,torchscript", "--dynamic"])
-    assert export_cli._formats(opt.include) == ["onnx", "torchscript"] and rest == ["--dynamic"]
+    assert formats(opt.include) == ["onnx", "torchscript"] and rest == ["--dynamic"]
     with pytest.raises(yolo_attn.errors.UsageError, match="yolo-attn exports onnx and torchscript"):
-        export_cli._formats(["tflite"])
+        formats(["tflite"])
 
 
 # ------------------------------------------------------------------------------------------------------------------

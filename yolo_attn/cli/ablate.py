@@ -170,14 +170,14 @@ def check_manifest(out, engine, train_args, cfgs):
     swept before must still have the same content."""
     from yolo_attn.cli import train
 
-    options = engine.training_settings(train_args, train.parser())
+    options = engine.training_settings(train_args, train.parser(engine))
     path = out / MANIFEST
     manifest = (json.loads(path.read_text(encoding="utf-8")) if path.is_file()
                 else {"engine": engine.name, "train_args": train_args})
     if manifest.get("engine", FIRST_ENGINE) != engine.name:
         raise UsageError(f"{out} holds a sweep of {manifest.get('engine', FIRST_ENGINE)} models; these are "
                          f"{engine.name} models, whose runs cannot be compared with them: give another --out.")
-    before = engine.training_settings(manifest["train_args"], train.parser())
+    before = engine.training_settings(manifest["train_args"], train.parser(engine))
     changed = sorted(k for k in set(options) | set(before) if options.get(k) != before.get(k))
     if changed:
         raise UsageError(f"{out} holds a sweep trained with the flags `{shlex.join(manifest['train_args'])}`; this "

@@ -68,8 +68,7 @@ def settings_from(opt, argv):
 
 
 def main(argv):
-    name, argv = choose(argv, "bench")
-    engine = engines.get(name)
+    engine, argv = choose(argv, "bench")
     opt = parse_args(argv)
     settings = settings_from(opt, argv)
     rows, meta = ablation.measure(settings, engine)

@@ -1,6 +1,7 @@
 """Which engine a command runs with: the engine of its --cfg YAML or --weights checkpoint, or ``--engine``.
 
-Each command calls ``choose(argv, tool)`` first: it returns the engine and the arguments without ``--engine``. A
+Each command calls ``choose(argv, tool)`` first: it returns the engine (an ``Engine``; ``engines.default()`` when no
+file names one) and the arguments without ``--engine``. A
 yolov5-format YAML (``anchors:``) or checkpoint is for yolov5, the anchor-free YAMLs and checkpoints of ultralytics
 (YOLOv5u, YOLOv8, YOLO11) are for ultralytics. ``--engine`` that contradicts the file is a UsageError naming the
 file's engine, raised before anything runs or is written.
@@ -51,7 +52,7 @@ def _engine_of_weights(value):
 
 
 def choose(argv, tool):
-    """(engine, argv without --engine) for command ``tool``."""
+    """(Engine, argv without --engine) for command ``tool``."""
     argv = list(argv)
     forced = _values(argv, "--engine")
     if forced and forced[-1] not in engines.names():
@@ -72,4 +73,5 @@ def choose(argv, tool):
         what = ", ".join(found[engine])
         raise UsageError(f"{what} is for the {engine} engine, not {forced[-1]} (given with --engine). Drop "
                          f"--engine: the engine is chosen from the file.")
-    return (forced[-1] if forced else engine or "yolov5"), _without_engine(argv)
+    name = forced[-1] if forced else engine
+    return (engines.get(name) if name else engines.default()), _without_engine(argv)

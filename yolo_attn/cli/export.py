@@ -1,124 +1,29 @@
-"""``scripts/export.sh``: yolov5's own export of a checkpoint with the yolo-attn layers, checked against PyTorch.
+"""``scripts/export.sh``: export a checkpoint to ONNX/TorchScript with its engine's own export, each file checked
+against PyTorch (``yolo_attn.parity``).
 
-Usage: export.sh --weights W [--include onnx|torchscript ...] [--imgsz N] [--dynamic] [yolov5 export flags]
-
-- ``--include`` takes one or more of onnx, torchscript (default: onnx; ``onnx torchscript`` or ``onnx,torchscript``).
-  yolov5's other formats need packages that it would try to pip-install; export them with yolov5's ``export.run``
-  after ``import yolo_attn``.
-- Without ``--imgsz`` the export uses the image size the checkpoint was trained with (else yolov5's 640).
-- ``--dynamic`` gives the ONNX model a dynamic batch size, height and width (``--opset``: yolov5's 17 by default).
-- The files are written next to the weights (``best.onnx``, ``best.torchscript``). Each one is then run once
-  (onnxruntime on the CPU, torch.jit) on a random image and compared with the PyTorch model (fused, as yolov5 exports
-  it); the largest difference relative to the output's magnitude is printed and must be at most 1e-4 (exit 1 if not).
+The engine is the checkpoint's (``cli.engine``); its runner is in its ``commands/`` folder
+(``engines/yolov5/commands/export.py``, ``engines/ultralytics/commands/export.py``), whose text --help shows.
 """
-from pathlib import Path
-
-from yolo_attn.checkpoints import load_checkpoint
 from yolo_attn.cli.engine import choose
-from yolo_attn.cli.parity import FORMATS, TOLERANCE
-from yolo_attn.cli.parity import formats as _formats
-from yolo_attn.cli.parity import max_relative_difference as _max_relative_difference
-from yolo_attn.cli.pipeline import Parser, resolve_weights, run_cli, training_options
-from yolo_attn.engines.yolov5.options import parse_options
-from yolo_attn.errors import UsageError
+from yolo_attn.cli.pipeline import Parser, run_cli
+from yolo_attn.parity import FORMATS
 
-def parser():
-    p = Parser("yolo-attn export", __doc__.split("\n\n", 1)[1], engine_tool="export")
+
+def parser(engine=None):
+    """The options of ``yolo-attn export`` for ``engine`` (default: the engine used when no file names one)."""
+    from yolo_attn import engines
+
+    p = Parser("yolo-attn export", passthrough=True)
     p.add_argument("--weights", help="the checkpoint (.pt) training wrote")
     p.add_argument("--include", nargs="+", metavar="FORMAT", help=f"one or more of {', '.join(FORMATS)} (default onnx)")
+    (engine or engines.default()).add_options("export", p)
     return p
-
-
-def build_argv(opt, rest):
-    """yolov5 export argv and what the check needs: (argv, weights, formats)."""
-    if not opt.weights:
-        raise UsageError("give a checkpoint with --weights PATH (e.g. runs/train/yolov5s-cbam/weights/best.pt)")
-    weights = resolve_weights(opt.weights)
-    if Path(weights).suffix != ".pt":
-        raise UsageError(f"--weights {weights}: export starts from a PyTorch checkpoint (.pt), the file training "
-                         f"wrote (runs/train/NAME/weights/best.pt)")
-    ckpt = load_checkpoint(weights)  # refuses non-checkpoints clearly, before yolov5 starts
-    formats = _formats(opt.include)
-    out = ["--weights", weights, "--include", *formats]
-    if not any(a.split("=")[0] in ("--imgsz", "--img", "--img-size") for a in rest):
-        out += ["--imgsz", str(training_options(ckpt).get("imgsz") or 640)]
-    return out + rest, weights, formats
-
-
-def check_exports(weights, files, imgsz, dynamic, batch_size=1):
-    """Run each exported file on random images and compare with the PyTorch model: [(format, file, shapes, diff)]."""
-    import torch
-    from yolov5.models.experimental import attempt_load
-
-    model = attempt_load(weights, device="cpu", inplace=True, fuse=True).eval()
-    stride = int(max(model.stride))
-    h, w = imgsz
-    gen = torch.Generator().manual_seed(0)
-    results = []
-    for file in files:
-        fmt = next(f for f, suffix in FORMATS.items() if str(file).endswith(suffix))
-        shapes = [(batch_size, 3, h, w)]
-        if dynamic and fmt == "onnx":
-            shapes.append((batch_size + 1, 3, h + stride, w + 2 * stride))
-        if fmt == "onnx":
-            import onnxruntime
-
-            session = onnxruntime.InferenceSession(str(file), providers=["CPUExecutionProvider"])
-            run = lambda x: session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]  # noqa: E731
-        else:
-            scripted = torch.jit.load(str(file), map_location="cpu")
-            run = lambda x: scripted(x)[0].detach().numpy()  # noqa: E731
-        worst = 0.0
-        for shape in shapes:
-            x = torch.rand(shape, generator=gen)
-            with torch.no_grad():
-                expected = model(x)[0].numpy()
-            worst = max(worst, _max_relative_difference(run(x), expected))
-        results.append((fmt, Path(file), shapes, worst))
-    return results
 
 
 def main(argv):
     engine, argv = choose(argv, "export")
-    if engine == "ultralytics":
-        from yolo_attn.cli.ultralytics import export as ultralytics_export
-
-        return ultralytics_export.main(argv)
-    import yolov5.export as yolov5_export
-
-    yolov5_argv, weights, formats = build_argv(*parser().parse(argv))
-    opt = parse_options("export", yolov5_argv, "yolo-attn export")
-    opt.weights = opt.weights[0] if isinstance(opt.weights, list) else opt.weights
-    files = [Path(f) for f in yolov5_export.run(**vars(opt))]
-    made = {fmt for fmt, suffix in FORMATS.items() for f in files if str(f).endswith(suffix)}
-    failed = [fmt for fmt in formats if fmt not in made]
-    if failed:
-        raise SystemExit(f"\nyolo-attn: error: {' and '.join(failed)} export failed; yolov5's reason is on its "
-                         f"'export failure' line above.")
-    imgsz = list(opt.imgsz) * (2 if len(opt.imgsz) == 1 else 1)
-    print()
-    if opt.half:
-        print("yolo-attn: --half export: not compared with the FP32 PyTorch model")
-        files_to_check = []
-    elif opt.optimize:  # a mobile (lite interpreter) TorchScript file: torch.jit.load does not read it
-        print("yolo-attn: --optimize: the mobile TorchScript file is not compared (torch.jit.load cannot run it)")
-        files_to_check = [f for f in files if not str(f).endswith(".torchscript")]
-    else:
-        files_to_check = files
-    results = check_exports(weights, files_to_check, imgsz, opt.dynamic, opt.batch_size) if files_to_check else []
-    bad = []
-    for fmt, file, shapes, diff in results:
-        runtime = "onnxruntime" if fmt == "onnx" else "torch.jit"
-        sizes = ", ".join("x".join(map(str, s)) for s in shapes)
-        ok = diff <= TOLERANCE
-        print(f"{fmt:<12} {file}  {runtime} vs PyTorch on {sizes}: max relative difference {diff:.1e} "
-              f"({'ok' if ok else 'TOO LARGE'}, limit {TOLERANCE:g})")
-        if not ok:
-            bad.append(fmt)
-    if bad:
-        raise SystemExit(f"yolo-attn: error: the {' and '.join(bad)} export does not reproduce the PyTorch model")
-    for file in files:
-        print(f"exported {file}")
+    opt, rest = parser(engine).parse(argv)
+    return engine.run("export", opt, rest, argv)
 
 
 def cli():

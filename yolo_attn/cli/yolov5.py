@@ -12,27 +12,15 @@ kept out of the dataset folder and the fixes for today's torch/numpy/Pillow. Non
   yolo-attn yolov5 detect --weights runs/train/exp/weights/best.pt --source images/
   yolo-attn yolov5 val --help          (yolov5's own flags)
 """
-import importlib
-import sys
-
-from yolo_attn.errors import UsageError, YoloAttnError
+from yolo_attn import engines
+from yolo_attn.errors import UsageError
 
 TOOLS = ("train", "val", "detect", "export")
 
 
 def run_tool(tool, argv):
-    """``python -m yolov5.<tool> *argv``, in this process (sys.argv is set for the call and restored). The engine
-    adapter is installed already: importing this module ran ``yolo_attn/__init__.py``."""
-    module = importlib.import_module(f"yolov5.{tool}")
-    saved, sys.argv = sys.argv, [f"yolo-attn yolov5 {tool}", *argv]
-    try:
-        return module.main(module.parse_opt()) if tool == "train" else module.main()
-    except Exception as e:  # yolov5 wraps data-loading errors (ours included) in a bare Exception with its own text
-        if isinstance(e.__cause__, YoloAttnError):
-            raise e.__cause__ from None
-        raise
-    finally:
-        sys.argv = saved
+    """``python -m yolov5.<tool> *argv``, in this process, with the engine adapter installed."""
+    return engines.get("yolov5").run_tool(tool, argv)
 
 
 def main(argv):

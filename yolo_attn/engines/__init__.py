@@ -49,6 +49,11 @@ def get(name: str) -> Engine:
         raise UsageError(f"unknown engine {name!r}: choose one of {', '.join(_REGISTERED)}") from None
 
 
+def default() -> Engine:
+    """The engine a command runs with when no file names one (yolov5, as before there were two)."""
+    return get("yolov5")
+
+
 def install() -> None:
     """Install every engine adapter (each patches its engine's modules only when they are imported)."""
     for engine in registered():
@@ -146,5 +151,5 @@ def _register_builtin() -> None:
 
 _register_builtin()
 
-__all__ = ["Engine", "find_cfg", "get", "install", "names", "of", "of_checkpoint", "of_model", "of_onnx", "of_yaml",
+__all__ = ["Engine", "default", "find_cfg", "get", "install", "names", "of", "of_checkpoint", "of_model", "of_onnx", "of_yaml",
            "register", "registered", "unregister", "weights_file"]

@@ -127,13 +127,28 @@ class Engine:
             return torch.device("cpu")
         return torch.device(f"cuda:{gpus[0] if gpus else 0}")
 
-    # --- the commands -----------------------------------------------------------------------------------------
+    # --- the commands (cli/train.py, val.py, detect.py, export.py; yolo-attn yolov5 TOOL) ------------------------
+    # A command declares the options both engines share on a ``cli.pipeline.Parser`` (argparse, unknown flags passed
+    # through), lets the chosen engine add its own and describe itself (``add_options``), parses, then hands over to
+    # ``run``. The runners live in each engine's ``commands/`` folder; what they share is ``yolo_attn.runs``.
     def add_options(self, command: str, parser: argparse.ArgumentParser) -> None:
-        """Declare the options this engine adds to ``command`` ('train', 'val', ...)."""
+        """Declare the options this engine adds to ``command`` ('train', 'val', ...), and its --help text."""
 
-    def run(self, command: str, opt: argparse.Namespace, rest: list[str]) -> int:
-        """Run ``command`` with the parsed options and the flags left for the engine's own parser."""
+    def add_help(self, command: str, parser: argparse.ArgumentParser) -> None:
+        """Make ``parser``'s --help also list the flags the engine's own ``command`` takes (``parser.extend_help``)."""
+
+    def run(self, command: str, opt: argparse.Namespace, rest: list[str], argv: list[str]) -> Optional[int]:
+        """Run ``command`` with the parsed options, the flags left for the engine's own parser, and the whole
+        command line (without --engine: for a runner that restarts itself, e.g. under torchrun)."""
         raise self._lacks(f"the {command} command")
+
+    def run_tool(self, tool: str, argv: list[str]) -> Any:
+        """Run the engine's own command-line ``tool`` with its own flags, as its console command would."""
+        raise self._lacks(f"its own {tool} tool")
+
+    def model_dict(self, cfg: Any) -> dict:
+        """The model-YAML dict of ``cfg`` (a resolved --cfg), as a YAML file of it would hold it."""
+        raise self._lacks("model dicts")
 
     # --- the sweep, the cost bench, the match records (ablation, benchmarks) --------------------------------------
     def training_settings(self, train_args: list[str], parser: argparse.ArgumentParser) -> dict:

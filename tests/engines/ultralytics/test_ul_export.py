@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from ul_helpers import ULTRALYTICS_YAMLS
-from yolo_attn.cli.parity import TOLERANCE
-from yolo_attn.cli.ultralytics.export import check_exports
+from yolo_attn.engines.ultralytics.commands.export import check_exports
+from yolo_attn.parity import TOLERANCE
 from yolo_attn.engines.ultralytics.model import quiet, save_checkpoint
 
 VARIANTS = sorted(p.name for p in ULTRALYTICS_YAMLS.glob("*.yaml"))

@@ -152,3 +152,25 @@ class UltralyticsEngine(Engine):
 
     # select_device: the base's plain choice; ultralytics' own also sets torch's thread count on the CPU, which
     # would change how fast (and in the last bits, what) a heatmap computes
+
+    # --- the commands -----------------------------------------------------------------------------------------
+    def add_options(self, command: str, parser: argparse.ArgumentParser) -> None:
+        from yolo_attn.engines.ultralytics import commands
+
+        commands.add_options(command, parser)
+
+    def add_help(self, command: str, parser: argparse.ArgumentParser) -> None:
+        from yolo_attn.engines.ultralytics import commands
+
+        commands.add_help(command, parser)
+
+    def run(self, command: str, opt: argparse.Namespace, rest: list[str], argv: list[str]) -> Optional[int]:
+        from yolo_attn.engines.ultralytics import commands
+
+        return commands.run(command, opt, rest, argv)
+
+    def model_dict(self, cfg: Any) -> dict:
+        """ultralytics' model dict (a stock name's scale chosen), without the ``yaml_file`` it adds."""
+        from yolo_attn.engines.ultralytics.model import model_dict
+
+        return {k: v for k, v in model_dict(cfg).items() if k != "yaml_file"}

@@ -162,3 +162,29 @@ class Yolov5Engine(Engine):
         from yolov5.utils.torch_utils import select_device
 
         return select_device(device)
+
+    # --- the commands -----------------------------------------------------------------------------------------
+    def add_options(self, command: str, parser: argparse.ArgumentParser) -> None:
+        from yolo_attn.engines.yolov5 import commands
+
+        commands.add_options(command, parser)
+
+    def add_help(self, command: str, parser: argparse.ArgumentParser) -> None:
+        from yolo_attn.engines.yolov5 import commands
+
+        commands.add_help(command, parser)
+
+    def run(self, command: str, opt: argparse.Namespace, rest: list[str], argv: list[str]) -> Optional[int]:
+        from yolo_attn.engines.yolov5 import commands
+
+        return commands.run(command, opt, rest, argv)
+
+    def run_tool(self, tool: str, argv: list[str]) -> Any:
+        from yolo_attn.engines.yolov5.commands.tools import run_tool
+
+        return run_tool(tool, argv)
+
+    def model_dict(self, cfg: Any) -> dict:
+        import yaml
+
+        return yaml.safe_load(Path(cfg).read_text(encoding="utf-8"))

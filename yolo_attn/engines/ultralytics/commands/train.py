@@ -7,49 +7,14 @@ CPU; see the README); any setting you give overrides them. With --weights, check
 model by structure and the attention rows the checkpoint lacks start as the identity (unless --attention-init
 default). Ends with ``mAP50 <x> mAP50-95 <y>`` and runs/train/<cfg>/summary.json.
 """
-import tempfile
 import time
 from pathlib import Path
 
-import yaml
-
-from yolo_attn.cli.pipeline import Parser
-from yolo_attn.cli.ultralytics.common import (SETTINGS_HELP, checkpoint, data_yaml, engine_errors, metrics_summary,
-                                              start, trained_settings)
+from yolo_attn.engines.ultralytics.commands.common import (checkpoint, data_yaml, metrics_summary, start,
+                                                           trained_settings)
 from yolo_attn.engines.ultralytics.options import EMBEDDED_DEFAULTS
 from yolo_attn.errors import UsageError
-
-
-def parser():
-    p = Parser("yolo-attn train (ultralytics)", __doc__.split("\n\n", 1)[1], epilog=SETTINGS_HELP)
-    p.add_argument("--cfg", help="model YAML: a path, a name in model_yamls/ultralytics/, or a stock ultralytics "
-                                 "name (yolov8s.yaml)")
-    p.add_argument("--data", help="data YAML: a path or a name in data/ (default: the embedded dataset)")
-    p.add_argument("--weights", default="", help="checkpoint to start from (tensors matched by structure)")
-    p.add_argument("--attention-init", choices=("identity", "default"),
-                   help="attention rows the checkpoint lacks: start as the identity (default with --weights) or "
-                        "with the modules' own initialisation")
-    p.add_argument("--resume", nargs="?", const="", default=None, metavar="LAST_PT_OR_RUN",
-                   help="continue an interrupted run from its last.pt")
-    return p
-
-
-def with_identity_start(cfg, ckpt, weights):
-    """A copy of the model YAML whose attention rows absent from the checkpoint start as the identity (the user's
-    file is left as it is); ``cfg`` itself when there are none."""
-    from yolo_attn.engines.ultralytics.model import identity_rows, model_dict
-
-    d = model_dict(cfg)
-    rows = identity_rows((ckpt.get("ema") or ckpt["model"]).float().state_dict(), d)
-    if not rows:
-        return cfg
-    print(f"yolo-attn: attention rows {rows} are new to {Path(weights).name}; they start as the identity "
-          f"(--attention-init default to use the modules' own initialisation)")
-    copy = {k: v for k, v in d.items() if k != "yaml_file"}
-    copy["identity_start"] = rows
-    out = Path(tempfile.mkdtemp(prefix="yolo-attn-cfg-")) / Path(str(cfg)).name
-    out.write_text(yaml.safe_dump(copy, sort_keys=False), encoding="utf-8")
-    return str(out)
+from yolo_attn.runs import with_identity_start
 
 
 def _resume(opt, rest):
@@ -71,13 +36,12 @@ def _resume(opt, rest):
     return model, trained_settings(ckpt), start_time, {"resumed_from": path}
 
 
-@engine_errors
-def main(argv):
+def run(opt, rest):
     from ultralytics import YOLO
 
+    from yolo_attn import engines
     from yolo_attn.engines.ultralytics.yamls import resolve_cfg
 
-    opt, rest = parser().parse_known_args(argv)
     settings = start(rest)
     if opt.resume is not None:
         model, run, start_time, extra = _resume(opt, rest)
@@ -92,7 +56,8 @@ def main(argv):
                              f"containing 'yoloe' or '-world'; rename the file")
         weights, ckpt = checkpoint(opt.weights) if opt.weights else ("", None)
         if ckpt is not None and (opt.attention_init or "identity") == "identity":
-            cfg = with_identity_start(cfg, ckpt, weights)
+            # ultralytics makes its run folder itself, when training starts: the copy goes to a temporary folder
+            cfg = str(with_identity_start(engines.get("ultralytics"), cfg, ckpt, weights))
         run = {**(EMBEDDED_DEFAULTS if opt.data is None else {}), "model": str(named), "data": data_yaml(opt.data),
                "project": str(Path.cwd() / "runs" / "train"), "name": stem, **settings}
         if weights:

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import yaml
 
-from yolo_attn.cli.pipeline import resolve_data, resolve_weights, write_summary
 from yolo_attn.engines.ultralytics.options import offline_environment, parse_settings
 from yolo_attn.errors import UsageError
+from yolo_attn.runs import resolve_data, resolve_weights, write_summary
 
 SETTINGS_HELP = ("Every other flag is an ultralytics setting, as key=value or --key value (epochs=30, --imgsz 320, "
                  "--batch-size 8, --device 0, --noval, ...): https://docs.ultralytics.com/usage/cfg/")

@@ -8,25 +8,14 @@ runs/detect/<run>/; the last line says how many images were processed and how ma
 from collections import Counter
 from pathlib import Path
 
-from yolo_attn.cli.pipeline import Parser, resolve_weights
-from yolo_attn.cli.sources import check_source
-from yolo_attn.cli.ultralytics.common import (SETTINGS_HELP, checkpoint, engine_errors, run_name, start,
-                                              trained_settings)
+from yolo_attn.engines.ultralytics.commands.common import checkpoint, run_name, start, trained_settings
 from yolo_attn.errors import UsageError
+from yolo_attn.runs import check_source, resolve_weights
 
 
-def parser():
-    p = Parser("yolo-attn detect (ultralytics)", __doc__.split("\n\n", 1)[1], epilog=SETTINGS_HELP)
-    p.add_argument("--weights", help="a checkpoint (.pt) or its export (.onnx, .torchscript)")
-    p.add_argument("--source", help="an image, a video, a folder, a quoted glob or a webcam index")
-    return p
-
-
-@engine_errors
-def main(argv):
+def run(opt, rest):
     from ultralytics import YOLO
 
-    opt, rest = parser().parse_known_args(argv)
     settings = start(rest)
     if not opt.weights or not opt.source:
         raise UsageError("give a model and images: --weights runs/train/NAME/weights/best.pt --source PATH")

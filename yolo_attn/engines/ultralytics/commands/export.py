@@ -9,17 +9,9 @@ relative to the output's magnitude is printed and must be at most 1e-4 (exit 1 i
 import importlib.util
 from pathlib import Path
 
-from yolo_attn.cli.parity import FORMATS, TOLERANCE, formats, max_relative_difference
-from yolo_attn.cli.pipeline import Parser
-from yolo_attn.cli.ultralytics.common import SETTINGS_HELP, checkpoint, engine_errors, start, trained_settings
+from yolo_attn.engines.ultralytics.commands.common import checkpoint, start, trained_settings
 from yolo_attn.errors import UsageError
-
-
-def parser():
-    p = Parser("yolo-attn export (ultralytics)", __doc__.split("\n\n", 1)[1], epilog=SETTINGS_HELP)
-    p.add_argument("--weights", help="the checkpoint (.pt) training wrote")
-    p.add_argument("--include", nargs="+", metavar="FORMAT", help=f"one or more of {', '.join(FORMATS)} (default onnx)")
-    return p
+from yolo_attn.parity import FORMATS, TOLERANCE, formats, max_relative_difference
 
 
 def _for_format(fmt, settings):
@@ -70,11 +62,9 @@ def check_exports(weights, files, imgsz, dynamic, batch=1, seed=0):
     return results
 
 
-@engine_errors
-def main(argv):
+def run(opt, rest):
     from ultralytics import YOLO
 
-    opt, rest = parser().parse_known_args(argv)
     settings = start(rest)
     if not opt.weights:
         raise UsageError("give a checkpoint with --weights PATH (e.g. runs/train/yolo11n-cbam/weights/best.pt)")

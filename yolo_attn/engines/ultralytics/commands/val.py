@@ -2,32 +2,22 @@
 
 Usage: val.sh --weights W [--data D] [--save-matches PATH] [settings: imgsz=, batch=, conf=, iou=, device=, ...]
 Without --data (or imgsz) it uses the dataset (and image size) the checkpoint was trained with.
---save-matches writes the per-image match record (yolo_attn.ablation.ultralytics_matches) that the paired bootstrap
+--save-matches writes the per-image match record (yolo_attn.engines.ultralytics.matches) that the paired bootstrap
 of ``scripts/ablate.sh`` resamples.
 """
 from pathlib import Path
 
-from yolo_attn.cli.pipeline import Parser, matches_path, resolve_data
-from yolo_attn.cli.ultralytics.common import (SETTINGS_HELP, checkpoint, data_yaml, engine_errors, metrics_summary,
-                                              run_name, start, trained_settings)
 from yolo_attn.datasets import checks
+from yolo_attn.engines.ultralytics.commands.common import (checkpoint, data_yaml, metrics_summary, run_name, start,
+                                                           trained_settings)
 from yolo_attn.engines.ultralytics.matches import MatchCollector
 from yolo_attn.errors import UsageError
+from yolo_attn.runs import matches_path, resolve_data
 
 
-def parser():
-    p = Parser("yolo-attn val (ultralytics)", __doc__.split("\n\n", 1)[1], epilog=SETTINGS_HELP)
-    p.add_argument("--weights", help="checkpoint (.pt), e.g. runs/train/yolo11n-cbam/weights/best.pt")
-    p.add_argument("--data", help="data YAML (default: the one the checkpoint was trained with)")
-    p.add_argument("--save-matches", metavar="PATH", help="also write the per-image match record to PATH (.npz)")
-    return p
-
-
-@engine_errors
-def main(argv):
+def run(opt, rest):
     from ultralytics import YOLO
 
-    opt, rest = parser().parse_known_args(argv)
     settings = start(rest)
     matches = matches_path(opt.save_matches)
     if not opt.weights:
