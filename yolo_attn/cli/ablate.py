@@ -84,20 +84,12 @@ def resolve_cfg(name):
     model_yamls/ultralytics/. The runs are named after the file, so it must be a file."""
     engine, file = engines.find_cfg(name)  # a name only ultralytics resolves comes back as it is
     if file is None:
-        raise UsageError("\n".join(_not_found(e, name) for e in engines.registered()))
+        raise engines.cfg_not_found(name)
     if not Path(file).is_file():
         raise BadParameter("cfgs", f"{{name}} {name}: a model of the ultralytics package, not a file; the sweep "
                                    "names its runs after their YAML files: use the shipped baseline "
                                    "(model_yamls/ultralytics/yolo11n.yaml is ultralytics' own yolo11n) or a copy")
     return engine, Path(file).resolve()
-
-
-def _not_found(engine, name):
-    try:
-        engine.resolve_cfg(name)
-    except UsageError as e:
-        return f"{engine.name} engine: {e}"
-    return f"{engine.name} engine: model cfg {name!r} not found"
 
 
 def _cfgs(names):

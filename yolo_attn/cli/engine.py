@@ -41,9 +41,12 @@ def _without_engine(argv):
 
 
 def engine_of_cfg(name):
-    """(engine name or None, the YAML file or the name as given) of a --cfg value."""
+    """(engine name or None, the YAML file or the name as given) of a --cfg value; a UsageError naming what each
+    engine looked at when none knows it."""
     engine, file = engines.find_cfg(name)
-    return (engine.name if engine else None), (name if file is None else file)
+    if file is None:
+        raise engines.cfg_not_found(name)
+    return (engine.name if engine else None), file
 
 
 def _engine_of_weights(value):

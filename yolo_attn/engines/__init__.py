@@ -115,6 +115,19 @@ def find_cfg(name: Any) -> tuple[Optional[Engine], Optional[Path | str]]:
     return None, None
 
 
+def cfg_not_found(name: Any) -> UsageError:
+    """The error for a --cfg value no engine knows: what each engine looked at and ships."""
+    said = []
+    for engine in registered():
+        try:
+            engine.resolve_cfg(str(name))
+        except UsageError as e:
+            said.append(f"{engine.name} engine: {e}")
+        else:
+            said.append(f"{engine.name} engine: model cfg {str(name)!r} not found")
+    return UsageError("\n".join(said))
+
+
 def weights_file(value: Any) -> Path:
     """The checkpoint a --weights/--resume value names: a run folder means its weights/last.pt."""
     path = Path(value).expanduser()

@@ -16,12 +16,6 @@ from yolo_attn.checkpoints import load_checkpoint
 from yolo_attn.errors import UsageError
 
 
-def _engine_of_model(model):
-    module = type(model).__module__
-    return "ultralytics" if module.startswith("ultralytics.") else "yolov5" if "yolov5" in module or \
-        module.startswith("models.") else module
-
-
 def torch_load(file, *args, map_location=None, weights_only=None, **kwargs):
     """Drop-in for ultralytics' ``torch_load`` on checkpoint paths: the restricted, logged yolo-attn loader.
 
@@ -29,11 +23,14 @@ def torch_load(file, *args, map_location=None, weights_only=None, **kwargs):
     if args or kwargs:
         raise TypeError(f"yolo-attn: unexpected torch_load arguments from ultralytics: {args} {sorted(kwargs)}")
     ckpt = load_checkpoint(file, map_location=map_location or "cpu")
+    from yolo_attn import engines
+
     model = ckpt.get("ema") or ckpt.get("model")
-    engine = _engine_of_model(model)
-    if engine != "ultralytics":
-        raise UsageError(f"{file} is a {engine} checkpoint ({type(model).__module__}.{type(model).__name__}), not an "
-                         f"ultralytics one. Use it with the yolov5 engine: scripts/val.sh / detect.sh / export.sh "
+    engine = engines.of_model(model)
+    if engine is None or engine.name != "ultralytics":
+        what = engine.name if engine else type(model).__module__
+        raise UsageError(f"{file} is a {what} checkpoint ({type(model).__module__}.{type(model).__name__}), not an "
+                         f"ultralytics one. Use it with the {what} engine: scripts/val.sh / detect.sh / export.sh "
                          f"choose the engine from the checkpoint.")
     return ckpt
 
