@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from sweep_helpers import FakeCommands
+from yolo_attn import engines
 from yolo_attn.ablation import output, report
 from yolo_attn.ablation.bootstrap import map_scores
 from yolo_attn.ablation.sweep import Sweep, runs_for, state
@@ -147,8 +148,9 @@ def test_the_compared_ultralytics_options_are_ultralytics_settings():
     offline_environment()
     from ultralytics.cfg import DEFAULT_CFG_DICT
 
-    unknown = [k for k in report.ULTRALYTICS_TRAINING_OPTIONS if k not in DEFAULT_CFG_DICT]
-    assert not unknown, f"ultralytics no longer has the settings {unknown}: update ULTRALYTICS_TRAINING_OPTIONS"
+    unknown = [k for k in engines.get("ultralytics").compared_options if k not in DEFAULT_CFG_DICT]
+    assert not unknown, (f"ultralytics no longer has the settings {unknown}: update COMPARED_OPTIONS in "
+                         f"engines/ultralytics/sweep.py")
 
 
 def test_runs_validated_on_different_images_are_refused(tmp_path):

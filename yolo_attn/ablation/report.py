@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 import yaml
 
+from yolo_attn import engines
 from yolo_attn.ablation.bootstrap import map_scores, paired_bootstrap
 from yolo_attn.matches import MatchRecord, check_aligned
 from yolo_attn.ablation.sweep import Run, read_json
@@ -26,20 +27,6 @@ METRICS = ("mAP50", "mAP50-95")
 FIRST_ENGINE = "yolov5"  # the engine of sweeps and tables written before the engine's name was recorded
 COCO = (("coco_AP", "COCO AP", "AP"), ("coco_APs", "AP_S", "APs"), ("coco_APm", "AP_M", "APm"),
         ("coco_APl", "AP_L", "APl"))
-# training options that must agree between the runs of one comparison (a run's opt.yaml; not "weights": yolov5
-# rewrites it to last.pt when a run is resumed, the sweep's manifest checks it)
-TRAINING_OPTIONS = ("data", "imgsz", "epochs", "batch_size", "optimizer", "hyp", "single_cls", "rect",
-                    "multi_scale", "image_weights", "cos_lr", "label_smoothing", "freeze", "noval")
-# the same for an ultralytics run's args.yaml, where the hyper-parameters are settings of their own (not "model", the
-# variant, nor "resume", which ultralytics rewrites when a run is resumed)
-ULTRALYTICS_TRAINING_OPTIONS = (
-    "data", "imgsz", "epochs", "time", "patience", "batch", "nbs", "optimizer", "single_cls", "classes", "rect",
-    "multi_scale", "cos_lr", "close_mosaic", "freeze", "val", "pretrained", "fraction", "amp", "deterministic",
-    "dropout", "distill_model", "lr0", "lrf", "momentum", "weight_decay", "warmup_epochs", "warmup_momentum",
-    "warmup_bias_lr", "box", "cls", "cls_pw", "dfl", "hsv_h", "hsv_s", "hsv_v", "degrees", "translate", "scale",
-    "shear", "perspective", "flipud", "fliplr", "mosaic", "mixup", "cutmix", "copy_paste", "copy_paste_mode",
-    "erasing")
-COMPARED = {"opt.yaml": TRAINING_OPTIONS, "args.yaml": ULTRALYTICS_TRAINING_OPTIONS}  # by sweep.OPTIONS_FILES
 VALIDATION_OPTIONS = ("data", "imgsz")
 
 
@@ -49,7 +36,7 @@ class RunResult:
     record: MatchRecord
     summary: dict  # the validation's summary.json
     options: dict  # the training's options file (opt.yaml or args.yaml)
-    compared: tuple = TRAINING_OPTIONS  # the options that must agree (its engine's)
+    compared: tuple = ()  # the options that must agree (its engine's)
 
     @property
     def scores(self):
@@ -59,7 +46,8 @@ class RunResult:
 def load_result(run: Run) -> RunResult:
     file = run.options_file
     options = yaml.safe_load(file.read_text(encoding="utf-8")) if file else {}
-    compared = COMPARED[file.name] if file else TRAINING_OPTIONS
+    # the options every run of a comparison must share: what in its engine's options file matters
+    compared = next((e.compared_options for e in engines.registered() if file and e.options_file == file.name), ())
     try:
         record = MatchRecord.load(run.matches)
     except (OSError, ValueError) as e:
@@ -74,7 +62,7 @@ def check_comparable(results: Sequence[RunResult]) -> None:
     if len(compared) > 1:
         raise UsageError("the runs were trained by different engines (some have opt.yaml, some args.yaml): their mAPs "
                          "are not comparable")
-    for source, keys in (("options", compared[0] if compared else TRAINING_OPTIONS), ("summary", VALIDATION_OPTIONS)):
+    for source, keys in (("options", compared[0] if compared else ()), ("summary", VALIDATION_OPTIONS)):
         for key in keys:
             groups: dict[str, list[str]] = {}
             for r in results:

@@ -28,9 +28,10 @@ from typing import Callable, Optional, Sequence
 
 import yaml
 
+from yolo_attn import engines
+
 TRAIN, VAL = "yolo_attn.cli.train", "yolo_attn.cli.val"
 STATES = ("finished", "validate", "resume", "train")
-OPTIONS_FILES = ("opt.yaml", "args.yaml")  # yolov5's, ultralytics'
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,10 @@ class Run:
 
     @property
     def options_file(self) -> Optional[Path]:
-        """The training options the engine wrote: yolov5's opt.yaml or ultralytics' args.yaml (None before)."""
-        return next((self.folder / n for n in OPTIONS_FILES if (self.folder / n).is_file()), None)
+        """The training options the engine wrote (``Engine.options_file``: yolov5's opt.yaml, ultralytics' args.yaml;
+        None before)."""
+        files = (self.folder / e.options_file for e in engines.registered() if e.options_file)
+        return next((f for f in files if f.is_file()), None)
 
     @property
     def last_pt(self) -> Path:

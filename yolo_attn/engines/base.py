@@ -156,6 +156,11 @@ class Engine:
         train command's parser of yolo-attn's own options, the flags it leaves are the engine's."""
         raise self._lacks("sweeps")
 
+    #: the file a training run writes its options to, in its run folder ('' for none), and the options in it that
+    #: every run of one comparison must share (the sweep refuses to compare runs that differ in them)
+    options_file: str = ""
+    compared_options: tuple[str, ...] = ()
+
     def validation_args(self, train_args: list[str]) -> list[str]:
         """The training flags validation needs too (device, workers, single-class), in the val command's syntax."""
         return []

@@ -23,10 +23,10 @@ def torch_load(file, *args, map_location=None, weights_only=None, **kwargs):
     if args or kwargs:
         raise TypeError(f"yolo-attn: unexpected torch_load arguments from ultralytics: {args} {sorted(kwargs)}")
     ckpt = load_checkpoint(file, map_location=map_location or "cpu")
-    from yolo_attn import engines
+    from yolo_attn.engines import lookup
 
     model = ckpt.get("ema") or ckpt.get("model")
-    engine = engines.of_model(model)
+    engine = lookup.of_model(model)
     if engine is None or engine.name != "ultralytics":
         what = engine.name if engine else type(model).__module__
         raise UsageError(f"{file} is a {what} checkpoint ({type(model).__module__}.{type(model).__name__}), not an "

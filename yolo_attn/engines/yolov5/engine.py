@@ -113,6 +113,18 @@ class Yolov5Engine(Engine):
 
         return training_settings(train_args, parser)
 
+    @property
+    def options_file(self) -> str:
+        from yolo_attn.engines.yolov5.sweep import OPTIONS_FILE
+
+        return OPTIONS_FILE
+
+    @property
+    def compared_options(self) -> tuple[str, ...]:
+        from yolo_attn.engines.yolov5.sweep import COMPARED_OPTIONS
+
+        return COMPARED_OPTIONS
+
     def validation_args(self, train_args: list[str]) -> list[str]:
         from yolo_attn.engines.yolov5.sweep import validation_args
 

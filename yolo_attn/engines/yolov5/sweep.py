@@ -3,6 +3,11 @@ validation shares with training."""
 import argparse
 
 VAL_FLAGS = ("--device", "--workers", "--single-cls")  # training flags validation needs too
+OPTIONS_FILE = "opt.yaml"
+# the training options that must agree between the runs of one comparison (not "weights": yolov5 rewrites it to
+# last.pt when a run is resumed; the sweep's manifest checks it)
+COMPARED_OPTIONS = ("data", "imgsz", "epochs", "batch_size", "optimizer", "hyp", "single_cls", "rect",
+                    "multi_scale", "image_weights", "cos_lr", "label_smoothing", "freeze", "noval")
 
 
 def training_settings(train_args, parser):
