@@ -224,3 +224,5 @@ def test_float32_statistics_runs_the_method_itself_in_float32():
         s, _ = probe.stat(x, y)  # float32 input under autocast: computed with autocast off, result float32
     assert not seen[-1][2] and s.dtype == torch.float32
     assert float32(x.bfloat16()).dtype == torch.float32 and float32(x.double()).dtype == torch.float64
+    meta = torch.empty(3, device="meta", dtype=torch.float16)  # yolov5's shape dry run: no autocast there
+    assert probe.stat(meta, meta)[0].dtype == torch.float16 and seen[-1][0].device.type == "meta"

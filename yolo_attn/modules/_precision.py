@@ -8,6 +8,7 @@ inside (it would cast a bmm or conv back to float16), and the result leaves in t
 or a normalised map is well held by float16). A float32 (or float64) call without autocast runs the method itself,
 unchanged: the same operations, bit for bit, and the same traced / ONNX graph.
 """
+import contextlib
 import functools
 
 import torch
@@ -28,6 +29,13 @@ def _cast(out, dtype):
     return out
 
 
+def _autocast_on(device):
+    try:
+        return torch.is_autocast_enabled(device)
+    except RuntimeError:  # a device type without autocast (the meta device of yolov5's shape dry run)
+        return False
+
+
 def float32_statistics(method):
     """Decorate ``method(self, *tensors)``: computed in float32 with autocast off when a tensor argument is
     float16/bfloat16 or autocast is on for its device; the tensor result(s) cast back to the first argument's dtype.
@@ -38,9 +46,10 @@ def float32_statistics(method):
         first = args[0]
         device = first.device.type
         reduced = any(isinstance(a, torch.Tensor) and a.dtype in REDUCED_FLOATS for a in args)
-        if not reduced and not torch.is_autocast_enabled(device):
+        autocast = _autocast_on(device)
+        if not reduced and not autocast:
             return method(self, *args)
-        with torch.autocast(device, enabled=False):
+        with torch.autocast(device, enabled=False) if autocast else contextlib.nullcontext():
             out = method(self, *(float32(a) if isinstance(a, torch.Tensor) else a for a in args))
         return _cast(out, first.dtype)
 
