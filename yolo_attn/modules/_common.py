@@ -3,6 +3,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ._precision import float32_statistics
+
 _ACT_LAYERS = {
     'relu': nn.ReLU,
     'relu6': nn.ReLU6,
@@ -105,6 +107,7 @@ class ChannelGroupNorm(nn.GroupNorm):
     def __init__(self, channels, eps=1e-5):
         super().__init__(channels, channels, eps=eps)
 
+    @float32_statistics  # the variance (and its gradient, a sum over the map) overflows float16
     def forward(self, x):
         mean = x.mean((2, 3), keepdim=True)
         var = (x - mean).square().mean((2, 3), keepdim=True)

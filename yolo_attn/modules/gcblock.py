@@ -4,6 +4,7 @@ import torch.nn as nn
 
 from ._base import AttentionModule, Placement, declare_layer
 from ._common import get_act_layer, make_rd_channels, no_second_input
+from ._precision import float32_statistics
 
 
 @declare_layer(name="GCBlock", paper="Cao et al., GCNet: Non-local Networks Meet Squeeze-Excitation Networks and "
@@ -43,6 +44,7 @@ class GCBlock(AttentionModule):
             nn.init.zeros_(self.transform[-1].weight)
             nn.init.zeros_(self.transform[-1].bias)
 
+    @float32_statistics  # the softmax logits over H·W positions (a 1x1 conv of x) in float32
     def _weights(self, x):
         return self.conv_mask(x).flatten(2).softmax(-1)  # N×1×HW
 

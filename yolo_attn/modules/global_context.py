@@ -8,6 +8,7 @@ import torch.nn as nn
 
 from ._base import AttentionModule, Placement, declare_layer
 from ._common import PooledBatchNorm2d, make_rd_channels, no_second_input
+from ._precision import float32_statistics
 
 
 @declare_layer(name="NonLocal", paper="Wang et al., Non-local Neural Networks, CVPR 2018 (embedded Gaussian)",
@@ -56,6 +57,7 @@ class NonLocal(AttentionModule):
         if zero_init:
             nn.init.zeros_(self.bn.weight)
 
+    @float32_statistics  # logits (θ, φ and their products summed over C') in float32: float16 keeps ~3 digits
     def _affinity(self, x):
         q = self.theta(x).flatten(2).transpose(1, 2)  # N×HW×C'
         k = self.phi(x).flatten(2)  # N×C'×HW
@@ -127,6 +129,7 @@ class DoubleAttn(AttentionModule):
             self.shortcut = nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=False),
                                           PooledBatchNorm2d(out_channels))
 
+    @float32_statistics  # softmax logits (1x1 convs of x) in float32: float16 keeps ~3 digits of them
     def _attn(self, x):
         gather = self.conv_b(x).flatten(2).softmax(-1)  # N×c_n×HW, over positions
         distribute = self.conv_v(x).flatten(2).softmax(1)  # N×c_n×HW, over descriptors

@@ -4,6 +4,7 @@ import torch.nn as nn
 
 from ._base import AttentionModule, Placement, declare_layer
 from ._common import check_divisible, no_second_input
+from ._precision import float32_statistics
 
 
 @declare_layer(name="LSKBlock", paper="Li et al., Large Selective Kernel Network for Remote Sensing Object "
@@ -40,9 +41,12 @@ class LSKBlock(AttentionModule):
     def _branches(self, x):
         a1 = self.conv0(x)
         u1, u2 = self.conv1(a1), self.conv2(self.conv_spatial(a1))
+        return u1, u2, self._selection(u1, u2)
+
+    @float32_statistics  # channel statistics and conv_squeeze's weight gradient (a sum over the map) in float32
+    def _selection(self, u1, u2):
         both = torch.cat([u1, u2], 1)
-        s = torch.sigmoid(self.conv_squeeze(torch.cat([both.mean(1, keepdim=True), both.amax(1, keepdim=True)], 1)))
-        return u1, u2, s
+        return torch.sigmoid(self.conv_squeeze(torch.cat([both.mean(1, keepdim=True), both.amax(1, keepdim=True)], 1)))
 
     def _attn(self, x):
         u1, u2, s = self._branches(x)

@@ -3,6 +3,7 @@ import torch
 
 from ._base import AttentionModule, Placement, declare_layer
 from ._common import no_second_input
+from ._precision import float32_statistics
 
 
 @declare_layer(name="SimAM", paper="Yang et al., SimAM: A Simple, Parameter-Free Attention Module, ICML 2021",
@@ -27,6 +28,7 @@ class SimAM(AttentionModule):
         super().__init__()
         self.e_lambda = float(e_lambda)
 
+    @float32_statistics  # Σ(x − μ)² over the map passes float16's 65,504 at activations of ~10
     def _attn(self, x):
         n = max(x.shape[2] * x.shape[3] - 1, 1)
         d = (x - x.mean((2, 3), keepdim=True)).square()

@@ -4,6 +4,7 @@ import torch.nn as nn
 
 from ._base import AttentionModule, Placement, declare_layer
 from ._common import check_divisible, get_act_layer, make_rd_channels, no_second_input
+from ._precision import float32_statistics
 
 
 @declare_layer(name="SGE", paper="Li et al., Spatial Group-wise Enhance, arXiv 2019", family="group",
@@ -33,6 +34,7 @@ class SGE(AttentionModule):
         self.weight = nn.Parameter(torch.zeros(1, groups, 1, 1))
         self.bias = nn.Parameter(torch.ones(1, groups, 1, 1))
 
+    @float32_statistics  # sim reaches C/G·x², its variance x⁴: past float16's range at activations of ~10
     def _attn(self, x):
         n, c, h, w = x.shape
         xg = x.reshape(n, self.groups, c // self.groups, h, w)

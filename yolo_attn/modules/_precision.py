@@ -1,0 +1,59 @@
+"""Statistics in float32 under mixed precision (float16 / bfloat16 activations, autocast).
+
+float16 holds at most 65,504 and about three significant digits. Activations of a few tens are ordinary in a
+detector; their squares summed over a map (a variance), a similarity summed over channels and then squared, or an
+attention logit summed over 128 channels overflow float16 or lose the digits a softmax needs. The layers therefore
+compute such statistics with ``float32_statistics``: float16/bfloat16 tensors enter as float32, autocast is off
+inside (it would cast a bmm or conv back to float16), and the result leaves in the caller's dtype (a gate in [0, 1]
+or a normalised map is well held by float16). A float32 (or float64) call without autocast runs the method itself,
+unchanged: the same operations, bit for bit, and the same traced / ONNX graph.
+"""
+import contextlib
+import functools
+
+import torch
+
+REDUCED_FLOATS = (torch.float16, torch.bfloat16)
+
+
+def float32(x):
+    """``x`` as float32 when it is float16 or bfloat16, else ``x`` itself (float32 / float64 stay as they are)."""
+    return x.float() if x.dtype in REDUCED_FLOATS else x
+
+
+def _cast(out, dtype):
+    if isinstance(out, torch.Tensor):
+        return out if out.dtype == dtype else out.to(dtype)
+    if isinstance(out, tuple):
+        return tuple(_cast(t, dtype) for t in out)
+    return out
+
+
+def _autocast_on(device):
+    try:
+        return torch.is_autocast_enabled(device)
+    except RuntimeError:  # a device type without autocast (the meta device of yolov5's shape dry run)
+        return False
+
+
+def float32_statistics(method):
+    """Decorate ``method(self, *tensors)``: computed in float32 with autocast off when a tensor argument is
+    float16/bfloat16 or autocast is on for its device; the tensor result(s) cast back to the first argument's dtype.
+    Otherwise the method runs as written."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args):
+        first = args[0]
+        device = first.device.type
+        reduced = any(isinstance(a, torch.Tensor) and a.dtype in REDUCED_FLOATS for a in args)
+        autocast = _autocast_on(device)
+        if not reduced and not autocast:
+            return method(self, *args)
+        with torch.autocast(device, enabled=False) if autocast else contextlib.nullcontext():
+            out = method(self, *(float32(a) if isinstance(a, torch.Tensor) else a for a in args))
+        return _cast(out, first.dtype)
+
+    return wrapper
+
+
+__all__ = ["REDUCED_FLOATS", "float32", "float32_statistics"]
