@@ -160,6 +160,9 @@ def test_only_engine_folders_import_an_engine(name, path):
             assert not (_in(target, folder) and mine and mine != folder), (
                 f"{path.relative_to(PACKAGE.parent)}:{line}: {name} imports {target} from another engine's folder; "
                 f"engine-neutral code goes to yolo_attn/engines/*.py or below")
+            assert not (_in(target, folder) and not _in(name, "yolo_attn.engines")), (
+                f"{path.relative_to(PACKAGE.parent)}:{line}: {name} imports {target} from an engine's folder: ask "
+                f"the Engine object (yolo_attn.engines.of / get) instead")
 
 
 def engine_name_comparisons(path):
@@ -184,6 +187,13 @@ def test_applications_never_branch_on_an_engine(name, path):
 def test_the_engine_rules_can_fail(tmp_path):
     bad = PACKAGE / "heatmaps" / "_engine_probe.py"
     bad.write_text("def f(engine):\n    import ultralytics\n    return engine == 'ultralytics'\n")
+    reaching = PACKAGE / "heatmaps" / "_folder_probe.py"
+    reaching.write_text("from yolo_attn.engines.yolov5.model import build_model\n")
+    try:
+        with pytest.raises(AssertionError, match="from an engine's folder"):
+            test_only_engine_folders_import_an_engine("yolo_attn.heatmaps._folder_probe", reaching)
+    finally:
+        reaching.unlink()
     try:
         with pytest.raises(AssertionError, match="only yolo_attn/engines/ultralytics/ may"):
             test_only_engine_folders_import_an_engine("yolo_attn.heatmaps._engine_probe", bad)

@@ -87,7 +87,7 @@ def resolve_data(name):
     if alias in DATA_ALIASES and not Path(name).expanduser().exists():
         return local_copy(alias) or (yolov5_root() / "data" / DATA_ALIASES[alias]).resolve()
     return _find(name, [DATA_DIR, yolov5_root() / "data"], "data YAML", yolov5_root() / "data",
-                 "Give a path to your dataset's YAML (see README, 'Your own data').")
+                 "Give a path to your dataset's YAML (see docs/datasets.md, 'Your own data').")
 
 
 def is_yolov5_data(path):

@@ -134,7 +134,7 @@ def build_variant(cfg, nc=80, fold_attn_bn=False, name=None, engine=None):
 
 def flop_report(variant, imgsz):
     """The FLOPs of one 1×3×imgsz×imgsz image through the variant's fused eval model, every operator counted
-    (``flops.count_flops``): the one FLOP figure of the bench, the sweep and the README's layer table."""
+    (``flops.count_flops``): the one FLOP figure of the bench, the sweep and the layer table of docs/layers.md."""
     return count_flops(variant.infer_model, imgsz)
 
 

@@ -11,7 +11,7 @@ Runs: DIR/runs/<cfg-stem>-seed<k> (training, then validation in its val/ folder)
 DIR/ablation.{md,csv,json,png}. Run the same command again after an interruption: finished runs are reused,
 interrupted ones resumed from their last.pt; more --seeds or --cfgs later train only what is missing.
 Without --data: the embedded dataset with train.sh's defaults but SWEEP_EPOCHS epochs, so that 6 variants x 3 seeds
-finish within about an hour on 2 CPU cores (README, "Trustworthy ablations": measured per run, extrapolated).
+finish within about an hour on 2 CPU cores (docs/ablations.md; measured per run, extrapolated: docs/measurements.md).
 Exit status: 0 when every run finished and every variant was compared; 1 when runs failed or are missing (the
 table names them); 2 for a mistake in the command (nothing is trained) or runs that cannot be compared (no table).
 """

@@ -186,7 +186,7 @@ _CONVERT_HINTS = {
 
 def _offline_hint(data_yaml):
     how = ("\nThe YAML has a download: section, but this machine is offline, so yolov5 cannot fetch it. "
-           "Copy the dataset there, or point path: at a local copy (see README, 'COCO and VOC').")
+           "Copy the dataset there, or point path: at a local copy (see docs/datasets.md, 'COCO and VOC').")
     kind = next((k for k in _CONVERT_HINTS if Path(data_yaml).stem.lower() == k), None)
     if kind:
         how += (f"\nIf you have {kind.upper()} on disk in its original format, convert it once, offline:\n"

@@ -6,7 +6,7 @@ returns the ones that are drawn over an image (``heatmap.sh --attention``), each
 
 ``declare_layer(...)``: one declaration next to each class — its YAML name and aliases, paper, number of inputs,
 channel rule, where the shipped yolov5s variant places it and its latency goal — made a ``LayerSpec`` for the class
-(``LAYER_INFO``). The registry holds that object itself; the shipped YAMLs, the README table and the benchmarks read
+(``LAYER_INFO``). The registry holds that object itself; the shipped YAMLs, the layer table of docs/layers.md and the benchmarks read
 it there. Nothing else lists the layers.
 """
 import inspect

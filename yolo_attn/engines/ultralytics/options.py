@@ -27,7 +27,7 @@ REFUSED = {
        for k in ("nproc_per_node", "nnodes", "node_rank", "master_addr", "master_port")},
 }
 # The training command's settings on the embedded dataset (without --data), chosen by measurement on a 2-core CPU
-# (see README, "ultralytics engine"); any setting given overrides them.
+# (docs/measurements.md, "The ultralytics engine on the embedded dataset"); any setting given overrides them.
 EMBEDDED_DEFAULTS = {"epochs": 15, "imgsz": 160, "batch": 16, "val": False}
 # The environment the ultralytics commands run in (read by ultralytics when it is imported): no DNS probes, version
 # checks, analytics or pip installs. A value the user set is kept.

@@ -3,7 +3,7 @@
 Usage: train.sh --cfg yolo11n-cbam.yaml [--data D] [--weights W [--attention-init identity|default]] [settings]
        train.sh --resume [runs/train/NAME/weights/last.pt | runs/train/NAME]
 Without --data it trains on the embedded ``shapes`` dataset with EMBEDDED_DEFAULTS (chosen by measurement on a 2-core
-CPU; see the README); any setting you give overrides them. With --weights, checkpoint tensors are matched to the
+CPU; see docs/measurements.md); any setting you give overrides them. With --weights, checkpoint tensors are matched to the
 model by structure and the attention rows the checkpoint lacks start as the identity (unless --attention-init
 default). Ends with ``mAP50 <x> mAP50-95 <y>`` and runs/train/<cfg>/summary.json.
 """

@@ -32,7 +32,7 @@ from yolo_attn.engines.yolov5.options import parse_options
 from yolo_attn.errors import BadParameter, UsageError
 from yolo_attn.runs import resolve_weights, run_folder, with_identity_start, write_summary
 
-# Chosen by measurement on a 2-core CPU (see README, "The embedded default").
+# Chosen by measurement on a 2-core CPU (docs/measurements.md, "How the embedded defaults were chosen").
 EMBEDDED_DEFAULTS = ["--epochs", "15", "--imgsz", "160", "--batch-size", "16", "--workers", "2", "--cache", "ram",
                      "--noval", "--optimizer", "Adam", "--hyp", str(paths.DATA_DIR / "hyps" / "shapes.yaml")]
 
