@@ -24,3 +24,47 @@ def max_relative_difference(got, expected):
     if got.shape != expected.shape:
         return float("inf")
     return float(np.abs(got - expected).max() / max(np.abs(expected).max(), 1e-12))
+
+
+def _runner(file, fmt):
+    """A function running an exported file on a batch: its first output as a numpy array."""
+    import torch
+
+    if fmt == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(file), providers=["CPUExecutionProvider"])
+        return lambda x: session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]
+    scripted = torch.jit.load(str(file), map_location="cpu")
+
+    def run(x):
+        out = scripted(x)
+        return (out[0] if isinstance(out, (list, tuple)) else out).detach().numpy()
+
+    return run
+
+
+def compare_exports(model, files, imgsz, dynamic, batch=1, seed=0):
+    """[(format, file, shapes, max relative difference)] of each exported file against ``model`` (the PyTorch model
+    as exported: fused, eval mode) on random images; a dynamic ONNX model is also run at one more image and a larger,
+    non-square size."""
+    import torch
+    from pathlib import Path
+
+    stride = int(max(model.stride))
+    h, w = imgsz
+    gen = torch.Generator().manual_seed(seed)
+    results = []
+    for file in files:
+        fmt = next(f for f, suffix in FORMATS.items() if str(file).endswith(suffix))
+        shapes = [(batch, 3, h, w)] + ([(batch + 1, 3, h + stride, w + 2 * stride)] if dynamic and fmt == "onnx"
+                                       else [])
+        run = _runner(file, fmt)
+        worst = 0.0
+        for shape in shapes:
+            x = torch.rand(shape, generator=gen)
+            with torch.no_grad():
+                expected = model(x)[0].numpy()
+            worst = max(worst, max_relative_difference(run(x), expected))
+        results.append((fmt, Path(file), shapes, worst))
+    return results

@@ -146,15 +146,10 @@ class UltralyticsEngine(Engine):
 
     @contextlib.contextmanager
     def usage_errors(self) -> Iterator[None]:
-        """ultralytics reports many input problems with assert or FileNotFoundError (a traceback otherwise)."""
-        try:
+        from yolo_attn.engines.ultralytics.commands.common import usage_errors
+
+        with usage_errors():
             yield
-        except AssertionError as e:
-            if not str(e):
-                raise
-            raise UsageError(f"ultralytics stopped: {e}") from None
-        except FileNotFoundError as e:  # ultralytics' own message names the file or folder
-            raise UsageError(f"ultralytics: {e}") from None
 
     # --- heatmaps ---------------------------------------------------------------------------------------------
     def heatmap_head(self, model: nn.Module, source: str = "the model") -> HeatmapHead:

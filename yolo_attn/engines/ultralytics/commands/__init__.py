@@ -31,6 +31,7 @@ def add_options(command, parser):
 
 
 def run(command, opt, rest, argv):
-    from yolo_attn.engines.ultralytics.commands.common import engine_errors
+    from yolo_attn.engines.ultralytics.commands.common import usage_errors
 
-    return engine_errors(_module(command).run)(opt, rest)
+    with usage_errors():
+        return _module(command).run(opt, rest)

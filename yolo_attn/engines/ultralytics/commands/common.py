@@ -1,5 +1,5 @@
 """Shared steps of the ultralytics tools: the environment, the model and data paths, the run folder, the summary."""
-import functools
+import contextlib
 import tempfile
 from pathlib import Path
 
@@ -13,21 +13,18 @@ SETTINGS_HELP = ("Every other flag is an ultralytics setting, as key=value or --
                  "--batch-size 8, --device 0, --noval, ...): https://docs.ultralytics.com/usage/cfg/")
 
 
-def engine_errors(main):
+@contextlib.contextmanager
+def usage_errors():
     """ultralytics reports many input problems with assert (run_cli would call them yolov5's) or FileNotFoundError (a
     traceback): a UsageError naming ultralytics instead."""
-    @functools.wraps(main)
-    def run(*args, **kwargs):
-        try:
-            return main(*args, **kwargs)
-        except AssertionError as e:
-            if not str(e):
-                raise
-            raise UsageError(f"ultralytics stopped: {e}") from None
-        except FileNotFoundError as e:  # ultralytics' own message names the file or folder
-            raise UsageError(f"ultralytics: {e}") from None
-
-    return run
+    try:
+        yield
+    except AssertionError as e:
+        if not str(e):
+            raise
+        raise UsageError(f"ultralytics stopped: {e}") from None
+    except FileNotFoundError as e:  # ultralytics' own message names the file or folder
+        raise UsageError(f"ultralytics: {e}") from None
 
 
 def start(rest):

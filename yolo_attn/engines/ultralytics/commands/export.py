@@ -11,7 +11,7 @@ from pathlib import Path
 
 from yolo_attn.engines.ultralytics.commands.common import checkpoint, start, trained_settings
 from yolo_attn.errors import UsageError
-from yolo_attn.parity import FORMATS, TOLERANCE, formats, max_relative_difference
+from yolo_attn.parity import TOLERANCE, compare_exports, formats
 
 
 def _for_format(fmt, settings):
@@ -22,44 +22,11 @@ def _for_format(fmt, settings):
     return {"simplify": importlib.util.find_spec("onnxslim") is not None, **settings}
 
 
-def _torchscript_runner(scripted):
-    def run(x):
-        out = scripted(x)
-        return (out[0] if isinstance(out, (list, tuple)) else out).detach().numpy()
-
-    return run
-
-
 def check_exports(weights, files, imgsz, dynamic, batch=1, seed=0):
     """[(format, file, shapes, max relative difference)] of each exported file against the fused PyTorch model."""
-    import torch
-
     from yolo_attn.engines.ultralytics.model import load_model
 
-    model = load_model(weights, fuse=True)
-    stride = int(model.stride.max())
-    h, w = imgsz
-    gen = torch.Generator().manual_seed(seed)
-    results = []
-    for file in files:
-        fmt = next(f for f, suffix in FORMATS.items() if str(file).endswith(suffix))
-        shapes = [(batch, 3, h, w)] + ([(batch + 1, 3, h + stride, w + 2 * stride)] if dynamic and fmt == "onnx"
-                                       else [])
-        if fmt == "onnx":
-            import onnxruntime
-
-            session = onnxruntime.InferenceSession(str(file), providers=["CPUExecutionProvider"])
-            run = lambda x: session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]  # noqa: E731
-        else:
-            run = _torchscript_runner(torch.jit.load(str(file), map_location="cpu"))
-        worst = 0.0
-        for shape in shapes:
-            x = torch.rand(shape, generator=gen)
-            with torch.no_grad():
-                expected = model(x)[0].numpy()
-            worst = max(worst, max_relative_difference(run(x), expected))
-        results.append((fmt, Path(file), shapes, worst))
-    return results
+    return compare_exports(load_model(weights, fuse=True), files, imgsz, dynamic, batch, seed)
 
 
 def run(opt, rest):

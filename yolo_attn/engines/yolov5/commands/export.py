@@ -16,9 +16,8 @@ from pathlib import Path
 from yolo_attn.checkpoints import load_checkpoint
 from yolo_attn.engines.yolov5.options import parse_options
 from yolo_attn.errors import UsageError
-from yolo_attn.parity import FORMATS, TOLERANCE
+from yolo_attn.parity import FORMATS, TOLERANCE, compare_exports
 from yolo_attn.parity import formats as _formats
-from yolo_attn.parity import max_relative_difference as _max_relative_difference
 from yolo_attn.runs import resolve_weights, training_options
 
 def build_argv(opt, rest):
@@ -39,35 +38,10 @@ def build_argv(opt, rest):
 
 def check_exports(weights, files, imgsz, dynamic, batch_size=1):
     """Run each exported file on random images and compare with the PyTorch model: [(format, file, shapes, diff)]."""
-    import torch
     from yolov5.models.experimental import attempt_load
 
     model = attempt_load(weights, device="cpu", inplace=True, fuse=True).eval()
-    stride = int(max(model.stride))
-    h, w = imgsz
-    gen = torch.Generator().manual_seed(0)
-    results = []
-    for file in files:
-        fmt = next(f for f, suffix in FORMATS.items() if str(file).endswith(suffix))
-        shapes = [(batch_size, 3, h, w)]
-        if dynamic and fmt == "onnx":
-            shapes.append((batch_size + 1, 3, h + stride, w + 2 * stride))
-        if fmt == "onnx":
-            import onnxruntime
-
-            session = onnxruntime.InferenceSession(str(file), providers=["CPUExecutionProvider"])
-            run = lambda x: session.run(None, {session.get_inputs()[0].name: x.numpy()})[0]  # noqa: E731
-        else:
-            scripted = torch.jit.load(str(file), map_location="cpu")
-            run = lambda x: scripted(x)[0].detach().numpy()  # noqa: E731
-        worst = 0.0
-        for shape in shapes:
-            x = torch.rand(shape, generator=gen)
-            with torch.no_grad():
-                expected = model(x)[0].numpy()
-            worst = max(worst, _max_relative_difference(run(x), expected))
-        results.append((fmt, Path(file), shapes, worst))
-    return results
+    return compare_exports(model, files, imgsz, dynamic, batch_size)
 
 
 def run(opt, rest, argv):
