@@ -68,3 +68,20 @@ def compare_exports(model, files, imgsz, dynamic, batch=1, seed=0):
             worst = max(worst, max_relative_difference(run(x), expected))
         results.append((fmt, Path(file), shapes, worst))
     return results
+
+
+def report(results, files):
+    """Print each comparison and the exported files; SystemExit (exit 1) when an export does not reproduce the
+    PyTorch model."""
+    bad = []
+    for fmt, file, shapes, diff in results:
+        runtime = "onnxruntime" if fmt == "onnx" else "torch.jit"
+        sizes = ", ".join("x".join(map(str, s)) for s in shapes)
+        ok = diff <= TOLERANCE
+        print(f"{fmt:<12} {file}  {runtime} vs PyTorch on {sizes}: max relative difference {diff:.1e} "
+              f"({'ok' if ok else 'TOO LARGE'}, limit {TOLERANCE:g})")
+        bad += [] if ok else [fmt]
+    if bad:
+        raise SystemExit(f"yolo-attn: error: the {' and '.join(bad)} export does not reproduce the PyTorch model")
+    for file in files:
+        print(f"exported {file}")

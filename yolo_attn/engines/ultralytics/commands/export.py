@@ -11,7 +11,7 @@ from pathlib import Path
 
 from yolo_attn.engines.ultralytics.commands.common import checkpoint, start, trained_settings
 from yolo_attn.errors import UsageError
-from yolo_attn.parity import TOLERANCE, compare_exports, formats
+from yolo_attn.parity import compare_exports, formats, report
 
 
 def _for_format(fmt, settings):
@@ -48,15 +48,4 @@ def run(opt, rest):
         results = []
     else:
         results = check_exports(weights, files, imgsz, settings.get("dynamic", False), settings.get("batch", 1))
-    bad = []
-    for fmt, file, shapes, diff in results:
-        runtime = "onnxruntime" if fmt == "onnx" else "torch.jit"
-        sizes = ", ".join("x".join(map(str, s)) for s in shapes)
-        ok = diff <= TOLERANCE
-        print(f"{fmt:<12} {file}  {runtime} vs PyTorch on {sizes}: max relative difference {diff:.1e} "
-              f"({'ok' if ok else 'TOO LARGE'}, limit {TOLERANCE:g})")
-        bad += [] if ok else [fmt]
-    if bad:
-        raise SystemExit(f"yolo-attn: error: the {' and '.join(bad)} export does not reproduce the PyTorch model")
-    for file in files:
-        print(f"exported {file}")
+    report(results, files)

@@ -16,7 +16,7 @@ from pathlib import Path
 from yolo_attn.checkpoints import load_checkpoint
 from yolo_attn.engines.yolov5.options import parse_options
 from yolo_attn.errors import UsageError
-from yolo_attn.parity import FORMATS, TOLERANCE, compare_exports
+from yolo_attn.parity import FORMATS, compare_exports, report
 from yolo_attn.parity import formats as _formats
 from yolo_attn.runs import resolve_weights, training_options
 
@@ -67,17 +67,5 @@ def run(opt, rest, argv):
     else:
         files_to_check = files
     results = check_exports(weights, files_to_check, imgsz, opt.dynamic, opt.batch_size) if files_to_check else []
-    bad = []
-    for fmt, file, shapes, diff in results:
-        runtime = "onnxruntime" if fmt == "onnx" else "torch.jit"
-        sizes = ", ".join("x".join(map(str, s)) for s in shapes)
-        ok = diff <= TOLERANCE
-        print(f"{fmt:<12} {file}  {runtime} vs PyTorch on {sizes}: max relative difference {diff:.1e} "
-              f"({'ok' if ok else 'TOO LARGE'}, limit {TOLERANCE:g})")
-        if not ok:
-            bad.append(fmt)
-    if bad:
-        raise SystemExit(f"yolo-attn: error: the {' and '.join(bad)} export does not reproduce the PyTorch model")
-    for file in files:
-        print(f"exported {file}")
+    report(results, files)
 
