@@ -168,3 +168,46 @@ def test_trace_and_onnx_export():
     torch.onnx.export(m, (x,), f, input_names=['x'], output_names=['y'], opset_version=17, dynamo=False)
     got = ort.InferenceSession(f.getvalue(), providers=['CPUExecutionProvider']).run(None, {'x': x.numpy()})[0]
     torch.testing.assert_close(torch.from_numpy(got), expected, rtol=1e-4, atol=1e-4)
+
+
+def _p5_input(model):
+    """The input of the model's attention row (a forward hook), to check it ran at P5."""
+    seen = []
+    for mod in model.modules():
+        if type(mod).__name__ in ('BiLevelRoutingAttention', 'DAttention'):
+            mod.register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape)))
+    return seen
+
+
+@pytest.mark.parametrize('path', ['model_yamls/yolov5s-bra.yaml', 'model_yamls/ultralytics/yolo11n-bra.yaml',
+                                  'model_yamls/yolov5s-dat.yaml', 'model_yamls/ultralytics/yolo11n-dat.yaml'])
+def test_shipped_yamls_build_and_run_at_p5(path):
+    from pathlib import Path
+
+    from yolo_attn import engines
+
+    path = str(Path(__file__).resolve().parents[2] / path)
+    model = engines.of(path).build_model(path)
+    seen = _p5_input(model)
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 128, 160))
+    assert len(seen) == 1 and seen[0][2:] == (4, 5)  # stride 32
+
+
+@pytest.mark.parametrize('name', ['BiLevelRoutingAttention', 'BRA', 'BiFormer', 'DAttention', 'DAT',
+                                  'DeformableAttention'])
+def test_yaml_rows_and_c3_blocks(name):
+    import yaml
+
+    from yolo_attn.engines.yolov5 import parser
+
+    d = {'nc': 2, 'depth_multiple': 0.33, 'width_multiple': 0.25, 'anchors': [[10, 13, 16, 30, 33, 23]] * 3,
+         'backbone': [[-1, 1, 'Conv', [64, 3, 2]], [-1, 1, 'Conv', [256, 3, 2]], [-1, 1, name, []],
+                      [-1, 3, 'C3', [256, {'attn': name}]]],
+         'head': [[-1, 1, 'Conv', [256, 1, 1]]]}
+    model, _ = parser.parse_model(yaml.safe_load(yaml.safe_dump(d)), ch=[3])
+    kinds = [type(m).__name__ for m in model.modules()]
+    assert sum(k in ('BiLevelRoutingAttention', 'DAttention') for k in kinds) == 2  # the row, one bottleneck
+    x = torch.randn(1, 3, 52, 68)
+    assert model(x).shape == (1, 64, 13, 17)

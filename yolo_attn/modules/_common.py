@@ -119,5 +119,11 @@ def at_least_float32(t):
 def full_precision(x):
     """Context manager that turns autocast off on ``x``'s device: matmuls inside it keep their inputs' dtype, so
     logits made from ``at_least_float32`` tensors stay float32 under autocast (which would compute them in
-    float16/bfloat16)."""
-    return torch.autocast(x.device.type, enabled=False)
+    float16/bfloat16). A no-op where autocast is off or unknown (the meta device)."""
+    import contextlib
+
+    try:
+        on = torch.is_autocast_enabled(x.device.type)
+    except RuntimeError:
+        on = False
+    return torch.autocast(x.device.type, enabled=False) if on else contextlib.nullcontext()
