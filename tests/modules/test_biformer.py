@@ -179,8 +179,9 @@ def _p5_input(model):
     return seen
 
 
-@pytest.mark.parametrize('path', ['model_yamls/yolov5s-bra.yaml', 'model_yamls/ultralytics/yolo11n-bra.yaml',
-                                  'model_yamls/yolov5s-dat.yaml', 'model_yamls/ultralytics/yolo11n-dat.yaml'])
+@pytest.mark.parametrize('path', ['model_yamls/yolov5s-bilevelroutingattention.yaml',
+                                  'model_yamls/ultralytics/yolo11n-bilevelroutingattention.yaml',
+                                  'model_yamls/yolov5s-dattention.yaml', 'model_yamls/ultralytics/yolo11n-dattention.yaml'])
 def test_shipped_yamls_build_and_run_at_p5(path):
     from pathlib import Path
 

@@ -90,8 +90,8 @@ def variants():
     out["yolo11n-aff.yaml"] = ("yolo11", *_fusion_variant("yolo11", "n", "aff", "128 and 128 channels"))
     out["yolov8n-cbam.yaml"] = ("yolov8", *_stage_variant("yolov8", "n", "cbam"))
     out["yolov5su-cbam.yaml"] = ("yolov5u", *_stage_variant("yolov5u", "s", "cbam"))
-    out["yolo11n-bra.yaml"] = ("yolo11", *_end_variant("yolo11", "n", "BiLevelRoutingAttention"))
-    out["yolo11n-dat.yaml"] = ("yolo11", *_end_variant("yolo11", "n", "DAttention"))
+    out["yolo11n-bilevelroutingattention.yaml"] = ("yolo11", *_end_variant("yolo11", "n", "BiLevelRoutingAttention"))
+    out["yolo11n-dattention.yaml"] = ("yolo11", *_end_variant("yolo11", "n", "DAttention"))
     return out
 
 

@@ -21,7 +21,7 @@ _MASKED = torch.finfo(torch.float32).min  # a finite "minus infinity": a row wit
                                      "regions, each query region attends to the tokens of its top-4 regions; 8 heads,\n"
                                      "LePE 3x3 (the YOLO copies' settings). Placement: one block after SPPF (row 9), at\n"
                                      "P5/32 (20x20 at 640 px, 3x3-token regions): its cost is quadratic in the region\n"
-                                     "size, so it sits at the lowest resolution.", file_tag="bra"),))
+                                     "size, so it sits at the lowest resolution."),))
 class BiLevelRoutingAttention(AttentionModule):
     """Bi-Level Routing Attention, channels-first: route whole regions first, attend to tokens second.
 

@@ -22,7 +22,7 @@ def _grid(n, like):
                                      "up to ±1 grid cell, the paper's relative-position bias table. Placement: one block\n"
                                      "after SPPF (row 9), at P5/32 (20x20 at 640 px): every query attends to every\n"
                                      "sampled key, so its cost is quadratic in H·W and it sits at the lowest\n"
-                                     "resolution, like the paper's stage-4 blocks.", file_tag="dat"),))
+                                     "resolution, like the paper's stage-4 blocks."),))
 class DAttention(AttentionModule):
     """Deformable multi-head attention (DAttentionBaseline of DAT), channels-first, any H×W.
 
