@@ -119,8 +119,9 @@ class DAttention(AttentionModule):
         g = self.n_groups
         t = self.conv_offset(q.reshape(n * g, c // g, h, w))
         with full_precision(q):
-            t = F.layer_norm(f32(t.permute(0, 2, 3, 1)), t.shape[1:2], f32(self.offset_norm.weight),
-                             f32(self.offset_norm.bias), self.offset_norm.eps).permute(0, 3, 1, 2)
+            norm = self.offset_norm  # its static normalized_shape, not t.shape (a dynamic ONNX export needs it fixed)
+            t = F.layer_norm(f32(t.permute(0, 2, 3, 1)), norm.normalized_shape, f32(norm.weight), f32(norm.bias),
+                             norm.eps).permute(0, 3, 1, 2)
         offset = f32(self.offset_proj(F.gelu(t).to(q.dtype)))  # (N·G)×2×Hk×Wk, (y, x)
         hk, wk = offset.shape[2:]
         ref_y, ref_x = _grid(hk, offset), _grid(wk, offset)
