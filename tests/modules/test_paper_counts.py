@@ -43,3 +43,39 @@ def test_simam_adds_no_parameter():
 def test_counts_follow_the_per_block_formula(layer, per_block):
     """Figures the papers do not state for this placement (see the report): the count is the formula's, exactly."""
     assert resnet50_with(layer) - RESNET50 == sum(k * per_block(c) for k, c in BOTTLENECKS)
+
+
+def _biformer(depth, dims, topks, num_classes=1000):
+    """BiFormer (Zhu et al., CVPR 2023; rayleizhu/BiFormer models/biformer.py) built around our
+    BiLevelRoutingAttention: conv stem and stride-2 conv+BN downsamples, blocks of DW3×3 positional conv, LN,
+    attention, LN, MLP ×3; BN and a linear head. head_dim 32, n_win 7, side_dwconv (LePE) 5, qk_dim = dim."""
+    from torch import nn
+
+    from yolo_attn.modules import BiLevelRoutingAttention
+
+    def block(c, topk):
+        # topk −2 (stage 4): plain global attention + LePE, which is BRA with one region (n_win 1, topk 1)
+        attn = BiLevelRoutingAttention(c, num_heads=c // 32, n_win=7 if topk > 0 else 1, topk=max(topk, 1),
+                                       side_dwconv=5)
+        return nn.ModuleList([nn.Conv2d(c, c, 3, padding=1, groups=c), nn.LayerNorm(c), attn, nn.LayerNorm(c),
+                              nn.Linear(c, 3 * c), nn.Linear(3 * c, c)])
+
+    with torch.device("meta"):
+        parts = [nn.Conv2d(3, dims[0] // 2, 3, 2, 1), nn.BatchNorm2d(dims[0] // 2),
+                 nn.Conv2d(dims[0] // 2, dims[0], 3, 2, 1), nn.BatchNorm2d(dims[0])]
+        for i in range(3):
+            parts += [nn.Conv2d(dims[i], dims[i + 1], 3, 2, 1), nn.BatchNorm2d(dims[i + 1])]
+        for n, c, k in zip(depth, dims, topks):
+            parts += [block(c, k) for _ in range(n)]
+        parts += [nn.BatchNorm2d(dims[-1]), nn.Linear(dims[-1], num_classes)]
+        return nn.ModuleList(parts)
+
+
+def test_biformer_t_matches_the_published_13_1m():
+    """BiFormer-T (ImageNet-1k, README/paper: 13.1M params): depths 2-2-8-2, dims 64-128-256-512, topk 1-4-16-(−2).
+    Stage 4's official AttentionLePE has a qkv Linear without bias (our one-region BRA has one: 3·512 per block),
+    subtracted here; everything else is the same parameter for parameter."""
+    model = _biformer([2, 2, 8, 2], [64, 128, 256, 512], [1, 4, 16, -2])
+    n = count_parameters(model) - 2 * 3 * 512
+    # blocks 10c² + 48c each, stem 19,584, downsamples 1,550,976, final BN + head 514,024
+    assert n == 13_142_760 and round(n / 1e6, 1) == 13.1

@@ -61,6 +61,24 @@ def _fusion_variant(family, scale, layer, channels):
     return header, lambda d: replace_concat(d, spec.name, rows=rows)
 
 
+_END = """
+Placement: one {layer} after the last backbone row ({family} row {row}, {what}), at P5/32 (20x20 at 640 px), the
+lowest resolution: its cost is quadratic in the map size (as the yolov5s variant, after SPPF). Consumers of that
+row were re-numbered by `yolo_attn.model_yaml.edit.insert_after`."""
+END_OF_BACKBONE = {"yolo11": (10, "C2PSA")}  # family -> (last backbone row, what it is)
+
+
+def _end_variant(family, scale, layer):
+    from yolo_attn.registry import lookup
+
+    _, name, *_ = FAMILIES[family]
+    spec = lookup(layer)
+    row, what = END_OF_BACKBONE[family]
+    header = f"{name.format(scale)} + {spec.name} ({spec.paper}), default hyper-parameters.\n" + _END.format(
+        layer=spec.name, family=family, row=row, what=what)
+    return header, lambda d: insert_after(d, [row], spec.name)
+
+
 # file name -> (family, header, edit)
 def variants():
     out = {}
@@ -72,6 +90,8 @@ def variants():
     out["yolo11n-aff.yaml"] = ("yolo11", *_fusion_variant("yolo11", "n", "aff", "128 and 128 channels"))
     out["yolov8n-cbam.yaml"] = ("yolov8", *_stage_variant("yolov8", "n", "cbam"))
     out["yolov5su-cbam.yaml"] = ("yolov5u", *_stage_variant("yolov5u", "s", "cbam"))
+    out["yolo11n-bilevelroutingattention.yaml"] = ("yolo11", *_end_variant("yolo11", "n", "BiLevelRoutingAttention"))
+    out["yolo11n-dattention.yaml"] = ("yolo11", *_end_variant("yolo11", "n", "DAttention"))
     return out
 
 

@@ -112,3 +112,21 @@ class ChannelGroupNorm(nn.GroupNorm):
         mean = x.mean((2, 3), keepdim=True)
         var = (x - mean).square().mean((2, 3), keepdim=True)
         return (x - mean) * torch.rsqrt(var + self.eps) * self.weight.reshape(1, -1, 1, 1) + self.bias.reshape(1, -1, 1, 1)
+
+
+def at_least_float32(t):
+    """``t`` in float32 when it is float16/bfloat16 (softmax logits, norms), else unchanged (float32, float64)."""
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
+
+
+def full_precision(x):
+    """Context manager that turns autocast off on ``x``'s device: matmuls inside it keep their inputs' dtype, so
+    logits made from ``at_least_float32`` tensors stay float32 under autocast (which would compute them in
+    float16/bfloat16). A no-op where autocast is off or unknown (the meta device)."""
+    import contextlib
+
+    try:
+        on = torch.is_autocast_enabled(x.device.type)
+    except RuntimeError:
+        on = False
+    return torch.autocast(x.device.type, enabled=False) if on else contextlib.nullcontext()

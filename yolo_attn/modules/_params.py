@@ -80,3 +80,13 @@ def check_hyper_parameters(layer, channels, values):
         why = invalid(name, value, channels)
         if why:
             raise ValueError(f"{layer}: {name}={value!r} is out of range; {name} must be {why}")
+
+# BiLevelRoutingAttention (BiFormer) and DAttention (DAT); the module itself checks what depends on two values
+# (num_heads dividing qk_dim, topk ≤ n_win², n_groups dividing n_heads).
+RULES.update({
+    "num_heads": _groups, "n_heads": _groups, "n_win": _between(1, 32), "topk": _between(1, 1024),
+    "qk_dim": _optional(_COUNT), "auto_pad": _flag,
+    "side_dwconv": lambda v, c: None if v == 0 and _int(v) else _odd_kernel(v, c),
+    "n_groups": _between(1, 64), "offset_range_factor": _between(-1.0, 16.0, integer=False),
+    "use_pe": _flag, "dwc_pe": _flag, "ksize": _odd_kernel, "rpe_size": _between(1, 64),
+})
