@@ -24,11 +24,14 @@ from .shuffle import ShuffleAttn
 from .nam import NAM
 from .lsk import LSKBlock
 from .identity import IdentityStart
+from .irmb import iRMB
+from .shsa import SHSA
+from .cga import CGA
 
 # The shipped layer types, in the order the registry lists them.
 LAYERS = (SE, ECA, CBAM, CoordAtt, MSCAM, AFF, iAFF, NonLocal, DoubleAttn, SelectiveKernel, SplitAttn,
           SelfCalibConv, SGE, scSE, AttnGate, SECBAM, SimAM, EMA, GAM, TripletAttention, GCBlock, ShuffleAttn, NAM,
-          LSKBlock, Chain)
+          LSKBlock, Chain, iRMB, SHSA, CGA)
 
 __all__ = [cls.__name__ for cls in LAYERS] + [
     "LAYERS", "IdentityStart", "AttentionModule", "LayerSpec", "Placement", "PLACES", "declare_layer",

@@ -109,3 +109,19 @@ class ChannelGroupNorm(nn.GroupNorm):
         mean = x.mean((2, 3), keepdim=True)
         var = (x - mean).square().mean((2, 3), keepdim=True)
         return (x - mean) * torch.rsqrt(var + self.eps) * self.weight.reshape(1, -1, 1, 1) + self.bias.reshape(1, -1, 1, 1)
+
+
+def softmax_attention(q, k, scale, bias=None):
+    """softmax(q·kᵀ·scale + bias) over the keys: q ...×N×d, k ...×M×d, bias broadcastable to ...×N×M.
+
+    Under autocast or for float16/bfloat16 inputs the logits (a sum of d products) and the softmax are computed in
+    float32 with autocast off, and the weights returned in q's dtype; otherwise the operations run as written."""
+    device = q.device.type
+    if q.dtype not in (torch.float16, torch.bfloat16) and not torch.is_autocast_enabled(device):
+        logits = torch.matmul(q, k.transpose(-2, -1)) * scale
+        return (logits if bias is None else logits + bias).softmax(-1)
+    with torch.autocast(device, enabled=False):
+        logits = torch.matmul(q.float(), k.float().transpose(-2, -1)) * scale
+        if bias is not None:
+            logits = logits + bias.float()
+        return logits.softmax(-1).to(q.dtype)
