@@ -72,7 +72,27 @@ def variants():
     out["yolo11n-aff.yaml"] = ("yolo11", *_fusion_variant("yolo11", "n", "aff", "128 and 128 channels"))
     out["yolov8n-cbam.yaml"] = ("yolov8", *_stage_variant("yolov8", "n", "cbam"))
     out["yolov5su-cbam.yaml"] = ("yolov5u", *_stage_variant("yolov5u", "s", "cbam"))
+    for layer in ("irmb", "cga"):  # windowed attention: linear in H·W, at every stage output
+        out[f"yolo11n-{layer}.yaml"] = ("yolo11", *_stage_variant("yolo11", "n", layer))
+    out["yolo11n-shsa.yaml"] = ("yolo11", *_end_of_backbone_variant("yolo11", "n", "shsa"))
     return out
+
+
+_END_OF_BACKBONE = """
+Placement: one {layer} at the end of the backbone, after row {row} ({what}, P5/32: 20×20 at 640 px), the lowest
+resolution: its attention is global, (H·W)² per image. The neck reads the layer's output instead of that row; the
+rows after it, Detect's inputs included, were re-numbered by `yolo_attn.model_yaml.edit.insert_after`."""
+
+
+def _end_of_backbone_variant(family, scale, layer):
+    from yolo_attn.registry import lookup
+
+    _, name, _, _, _ = FAMILIES[family]
+    row, what = {"yolo11": (10, "C2PSA")}[family]
+    spec = lookup(layer)
+    header = f"{name.format(scale)} + {spec.name} ({spec.paper}), default hyper-parameters.\n" + _END_OF_BACKBONE.format(
+        layer=spec.name, row=row, what=what)
+    return header, lambda d: insert_after(d, (row,), spec.name)
 
 
 def stock_yaml(family):

@@ -39,8 +39,7 @@ def _kernel_list(kernels, num_heads):
                                      "YOLOv5s + CGA (Liu et al., EfficientViT (MSRA), CVPR 2023): cascaded group\n"
                                      "attention, 4 heads of key_dim 16, 7x7 local windows, 5x5 query convs, with\n"
                                      "EfficientViT's residual around it (zero-initialised output BN: the block starts\n"
-                                     "as the identity). Placement: after the C3 that ends each backbone stage (P3,\n"
-                                     "P4, P5); in 7x7 windows its cost is linear in H·W."),))
+                                     "as the identity). In 7x7 windows its cost is linear in H·W."),))
 class CGA(AttentionModule):
     """Cascaded group attention in r×r windows: out = x + BN(Conv1x1(ReLU(concat(out_1..out_h)))) per window.
 

@@ -69,8 +69,7 @@ def _drop_path(x, p, training):
                placements=(Placement("stage_outputs",
                                      "YOLOv5s + iRMB (Zhang et al., EMO, ICCV 2023), the class defaults: BN, ReLU,\n"
                                      "7x7 windows (EMO's strided-grid layout), 64-channel heads, 3x3 depth-wise conv,\n"
-                                     "its own residual. Placement: after the C3 that ends each backbone stage (P3, P4,\n"
-                                     "P5); the windowed attention costs 49 keys per query, linear in H·W."),))
+                                     "its own residual. The windowed attention costs 49 keys per query, linear in H·W."),))
 class iRMB(AttentionModule):  # noqa: N801 (the paper's and the official code's name)
     """Inverted Residual Mobile Block: out = x + proj(y + SE(DW(y))), y = windowed self-attention of Norm(x).
 
