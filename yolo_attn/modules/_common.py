@@ -117,10 +117,14 @@ def softmax_attention(q, k, scale, bias=None):
     Under autocast or for float16/bfloat16 inputs the logits (a sum of d products) and the softmax are computed in
     float32 with autocast off, and the weights returned in q's dtype; otherwise the operations run as written."""
     device = q.device.type
-    if q.dtype not in (torch.float16, torch.bfloat16) and not torch.is_autocast_enabled(device):
+    try:
+        autocast = torch.is_autocast_enabled(device)
+    except RuntimeError:  # a device type autocast does not know (meta: a shape-only build)
+        device, autocast = None, False
+    if q.dtype not in (torch.float16, torch.bfloat16) and not autocast:
         logits = torch.matmul(q, k.transpose(-2, -1)) * scale
         return (logits if bias is None else logits + bias).softmax(-1)
-    with torch.autocast(device, enabled=False):
+    with torch.autocast(device or 'cpu', enabled=False):
         logits = torch.matmul(q.float(), k.float().transpose(-2, -1)) * scale
         if bias is not None:
             logits = logits + bias.float()
