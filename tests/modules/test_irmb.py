@@ -195,7 +195,7 @@ def test_trace_and_onnx_at_odd_size(randomize):
     f = io.BytesIO()
     torch.onnx.export(m, (x,), f, input_names=["x"], output_names=["y"], dynamo=False)
     got = onnxruntime.InferenceSession(f.getvalue(), providers=["CPUExecutionProvider"]).run(None, {"x": x.numpy()})[0]
-    torch.testing.assert_close(torch.from_numpy(got), expected, rtol=1e-4, atol=1e-4)
+    assert ((torch.from_numpy(got) - expected).abs().max() / expected.abs().max()).item() <= 1e-4  # as test_onnx_export
 
 
 def test_float16_and_autocast(randomize):
