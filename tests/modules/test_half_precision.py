@@ -97,6 +97,21 @@ def test_float16_scaled_backward_is_finite(spec):
         assert not bad, f"{spec.name} s={s} loss x{scale}: non-finite gradients of {bad}"
 
 
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_a_model_cast_to_float16_runs(spec):
+    """``.half()`` (yolov5's and ultralytics' validation on a GPU, a float16 export): weights and inputs float16, no
+    autocast. The float32 statistics must not hand a float32 tensor to a float16 conv; the output stays float16 and
+    near float32's at ordinary scales."""
+    layer = build(spec).eval()
+    reference = copy.deepcopy(layer)
+    xs = inputs(spec, 1, torch.float16)
+    with torch.no_grad():
+        got = layer.half()(*xs)
+        expected = reference(*[x.float() for x in xs])
+    assert got.dtype == torch.float16
+    assert rel_error(got, expected) <= BF16_TOL  # float16 arithmetic throughout: within the looser bound
+
+
 # ---- float32 is unchanged: the former forward of every layer that now uses float32_statistics, op for op ----
 
 def _old_group_norm(gn, x):

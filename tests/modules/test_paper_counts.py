@@ -2,6 +2,7 @@
 addition, where SE, CBAM, triplet and shuffle attention sit), counted on the meta device, against the papers' tables."""
 import pytest
 import torch
+import torch.nn as nn
 import torchvision
 
 from yolo_attn.inject import add_attention, count_parameters
@@ -79,3 +80,74 @@ def test_biformer_t_matches_the_published_13_1m():
     n = count_parameters(model) - 2 * 3 * 512
     # blocks 10c² + 48c each, stem 19,584, downsamples 1,550,976, final BN + head 514,024
     assert n == 13_142_760 and round(n / 1e6, 1) == 13.1
+
+
+# --- whole networks rebuilt from our blocks (issue #23) ---------------------------------------------------------------
+
+def _count(layers):
+    return sum(p.numel() for p in nn.ModuleList(layers).parameters())
+
+
+def emo(depths, dims, exp_ratios, dim_heads):
+    """EMO (zhangzjn/EMO model/emo.py): MSPatchEmb stem (3x3 stride-2 conv with bias + BN), a stride-1 iRMB with SE
+    (ratio 1) and no attention, four stages of iRMBs (the first of each: stride 2, no skip, no attention, exp_ratio
+    doubled; BN + SiLU + 3x3 in stages 1-2, LN + GELU + 5x5 with attention in stages 3-4, qkv_bias, attn_pre), the
+    final LayerNorm and the 1000-class Linear. iRMB itself is ours, the glue is written here."""
+    from yolo_attn.modules import iRMB
+
+    with torch.device("meta"):
+        layers = [nn.Conv2d(3, 24, 3, 2, 1), nn.BatchNorm2d(24),
+                  iRMB(24, 24, norm_in=False, has_skip=False, v_proj=False, se_ratio=1.0, attn_s=False,
+                       act_layer="silu")]
+        prev = 24
+        for i, (depth, dim, e, head) in enumerate(zip(depths, dims, exp_ratios, dim_heads)):
+            norm, act, ks = ("bn_2d", "silu", 3) if i < 2 else ("ln_2d", "gelu", 5)
+            for j in range(depth):
+                layers.append(iRMB(prev, dim, has_skip=j > 0, exp_ratio=e * 2 if j == 0 else e, norm_layer=norm,
+                                   act_layer=act, dw_ks=ks, stride=1 if j else 2, dim_head=head,
+                                   attn_s=i >= 2 and j > 0, qkv_bias=True, attn_pre=True))
+                prev = dim
+        layers += [nn.LayerNorm(prev), nn.Linear(prev, 1000)]
+    return _count(layers)
+
+
+@pytest.mark.parametrize("name, config, count, published", [
+    ("EMO-1M", ([2, 2, 8, 3], [32, 48, 80, 168], [2, 2.5, 3, 3.5], [16, 16, 20, 21]), 1_361_168, 1.3),
+    ("EMO-2M", ([3, 3, 9, 3], [32, 48, 120, 200], [2, 2.5, 3, 3.5], [16, 16, 20, 20]), 2_377_472, 2.3),
+    ("EMO-5M", ([3, 3, 9, 3], [48, 72, 160, 288], [2, 3, 4, 4], [24, 24, 32, 32]), 5_108_848, 5.1),
+    ("EMO-6M", ([3, 3, 9, 3], [48, 72, 160, 320], [2, 3, 4, 5], [16, 24, 20, 32]), 6_168_496, 6.1),
+])
+def test_emo_from_our_irmb_matches_the_published_counts(name, config, count, published):
+    """Zhang et al., ICCV 2023 (README / Table): EMO-1M/2M/5M/6M 1.3M/2.3M/5.1M/6.1M. The published figures are these
+    counts truncated to one decimal (1.36M is printed 1.3M, 2.38M 2.3M, 6.17M 6.1M), not rounded."""
+    n = emo(*config)
+    assert n == count and int(n / 1e5) / 10 == published
+
+
+def test_efficientvit_m0_from_our_cga_matches_the_published_2_3m():
+    """Liu et al., CVPR 2023: EfficientViT-M0, 2.3M params (timm's efficientvit_m0: 2.35M). Patch embedding (four
+    3x3 stride-2 Conv+BN), stages 64/128/192 with 1/2/3 blocks (DW3x3 -> FFN(2x) -> CGA -> DW3x3 -> FFN), the two
+    subsample blocks (DW + FFN, PatchMerging with SE(0.25), DW + FFN) and the BN+Linear head; CGA is ours
+    (4 heads, key_dim 16, kernels 5; window min(7, resolution): 7, 7, 4 at 224 px, as the official code builds)."""
+    from yolo_attn.modules import CGA
+
+    def conv_bn(a, b, k=1, groups=1):
+        return [nn.Conv2d(a, b, k, padding=k // 2, groups=groups, bias=False), nn.BatchNorm2d(b)]
+
+    def block_glue(c):  # DW 3x3 + FFN(2x), each Conv2d_BN
+        return conv_bn(c, c, 3, c) + conv_bn(c, 2 * c) + conv_bn(2 * c, c)
+
+    dims, depths, resolutions = (64, 128, 192), (1, 2, 3), (14, 7, 4)
+    with torch.device("meta"):
+        layers = conv_bn(3, 8, 3) + conv_bn(8, 16, 3) + conv_bn(16, 32, 3) + conv_bn(32, 64, 3)
+        for i, c in enumerate(dims):
+            if i:
+                p, h = dims[i - 1], 4 * dims[i - 1]
+                layers += block_glue(p) + conv_bn(p, h) + conv_bn(h, h, 3, h) + [nn.Conv2d(h, h // 4, 1),
+                                                                              nn.Conv2d(h // 4, h, 1)]
+                layers += conv_bn(h, c) + block_glue(c)
+            for _ in range(depths[i]):
+                layers += block_glue(c) + [CGA(c, 16, 4, min(7, resolutions[i]), 5, residual=False)] + block_glue(c)
+        layers += [nn.BatchNorm1d(dims[-1]), nn.Linear(dims[-1], 1000)]
+    n = _count(layers)
+    assert n == 2_349_436 and round(n / 1e6, 1) == 2.3

@@ -92,6 +92,9 @@ def variants():
     out["yolov5su-cbam.yaml"] = ("yolov5u", *_stage_variant("yolov5u", "s", "cbam"))
     out["yolo11n-bilevelroutingattention.yaml"] = ("yolo11", *_end_variant("yolo11", "n", "BiLevelRoutingAttention"))
     out["yolo11n-dattention.yaml"] = ("yolo11", *_end_variant("yolo11", "n", "DAttention"))
+    for layer in ("irmb", "cga"):  # windowed attention: linear in H·W, at every stage output
+        out[f"yolo11n-{layer}.yaml"] = ("yolo11", *_stage_variant("yolo11", "n", layer))
+    out["yolo11n-shsa.yaml"] = ("yolo11", *_end_variant("yolo11", "n", "SHSA"))
     return out
 
 

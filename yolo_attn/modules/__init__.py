@@ -26,11 +26,14 @@ from .lsk import LSKBlock
 from .identity import IdentityStart
 from .biformer import BiLevelRoutingAttention
 from .deformable import DAttention
+from .irmb import iRMB
+from .shsa import SHSA
+from .cga import CGA
 
 # The shipped layer types, in the order the registry lists them.
 LAYERS = (SE, ECA, CBAM, CoordAtt, MSCAM, AFF, iAFF, NonLocal, DoubleAttn, SelectiveKernel, SplitAttn,
           SelfCalibConv, SGE, scSE, AttnGate, SECBAM, SimAM, EMA, GAM, TripletAttention, GCBlock, ShuffleAttn, NAM,
-          LSKBlock, Chain)
+          LSKBlock, Chain, iRMB, SHSA, CGA)
 LAYERS += (BiLevelRoutingAttention,)
 LAYERS += (DAttention,)
 

@@ -130,3 +130,15 @@ def full_precision(x):
     except RuntimeError:
         on = False
     return torch.autocast(x.device.type, enabled=False) if on else contextlib.nullcontext()
+
+
+def softmax_attention(q, k, scale, bias=None):
+    """softmax(q·kᵀ·scale + bias) over the keys: q ...×N×d, k ...×M×d, bias broadcastable to ...×N×M.
+
+    Under autocast or for float16/bfloat16 inputs the logits (a sum of d products) and the softmax are computed in
+    float32 with autocast off, and the weights returned in q's dtype; in float32 the operations run as written."""
+    with full_precision(q):
+        logits = torch.matmul(at_least_float32(q), at_least_float32(k).transpose(-2, -1)) * scale
+        if bias is not None:
+            logits = logits + at_least_float32(bias)
+        return logits.softmax(-1).to(q.dtype)

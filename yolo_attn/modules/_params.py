@@ -67,6 +67,46 @@ RULES = {
     "use_scale": _flag, "zero_init": _flag, "residual": _flag, "no_spatial": _flag, "detach_weights": _flag,
 }
 
+# iRMB (EMO), SHSA (SHViT), CGA (EfficientViT): structural fits (dim_head dividing the channels, one kernel per head)
+# are checked by the classes themselves; these are the ranges.
+
+
+def _same_channels(v, channels):
+    return None if v is None or v == channels else (
+        f"the input channel count {channels} (a YOLO row keeps its channels) or left out")
+
+
+def _partial_ratio(v, channels):
+    return None if _number(v) and 0 < v <= 1 else "a fraction of the channels in (0, 1] (SHViT: 1/4.67)"
+
+
+def _kernels(v, channels):
+    if _int(v):
+        return _odd_kernel(v, channels)
+    if not (isinstance(v, (list, tuple)) and 1 <= len(v) <= 64):
+        return "an odd kernel size, or a list of one odd kernel size per head"
+    bad = [_odd_kernel(k, channels) for k in v]
+    return next((f"a list, each {b}" for b in bad if b), None)
+
+
+def _pdim(v, channels):
+    return None if v is None or (_int(v) and 1 <= v <= max(channels, 1)) else (
+        f"an integer from 1 to the channel count ({channels}), or left out")
+
+
+RULES.update({
+    "dim_out": _same_channels, "exp_ratio": _between(0.0625, 16.0, integer=False), "dw_ks": _odd_kernel,
+    "dilation": _between(1, 8), "se_ratio": _between(0.0, 1.0, integer=False),
+    "dim_head": _groups, "num_heads": _groups, "key_dim": _between(1, 1024), "qk_dim": _between(1, 1024),
+    "window_size": _between(0, 256, what="0 (one window over the whole map) or a window side from 1 to 256"),
+    "window_resolution": _between(1, 256), "kernels": _kernels, "pdim": _pdim, "partial_ratio": _partial_ratio,
+    "attn_drop": _between(0.0, 0.99, integer=False), "drop": _between(0.0, 0.99, integer=False),
+    "drop_path": _between(0.0, 0.99, integer=False),
+    "norm_layer": lambda v, c: None if v in ("bn_2d", "ln_2d", "none") else "one of 'bn_2d', 'ln_2d', 'none'",
+    **{flag: _flag for flag in ("norm_in", "has_skip", "v_proj", "attn_s", "qkv_bias", "v_group", "attn_pre",
+                                "contiguous_windows")},
+})
+
 
 def invalid(name, value, channels):
     """Why ``value`` is not a valid ``name`` for a layer of ``channels`` channels ("must be ..."), or None."""

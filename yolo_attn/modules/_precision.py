@@ -23,7 +23,7 @@ def float32(x):
 
 def _cast(out, dtype):
     if isinstance(out, torch.Tensor):
-        return out if out.dtype == dtype else out.to(dtype)
+        return out if out.dtype == dtype or not out.is_floating_point() else out.to(dtype)
     if isinstance(out, tuple):
         return tuple(_cast(t, dtype) for t in out)
     return out
@@ -36,10 +36,17 @@ def _autocast_on(device):
         return False
 
 
+def _has_reduced_weights(module):
+    """A module cast with ``.half()`` (yolov5's and ultralytics' validation on a GPU, a float16 export): its convs
+    need float16 inputs, so its statistics stay in float16 as before."""
+    weight = next(module.parameters(), None)
+    return weight is not None and weight.dtype in REDUCED_FLOATS
+
+
 def float32_statistics(method):
     """Decorate ``method(self, *tensors)``: computed in float32 with autocast off when a tensor argument is
     float16/bfloat16 or autocast is on for its device; the tensor result(s) cast back to the first argument's dtype.
-    Otherwise the method runs as written."""
+    Otherwise (float32, or a module whose weights are float16/bfloat16 itself) the method runs as written."""
 
     @functools.wraps(method)
     def wrapper(self, *args):
@@ -47,8 +54,8 @@ def float32_statistics(method):
         device = first.device.type
         reduced = any(isinstance(a, torch.Tensor) and a.dtype in REDUCED_FLOATS for a in args)
         autocast = _autocast_on(device)
-        if not reduced and not autocast:
-            return method(self, *args)
+        if not reduced and not autocast or _has_reduced_weights(self):
+            return method(self, *args)  # float32, or a model cast with .half(): its weights take no float32 input
         with torch.autocast(device, enabled=False) if autocast else contextlib.nullcontext():
             out = method(self, *(float32(a) if isinstance(a, torch.Tensor) else a for a in args))
         return _cast(out, first.dtype)

@@ -10,6 +10,7 @@ from yolo_attn.errors import ModelConfigError
 
 from ._base import AttentionModule, Placement, declare_layer
 from ._common import at_least_float32 as f32, full_precision, no_second_input
+from ._precision import float32_statistics
 
 _MASKED = torch.finfo(torch.float32).min  # a finite "minus infinity": a row with every key masked stays finite
 
@@ -97,7 +98,8 @@ class BiLevelRoutingAttention(AttentionModule):
         n, c = t.shape[:2]
         return t.reshape(n, c, s_h, r_h, s_w, r_w).permute(0, 2, 4, 3, 5, 1).reshape(n, s_h * s_w, r_h * r_w, c)
 
-    def _attend(self, x):
+    @float32_statistics  # the region choice (a top-k of logits) and the logits come from the q, k projections:
+    def _attend(self, x):  # float16 keeps ~3 digits of them, enough to route a query region elsewhere
         n, c, h, w = x.shape
         q, k, v = self.qkv(x).split([self.qk_dim, self.qk_dim, c], 1)
         lepe = self.lepe(v) if self.lepe is not None else None

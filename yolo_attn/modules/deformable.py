@@ -7,6 +7,7 @@ from yolo_attn.errors import ModelConfigError
 
 from ._base import AttentionModule, Placement, declare_layer
 from ._common import at_least_float32 as f32, full_precision, no_second_input
+from ._precision import float32_statistics
 
 
 def _grid(n, like):
@@ -137,7 +138,8 @@ class DAttention(AttentionModule):
             pos = (ref + offset).clamp(-1.0, 1.0)
         return pos, (hk, wk)
 
-    def _attend(self, x):
+    @float32_statistics  # the offsets (which pixels are keys) and the logits come from the q, k projections:
+    def _attend(self, x):  # float16 keeps ~3 digits of them
         n, c, h, w = x.shape
         g, heads, d = self.n_groups, self.n_heads, self.head_channels
         q = self.proj_q(x)
