@@ -109,3 +109,9 @@ class ChannelGroupNorm(nn.GroupNorm):
         mean = x.mean((2, 3), keepdim=True)
         var = (x - mean).square().mean((2, 3), keepdim=True)
         return (x - mean) * torch.rsqrt(var + self.eps) * self.weight.reshape(1, -1, 1, 1) + self.bias.reshape(1, -1, 1, 1)
+
+
+def accumulation_dtype(x):
+    """The dtype to reduce or normalise ``x`` in: float32 for float16/bfloat16 tensors (float16-safe sums, variances
+    and softmax logits), the tensor's own dtype otherwise (float64 stays float64)."""
+    return torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
