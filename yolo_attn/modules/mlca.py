@@ -1,4 +1,5 @@
 """MLCA: mixed local channel attention, ECA-style 1-D convolutions over a local grid and over the global average."""
+import contextlib
 import math
 
 import torch
@@ -26,6 +27,14 @@ def adaptive_pool_matrix(n_in, n_out, device, dtype):
     j = torch.arange(n_in, device=device).unsqueeze(0)
     inside = ((i * n_in < (j + 1) * n_out) & (j * n_out < (i + 1) * n_in)).to(dtype)
     return inside / inside.sum(1, keepdim=True)
+
+
+def _no_autocast(x):
+    """Autocast off for x's device (float32 pooling stays float32); nothing to switch on devices without autocast
+    (the meta device of shape checks)."""
+    if x.device.type in ('cuda', 'cpu', 'xpu', 'mps'):
+        return torch.autocast(x.device.type, enabled=False)
+    return contextlib.nullcontext()
 
 
 @declare_layer(name="MLCA", paper="Wan et al., Mixed local channel attention for object detection, Engineering "
@@ -83,7 +92,7 @@ class MLCA(AttentionModule):
         n, c, h, w = x.shape
         s = self.local_size
         acc = accumulation_dtype(x)
-        with torch.autocast(x.device.type, enabled=False):
+        with _no_autocast(x):
             ph = adaptive_pool_matrix(h, s, x.device, acc)
             pw = adaptive_pool_matrix(w, s, x.device, acc)
             local = torch.matmul(torch.matmul(ph, x.to(acc)), pw.transpose(0, 1))  # N×C×s×s
