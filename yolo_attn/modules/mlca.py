@@ -68,6 +68,8 @@ class MLCA(AttentionModule):
       - the s×s pooling is the exact adaptive average (same bins, overlapping when s does not divide H or W,
         repeating cells when H or W < s) written as two small matrix products built from the size: the exporter
         refuses adaptive_avg_pool2d to 5 from 13. Computed in float32 for float16 input (autocast off for it).
+      Measured (CPU, one thread, batch 1, eval): 4.6 ms against the official 9.9 ms at 128×80×80, 1.9 against 4.6
+      at 256×40×40, 1.1 against 2.7 at 512×20×20 (the adaptive-pool unpooling is the slow part); not timed on a GPU.
     Kept from the official code: the local conv runs over the flattened s²·C sequence, so near a cell's first and
     last channels its kernel reads the neighbouring cell's channels; the global vector is the mean of the s×s cells,
     not of x (they differ when the bins are unequal). Any H×W works.
