@@ -88,6 +88,8 @@ def variants():
     for layer in ("cbam", "se", "eca", "coordatt"):
         out[f"yolo11n-{layer}.yaml"] = ("yolo11", *_stage_variant("yolo11", "n", layer))
     out["yolo11n-aff.yaml"] = ("yolo11", *_fusion_variant("yolo11", "n", "aff", "128 and 128 channels"))
+    for layer in ("ela", "lska", "mlca", "cpca", "caa"):  # issue #23
+        out[f"yolo11n-{layer}.yaml"] = ("yolo11", *_stage_variant("yolo11", "n", layer))
     out["yolov8n-cbam.yaml"] = ("yolov8", *_stage_variant("yolov8", "n", "cbam"))
     out["yolov5su-cbam.yaml"] = ("yolov5u", *_stage_variant("yolov5u", "s", "cbam"))
     out["yolo11n-bilevelroutingattention.yaml"] = ("yolo11", *_end_variant("yolo11", "n", "BiLevelRoutingAttention"))

@@ -29,13 +29,16 @@ from .deformable import DAttention
 from .irmb import iRMB
 from .shsa import SHSA
 from .cga import CGA
+from .ela import ELA
+from .lska import LSKA
+from .mlca import MLCA
+from .cpca import CPCA
+from .caa import CAA
 
 # The shipped layer types, in the order the registry lists them.
 LAYERS = (SE, ECA, CBAM, CoordAtt, MSCAM, AFF, iAFF, NonLocal, DoubleAttn, SelectiveKernel, SplitAttn,
           SelfCalibConv, SGE, scSE, AttnGate, SECBAM, SimAM, EMA, GAM, TripletAttention, GCBlock, ShuffleAttn, NAM,
-          LSKBlock, Chain, iRMB, SHSA, CGA)
-LAYERS += (BiLevelRoutingAttention,)
-LAYERS += (DAttention,)
+          LSKBlock, Chain, iRMB, SHSA, CGA, BiLevelRoutingAttention, DAttention, ELA, LSKA, MLCA, CPCA, CAA)
 
 __all__ = [cls.__name__ for cls in LAYERS] + [
     "LAYERS", "IdentityStart", "AttentionModule", "LayerSpec", "Placement", "PLACES", "declare_layer",

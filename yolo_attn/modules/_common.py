@@ -142,3 +142,9 @@ def softmax_attention(q, k, scale, bias=None):
         if bias is not None:
             logits = logits + at_least_float32(bias)
         return logits.softmax(-1).to(q.dtype)
+
+
+def accumulation_dtype(x):
+    """The dtype to reduce or normalise ``x`` in: float32 for float16/bfloat16 tensors (float16-safe sums, variances
+    and softmax logits), the tensor's own dtype otherwise (float64 stays float64)."""
+    return torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype

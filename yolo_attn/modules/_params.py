@@ -108,6 +108,28 @@ RULES.update({
 })
 
 
+def _one_of(*values, what=None):
+    def check(v, channels):
+        ok = any(v == x and type(v) is type(x) for x in values) or (
+            isinstance(v, str) and v.upper() in [x for x in values if isinstance(x, str)])
+        return None if ok else what or f"one of {', '.join(map(repr, values))}"
+    return check
+
+
+def _strip_kernel(v):
+    return None if _int(v) and 1 <= v <= 63 and v % 2 else "an odd integer from 1 to 63 (a strip kernel size)"
+
+
+# ELA, LSKA, MLCA, CPCA, CAA (issue #23)
+RULES.update({
+    "phi": _one_of("T", "B", "S", "L", what="one of 'T', 'B', 'S', 'L' (the ELA versions)"),
+    "k_size": _one_of(7, 11, 23, 35, 41, 53, what="one of the official LSKA kernel sizes 7, 11, 23, 35, 41, 53"),
+    "local_size": _between(1, 32), "local_weight": _between(0.0, 1.0, integer=False),
+    "b": _between(-100.0, 100.0, integer=False),
+    "h_kernel_size": lambda v, c: _strip_kernel(v), "v_kernel_size": lambda v, c: _strip_kernel(v),
+})
+
+
 def invalid(name, value, channels):
     """Why ``value`` is not a valid ``name`` for a layer of ``channels`` channels ("must be ..."), or None."""
     check = RULES.get(name)
