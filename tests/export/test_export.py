@@ -1,6 +1,7 @@
 """Export of every model_yamls/ variant through yolov5's own export.run, run in onnxruntime / torch.jit and compared
 with the PyTorch model; the export command; the dynamo-exporter compatibility patch."""
 import copy
+import re
 import inspect
 from pathlib import Path
 
@@ -93,7 +94,8 @@ def test_export_command_dynamic_onnx_and_torchscript(tmp_path, quiet_yolov5, cap
     assert run_cli(export_cli.main, ["--weights", str(path), "--include", "onnx,torchscript", "--dynamic"]) == 0
     out = capsys.readouterr().out
     assert out.count("(ok, limit 0.0001)") == 2, out[-2000:]
-    assert "onnxruntime vs PyTorch on 1x3x64x64, 2x3x96x128" in out  # the training size, from the checkpoint
+    # both sizes reported, each with its difference: the training size (from the checkpoint) and a larger one
+    assert re.search(r"onnxruntime vs PyTorch on 1x3x64x64 \d\.\de-\d\d, 2x3x96x128 \d\.\de-\d\d: max", out), out[-2000:]
     assert f"exported {path.with_suffix('.onnx')}" in out and f"exported {path.with_suffix('.torchscript')}" in out
     onnx_file, ts_file = path.with_suffix(".onnx"), path.with_suffix(".torchscript")
     dims = onnx.load(onnx_file).graph.input[0].type.tensor_type.shape.dim
@@ -121,6 +123,21 @@ def test_export_command_refuses_what_it_cannot_export(tmp_path, capsys):
     assert formats(opt.include) == ["onnx", "torchscript"] and rest == ["--dynamic"]
     with pytest.raises(yolo_attn.errors.UsageError, match="yolo-attn exports onnx and torchscript"):
         formats(["tflite"])
+
+
+def test_export_command_refuses_half_where_yolov5_cannot_trace_it(tmp_path, quiet_yolov5, capsys):
+    """yolov5 traces --half on a GPU only and at a fixed size: refused before yolov5 starts, with the fix (exit 2)."""
+    path, _ = build_checkpoint("yolov5s-se", tmp_path, quiet_yolov5)
+    assert run_cli(export_cli.main, ["--weights", str(path), "--half", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "--half: yolov5 traces a float16 model on a GPU only" in err and "--half --device 0" in err, err
+    assert "Traceback" not in err and not path.with_suffix(".onnx").exists()
+    if not torch.cuda.is_available():
+        assert run_cli(export_cli.main, ["--weights", str(path), "--half"]) == 2
+        assert "no CUDA GPU on this machine" in capsys.readouterr().err
+    else:
+        assert run_cli(export_cli.main, ["--weights", str(path), "--half", "--dynamic"]) == 2
+        assert "--half with --dynamic" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------------------------------

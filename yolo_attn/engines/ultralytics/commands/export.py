@@ -4,14 +4,17 @@ Usage: export.sh --weights W [--include onnx|torchscript ...] [--imgsz N] [--dyn
 
 The files are written next to the weights (best.onnx, best.torchscript). Each one is run once (onnxruntime on the
 CPU, torch.jit) on random images and compared with the PyTorch model (fused, as exported); the largest difference
-relative to the output's magnitude is printed and must be at most 1e-4 (exit 1 if not).
+relative to the output's magnitude is printed and must be at most 1e-4 (exit 1 if not). A dynamic ONNX model is
+checked at two sizes (the export size, and a larger non-square one with one more image). ``half=True``: ultralytics
+writes a float16 ONNX model (traced in float16 on a GPU; on a CPU converted by onnxruntime's float16 tool, float32
+input and output), which onnxruntime runs on the CPU; it is compared within ``parity.HALF_TOLERANCE``.
 """
 import importlib.util
 from pathlib import Path
 
 from yolo_attn.engines.ultralytics.commands.common import checkpoint, start, trained_settings
 from yolo_attn.errors import UsageError
-from yolo_attn.parity import compare_exports, formats, report
+from yolo_attn.parity import HALF_TOLERANCE, TOLERANCE, compare_exports, formats, report
 
 
 def _for_format(fmt, settings):
@@ -43,9 +46,15 @@ def run(opt, rest):
     imgsz = settings["imgsz"] if isinstance(settings["imgsz"], (list, tuple)) else [settings["imgsz"]] * 2
     imgsz = [int(v) for v in (list(imgsz) * 2)[:2]]
     print()
-    if settings.get("half") or settings.get("int8"):
-        print("yolo-attn: half/int8 export: not compared with the FP32 PyTorch model")
+    half = bool(settings.get("half")) or str(settings.get("quantize")) == "16"
+    if settings.get("int8") or str(settings.get("quantize")) == "8":
+        print("yolo-attn: int8 export: not compared with the FP32 PyTorch model")
         results = []
+    elif half:  # float16 ONNX: traced in float16 on a GPU, converted by onnxruntime's float16 tool on a CPU
+        onnx_files = [f for f in files if f.suffix == ".onnx"]
+        if len(onnx_files) < len(files):
+            print("yolo-attn: half: the TorchScript file is not compared (float16 on a GPU only); the ONNX file is")
+        results = check_exports(weights, onnx_files, imgsz, settings.get("dynamic", False), settings.get("batch", 1))
     else:
         results = check_exports(weights, files, imgsz, settings.get("dynamic", False), settings.get("batch", 1))
-    report(results, files)
+    report(results, files, HALF_TOLERANCE if half else TOLERANCE)
