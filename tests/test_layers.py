@@ -9,7 +9,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "yolo_attn"
 
 # Bottom to top. A module belongs to the longest prefix listed here (``model_yaml.edit`` before ``model_yaml``).
 LAYERS = [
-    ("errors",),
+    ("errors", "_data", "_version"),
     ("modules",),
     ("registry",),
     ("yaml_rows",),
@@ -20,7 +20,7 @@ LAYERS = [
     ("heatmaps", "metrics", "datasets", "model_yaml"),
     ("benchmarks",),
     ("ablation",),
-    ("cli",),
+    ("cli", "__main__"),
 ]
 ENGINES = ("yolov5", "ultralytics", "models", "utils")  # third-party engines (yolov5 also as its top-level copies)
 ENGINE_FOLDERS = ("yolo_attn.engines.yolov5", "yolo_attn.engines.ultralytics")

@@ -13,5 +13,5 @@ from yolo_attn.registry import LayerSpec, create_attn, find_layer, layer_names, 
 
 _engines.install()
 
-__version__ = "0.1.0"
+from yolo_attn._version import __version__  # noqa: E402
 __all__ = ["LayerSpec", "create_attn", "find_layer", "layer_names", "register", "registered_layers"]

@@ -1,5 +1,10 @@
-"""Where things are: the repository's model_yamls/ and data/, yolov5's own models/ and data/, yolo-attn's cache
-folder, and whether the network is there for yolov5's downloads."""
+"""Where things are: the shipped model YAMLs and hyper-parameter files (a checkout's model_yamls/ and data/hyps/, or
+the installed package data: yolo_attn._data), the data folder (the embedded dataset, local dataset conversions),
+yolov5's own models/ and data/, yolo-attn's cache folder, and whether the network is there for yolov5's downloads.
+
+Nothing is ever written into the installed package: installed (not a checkout), the data folder is yolo-attn's
+home, $YOLO_ATTN_HOME, else the user's cache folder (``cache_dir()``); in a checkout it is the checkout's data/
+(unless $YOLO_ATTN_HOME is set). Runs go to ./runs (the engines' defaults, relative to the current folder)."""
 import contextlib
 import importlib.util
 import os
@@ -7,12 +12,13 @@ import socket
 import tempfile
 from pathlib import Path
 
+from yolo_attn import _data
 from yolo_attn.errors import BadParameter, DatasetError, UsageError
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-MODEL_YAMLS = REPO_ROOT / "model_yamls"
-DATA_DIR = REPO_ROOT / "data"
-EMBEDDED_DATASET = DATA_DIR / "shapes"
+REPO_ROOT = _data.REPO_ROOT  # a checkout's root (only meaningful when IN_CHECKOUT)
+IN_CHECKOUT = _data.in_checkout()
+MODEL_YAMLS = _data.folder("model_yamls")  # read only
+HYPS = _data.folder("hyps")  # read only
 
 
 def cache_dir():
@@ -21,6 +27,35 @@ def cache_dir():
     if os.environ.get("YOLO_ATTN_CACHE_DIR"):
         return Path(os.environ["YOLO_ATTN_CACHE_DIR"]).expanduser()
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "yolo-attn"
+
+
+def home():
+    """yolo-attn's data folder (the embedded dataset, local conversions named by --data): $YOLO_ATTN_HOME, else a
+    checkout's data/, else the user's cache folder (``cache_dir()``, e.g. ~/.cache/yolo-attn). Never the installed
+    package."""
+    if os.environ.get("YOLO_ATTN_HOME"):
+        return Path(os.environ["YOLO_ATTN_HOME"]).expanduser().absolute()
+    return REPO_ROOT / "data" if IN_CHECKOUT else cache_dir().absolute()
+
+
+DATA_DIR = home()
+EMBEDDED_DATASET = DATA_DIR / "shapes"
+
+
+def writable_home(folder):
+    """``folder`` (the embedded dataset's) if it can be created and written, else a UsageError (exit 2) naming it
+    and $YOLO_ATTN_HOME."""
+    folder = Path(folder)
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    try:
+        if existing is None or not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is not a folder")
+        os.rmdir(tempfile.mkdtemp(prefix=".yolo-attn-write-test-", dir=existing))
+    except OSError as e:
+        raise UsageError(f"cannot write the embedded dataset to {folder} ({e.strerror or e}). Set YOLO_ATTN_HOME to "
+                         f"a folder you can write to (e.g. YOLO_ATTN_HOME={Path.home() / 'yolo-attn'}), or give "
+                         f"your own dataset with --data.") from None
+    return folder
 
 
 def yolov5_root():

@@ -40,7 +40,7 @@ from yolo_attn.errors import UsageError
 from yolo_attn.heatmaps.cam import DetectionCAM
 from yolo_attn.heatmaps.images import letterbox_tensor, read_image
 
-DEFAULT_WEIGHTS = paths.REPO_ROOT / "runs" / "train" / "yolov5s-cbam" / "weights" / "best.pt"
+DEFAULT_WEIGHTS = Path("runs") / "train" / "yolov5s-cbam" / "weights" / "best.pt"  # where `yolo-attn train` puts it
 CONF = 0.001  # low, so that at least N detections exist; max_det keeps the N most confident
 
 

@@ -13,7 +13,9 @@ from yolo_attn.model_yaml.variants import render, variants
 
 def main(argv):
     p = Parser("yolo-attn generate-yamls", __doc__)
-    p.add_argument("--out", default=str(paths.MODEL_YAMLS), help="folder to write to (default: model_yamls/)")
+    # installed (not a checkout): ./model_yamls, never the package's own folder
+    p.add_argument("--out", default=str(paths.MODEL_YAMLS if paths.IN_CHECKOUT else Path("model_yamls")),
+                   help="folder to write to (default: the checkout's model_yamls/; installed: ./model_yamls)")
     p.add_argument("--force", action="store_true", help="replace files whose content differs")
     opt, _ = p.parse(argv)
     out = Path(opt.out)

@@ -19,7 +19,7 @@ COMMANDS = {
     "yolov5": ("yolov5", "yolov5's own train/val/detect/export with its flags (its `yolov5` command fails to import), "
                          "the layers and fixes installed, no yolo-attn defaults"),
 }
-USAGE = "usage: yolo-attn COMMAND [ARGS]   (COMMAND --help for its options)\n\ncommands:\n" + "\n".join(
+USAGE = "usage: yolo-attn COMMAND [ARGS]   (COMMAND --help for its options; --version)\n\ncommands:\n" + "\n".join(
     f"  {name:<16} {text}" for name, (_, text) in COMMANDS.items())
 
 
@@ -28,6 +28,11 @@ def cli(argv=None):
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         raise SystemExit(0 if argv else 2)
+    if argv[0] == "--version":
+        from yolo_attn._version import __version__
+
+        print(f"yolo-attn {__version__}")
+        raise SystemExit(0)
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
         print(f"yolo-attn: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)

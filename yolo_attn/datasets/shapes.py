@@ -142,7 +142,9 @@ def ensure(root, **params):
     want = dict(DEFAULTS, **params)
     if _current(root, want):
         return root / "shapes.yaml"
-    root.parent.mkdir(parents=True, exist_ok=True)
+    from yolo_attn.paths import writable_home
+
+    writable_home(root.parent).mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(root.parent / f".{root.name}.lock"), timeout=LOCK_TIMEOUT_S)
     try:
         with lock:

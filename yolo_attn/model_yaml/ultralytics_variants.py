@@ -128,8 +128,9 @@ def main(argv=None):
     from yolo_attn import paths
 
     p = argparse.ArgumentParser(prog="python -m yolo_attn.model_yaml.ultralytics_variants", description=__doc__)
-    p.add_argument("--out", default=str(paths.MODEL_YAMLS / "ultralytics"), help="folder (default: model_yamls/"
-                                                                                   "ultralytics/)")
+    out = (paths.MODEL_YAMLS if paths.IN_CHECKOUT else Path("model_yamls")) / "ultralytics"  # never the package
+    p.add_argument("--out", default=str(out), help="folder (default: the checkout's model_yamls/ultralytics/; "
+                                                   "installed: ./model_yamls/ultralytics)")
     names = write_all(p.parse_args(argv).out)
     print(f"{len(names)} ultralytics variants written")
 

@@ -172,8 +172,9 @@ class UltralyticsEngine(Engine):
         commands.add_help(command, parser)
 
     def run(self, command: str, opt: argparse.Namespace, rest: list[str], argv: list[str]) -> Optional[int]:
-        from yolo_attn.engines.ultralytics import commands
+        from yolo_attn.engines.ultralytics import commands, version
 
+        version.require()
         return commands.run(command, opt, rest, argv)
 
     def model_dict(self, cfg: Any) -> dict:

@@ -70,6 +70,23 @@ def fingerprint(obj):
     return hashlib.sha256(inspect.getsource(obj).encode()).hexdigest()[:16]
 
 
+def require():
+    """Refuse (UsageError, exit 2) an installed ultralytics the adapter was not audited against: another version,
+    or a function in RELIED_ON whose source differs. Called before a command runs on this engine, so the user reads
+    the supported version instead of a failure deep in a run."""
+    from yolo_attn.errors import UsageError
+
+    try:
+        different = changed()
+    except ImportError as e:
+        raise UsageError(f"the ultralytics engine needs ultralytics ({e}). Install the supported version: "
+                         f"pip install 'yolo-attn[ultralytics]' (that is {PIN}).") from None
+    if different:
+        raise UsageError("the installed ultralytics is not the one yolo-attn's ultralytics engine supports (" + PIN
+                         + "):\n" + "\n".join(f"  {name}: {what}" for name, what in different)
+                         + f"\nInstall it: pip install '{PIN}' (or pip install 'yolo-attn[ultralytics]').")
+
+
 def changed():
     """[(name, what changed)] for the version and every function in RELIED_ON whose source is not the audited one."""
     import ultralytics

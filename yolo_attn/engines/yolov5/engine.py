@@ -22,6 +22,23 @@ def _is_yolov5_class(module: str) -> bool:
     return module.startswith(_MODULE_PREFIXES)
 
 
+SUPPORTED = "7.0.14"  # the yolov5 release every fix in this folder is written against (pyproject.toml pins it)
+
+
+def require_supported_version():
+    """Refuse (UsageError, exit 2) an installed yolov5 other than SUPPORTED, before a command runs on it."""
+    from importlib import metadata
+
+    try:
+        installed = metadata.version("yolov5")
+    except metadata.PackageNotFoundError:
+        installed = None
+    if installed != SUPPORTED:
+        raise UsageError(f"yolov5 {installed or 'is not installed'}"
+                         f"{' installed' if installed else ''}: yolo-attn's yolov5 engine supports yolov5=={SUPPORTED} "
+                         f"only. Install it: pip install 'yolov5=={SUPPORTED}'.")
+
+
 class Yolov5Engine(Engine):
     """yolov5 7.0.14: anchor-based model YAMLs (an ``anchors:`` key), its own train/val/detect/export."""
 
@@ -189,6 +206,7 @@ class Yolov5Engine(Engine):
     def run(self, command: str, opt: argparse.Namespace, rest: list[str], argv: list[str]) -> Optional[int]:
         from yolo_attn.engines.yolov5 import commands
 
+        require_supported_version()
         return commands.run(command, opt, rest, argv)
 
     def run_tool(self, tool: str, argv: list[str]) -> Any:

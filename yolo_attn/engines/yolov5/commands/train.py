@@ -34,7 +34,7 @@ from yolo_attn.runs import resolve_weights, run_folder, with_identity_start, wri
 
 # Chosen by measurement on a 2-core CPU (docs/measurements.md, "How the embedded defaults were chosen").
 EMBEDDED_DEFAULTS = ["--epochs", "15", "--imgsz", "160", "--batch-size", "16", "--workers", "2", "--cache", "ram",
-                     "--noval", "--optimizer", "Adam", "--hyp", str(paths.DATA_DIR / "hyps" / "shapes.yaml")]
+                     "--noval", "--optimizer", "Adam", "--hyp", str(paths.HYPS / "shapes.yaml")]
 
 
 def add_options(parser):
