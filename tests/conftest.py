@@ -9,6 +9,10 @@ import sys
 import pytest
 import torch
 
+# The commands run here (in-process or as subprocesses) use one CPU thread unless a test says otherwise
+# (yolo_attn.threads: their default is every core): many small commands, a small shared machine.
+os.environ.setdefault("YOLO_ATTN_THREADS", "1")
+
 @pytest.fixture(autouse=True, scope="module")
 def _one_torch_thread():
     """The tests run many tiny forwards: with several OpenMP threads per process on a small, shared machine they

@@ -14,7 +14,7 @@ LAYERS = [
     ("registry",),
     ("yaml_rows",),
     ("transfer", "checkpoints", "inject", "paths", "matches", "model_yaml.edit", "datasets.shapes", "datasets.checks",
-     "runs", "parity", "metrics.coco_eval"),
+     "runs", "parity", "metrics.coco_eval", "threads"),
     ("engines",),
     # the applications, among themselves bottom to top
     ("heatmaps", "metrics", "datasets", "model_yaml"),

@@ -8,6 +8,7 @@ Layers, bottom to top (a package imports only from its own layer and those below
   modules -> registry -> core (transfer, checkpoints, model_yaml.edit, inject, paths, datasets.shapes)
   -> engines -> applications (cli, heatmaps, benchmarks, metrics, ablation, datasets tools, model_yaml.variants).
 """
+from yolo_attn import threads as _threads  # noqa: F401  (first: records the user's OMP_NUM_THREADS)
 from yolo_attn import engines as _engines
 from yolo_attn.registry import LayerSpec, create_attn, find_layer, layer_names, register, registered_layers
 

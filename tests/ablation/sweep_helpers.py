@@ -53,11 +53,13 @@ class FakeCommands:
         self.options_file = options_file
         self.imgsz, self.data, self.coco = imgsz or {}, data, coco
         self.calls = []
+        self.envs = {}  # (run name, module) -> the env the sweep gave that command
 
-    def __call__(self, module, argv, log):
+    def __call__(self, module, argv, log, env=None):
         argv = list(map(str, argv))
         folder = self._folder(module, argv)
         self.calls.append((folder.name, module, argv))
+        self.envs[(folder.name, module)] = dict(env or {})
         Path(log).parent.mkdir(parents=True, exist_ok=True)
         with open(log, "a") as f:
             f.write(f"{module} {argv}\n")

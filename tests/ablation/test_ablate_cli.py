@@ -222,3 +222,37 @@ def test_val_save_matches_refuses_a_folder(tmp_path, capsys):
 
     assert run_cli(val.main, ["--weights", "best.pt", "--save-matches", str(tmp_path)]) == 2
     assert f"--save-matches {tmp_path}: a folder; give a file name such as" in capsys.readouterr().err
+
+
+def _rows(folder):
+    from yolo_attn.ablation import output
+
+    cost = {"attention", *output.COST}  # measured anew by each call: latency
+    return [{k: v for k, v in r.items() if k not in cost} for r in json.loads((folder / "ablation.json").read_text())["rows"]]
+
+
+def test_jobs_2_writes_the_table_of_jobs_1(setup, tmp_path):
+    fail = {("tiny-yolov5s-se-seed0", TRAIN): 1}
+    one, two = FakeCommands({"tiny-yolov5s-se": 0.8}, fail=dict(fail)), FakeCommands({"tiny-yolov5s-se": 0.8}, fail=dict(fail))
+    assert run_cli(lambda a: ablate.main(a, launcher=one, gpus=[], cores=2), _argv(setup, tmp_path / "1", "--jobs", "1")) == 1
+    assert run_cli(lambda a: ablate.main(a, launcher=two, gpus=[], cores=2), _argv(setup, tmp_path / "2", "--jobs", "2")) == 1
+    assert _rows(tmp_path / "1") == _rows(tmp_path / "2")
+    md = [(tmp_path / n / "ablation.md").read_text().split("\n", 4)[-1] for n in "12"]
+    assert "seed 0 failed" in md[0]
+    assert {e["OMP_NUM_THREADS"] for e in one.envs.values()} == {"2"}
+    assert {e["OMP_NUM_THREADS"] for e in two.envs.values()} == {"1"}
+
+
+@pytest.mark.parametrize("jobs, says", [("0", "--jobs 0: give the number of runs at a time"),
+                                        ("-1", "--jobs -1: give the number"),
+                                        ("3", "--jobs 3: this machine has 2 CPU core(s)")])
+def test_a_bad_jobs_is_refused_before_anything_starts(setup, tmp_path, capsys, jobs, says):
+    fake = FakeCommands()
+    assert run_cli(lambda a: ablate.main(a, launcher=fake, gpus=[], cores=2),
+                   _argv(setup, tmp_path, "--jobs", jobs)) == 2
+    assert says in capsys.readouterr().err and fake.calls == [] and not (tmp_path / "sweep.json").exists()
+
+
+def test_threads_belong_to_the_sweep(setup, tmp_path, capsys):
+    assert _run(_argv(setup, tmp_path, "--threads", "2"), FakeCommands()) == 2
+    assert "--threads: the sweep sets it for every run; use --jobs N" in capsys.readouterr().err

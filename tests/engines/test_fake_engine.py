@@ -80,7 +80,7 @@ def test_the_sweep_trains_validates_and_reports_a_third_engine(fake_cfgs, tmp_pa
 
     monkeypatch.chdir(tmp_path)
 
-    def in_process(module, argv, log):
+    def in_process(module, argv, log, env=None):
         return run_cli(importlib.import_module(module).main, [str(a) for a in argv])
 
     with registered():

@@ -1,7 +1,7 @@
 """``scripts/ablate.sh``: a multi-seed ablation. Every variant trained with every seed by the training command, each
 validated on the same split, compared with the baseline by a paired bootstrap over the validation images.
 
-Usage: ablate.sh --cfgs yolov5s.yaml yolov5s-cbam.yaml ... [--seeds 3] [--data D] [--out runs/ablate]
+Usage: ablate.sh --cfgs yolov5s.yaml yolov5s-cbam.yaml ... [--seeds 3] [--data D] [--out runs/ablate] [--jobs N]
                  [--baseline CFG] [--ci 0.95] [--resamples 1000] [--bench-imgsz 640] [--bench-rounds 30]
                  [any train flag: --epochs 20 --imgsz 320 --batch-size 32 --device 0 ...]
        ablate.sh --cfgs yolo11n.yaml yolo11n-cbam.yaml ... [same options] [ultralytics settings: epochs=20 ...]
@@ -10,6 +10,8 @@ trained and validated by that engine, so every variant shares one training recip
 Runs: DIR/runs/<cfg-stem>-seed<k> (training, then validation in its val/ folder), logs in DIR/logs. Writes
 DIR/ablation.{md,csv,json,png}. Run the same command again after an interruption: finished runs are reused,
 interrupted ones resumed from their last.pt; more --seeds or --cfgs later train only what is missing.
+--jobs N runs N runs at a time, each on its own GPU or its share of the CPU threads (default: one per GPU, else one
+per 2 cores); the results and the table are those of --jobs 1 (on the CPU up to float reassociation, docs/ablations.md).
 Without --data: the embedded dataset with train.sh's defaults but SWEEP_EPOCHS epochs, so that 6 variants x 3 seeds
 finish within about an hour on 2 CPU cores (docs/ablations.md; measured per run, extrapolated: docs/measurements.md).
 Exit status: 0 when every run finished and every variant was compared; 1 when runs failed or are missing (the
@@ -35,7 +37,8 @@ SETTING = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*")  # ultralytics' key=value
 # flags the sweep sets for every run, as the key they are read into -> what to use instead
 OWNED = {"seed": "--seeds N", "name": "--out DIR", "project": "--out DIR", "exist_ok": "--out DIR",
          "resume": "the same command again", "cfg": "--cfgs", "model": "--cfgs",
-         "save_matches": "nothing (every run saves it)"}
+         "save_matches": "nothing (every run saves it)",
+         "threads": "--jobs N (the sweep shares the CPU threads out among the runs it runs at a time)"}
 
 
 def owned_flag(token):
@@ -65,6 +68,9 @@ def parser():
     p.add_argument("--bootstrap-seed", type=int, default=0, help="seed of the bootstrap's draws (default 0)")
     p.add_argument("--bench-imgsz", type=int, default=None, help="size for GFLOPs and latency (default 640)")
     p.add_argument("--bench-rounds", type=int, default=None, help="interleaved latency rounds (default 30)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="runs at a time (default: one per visible GPU; without GPUs one per 2 CPU cores, the "
+                        "threads shared out; at most one per GPU or per core)")
     p.add_argument("--quick-bench", action="store_true", help="the bench's --quick settings: for tests")
     return p
 
@@ -204,11 +210,33 @@ def measure_cost(engine, opt, cfgs, baseline, nc, argv):
     return {r["model"]: r for r in rows}, meta
 
 
-def main(argv, launcher=None):
+def device_flag(rest):
+    """The --device (or ultralytics' device=) of the training flags, else None."""
+    for k, arg in enumerate(rest):
+        if arg == "--device":
+            return rest[k + 1] if k + 1 < len(rest) else ""
+        if arg.startswith(("--device=", "device=")):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def slots(opt, rest, gpus=None, cores=None):
+    """The sweep's slots for --jobs on this machine (``gpus``/``cores``: found here unless given, for tests)."""
+    from yolo_attn import threads
+    from yolo_attn.ablation import sweep
+
+    found = threads.cores() if cores is None else cores
+    return sweep.machine_slots(opt.jobs, device_flag(rest), found,
+                               sweep.visible_gpus() if gpus is None else gpus,
+                               threads.wanted() if cores is None else None)
+
+
+def main(argv, launcher=None, gpus=None, cores=None):
     from yolo_attn.ablation import sweep
 
     opt, rest = settings_out_of_cfgs(*parser().parse(argv))
     check_options(opt, rest)
+    jobs = slots(opt, rest, gpus, cores)
     engine, cfgs = _cfgs(opt.cfgs)
     baseline = _baseline(opt.baseline, cfgs)
     data_yaml = resolve_data(opt.data)
@@ -217,7 +245,7 @@ def main(argv, launcher=None):
     check_manifest(out, engine, train_args, cfgs)
     cost = measure_cost(engine, opt, cfgs, baseline, number_of_classes(data_yaml), argv)
     runs = sweep.runs_for(cfgs, list(range(opt.seeds)), out)
-    job = sweep.Sweep(runs, train_args, validation_args(engine, data_yaml, rest), out / "logs",
+    job = sweep.Sweep(runs, train_args, validation_args(engine, data_yaml, rest), out / "logs", slots=jobs,
                       **({"launcher": launcher} if launcher else {}))
     try:
         failures = job.execute()

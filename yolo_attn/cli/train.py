@@ -4,6 +4,7 @@ mAP50 and mAP50-95 (runs/train/NAME/summary.json).
 The engine is the one of --cfg, --weights or --resume (``cli.engine``); its runner is in its ``commands/`` folder
 (``engines/yolov5/commands/train.py``, ``engines/ultralytics/commands/train.py``), whose text --help shows.
 """
+from yolo_attn import threads
 from yolo_attn.cli.engine import choose
 from yolo_attn.cli.pipeline import Parser, run_cli
 
@@ -23,6 +24,9 @@ def parser(engine=None):
     p.add_argument("--resume", nargs="?", const="", default=None, metavar="LAST_PT_OR_RUN",
                    help="continue an interrupted run from its last.pt or run folder (yolov5, without a path: the "
                         "newest runs/train/*/weights/last.pt)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads of the training (default: $YOLO_ATTN_THREADS, else $OMP_NUM_THREADS as you set "
+                        "it, else every core; --workers is the dataloader's processes, not threads)")
     (engine or engines.default()).add_options("train", p)
     return p
 
@@ -30,7 +34,8 @@ def parser(engine=None):
 def main(argv):
     engine, argv = choose(argv, "train")
     opt, rest = parser(engine).parse(argv)
-    return engine.run("train", opt, rest, argv)
+    with threads.using(opt.threads):
+        return engine.run("train", opt, rest, argv)
 
 
 def cli():

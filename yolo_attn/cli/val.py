@@ -4,6 +4,7 @@
 The engine is the checkpoint's (``cli.engine``); its runner is in its ``commands/`` folder
 (``engines/yolov5/commands/val.py``, ``engines/ultralytics/commands/val.py``), whose text --help shows.
 """
+from yolo_attn import threads
 from yolo_attn.cli.engine import choose
 from yolo_attn.cli.pipeline import Parser, run_cli
 
@@ -23,7 +24,8 @@ def parser(engine=None):
 def main(argv):
     engine, argv = choose(argv, "val")
     opt, rest = parser(engine).parse(argv)
-    return engine.run("val", opt, rest, argv)
+    with threads.using():  # $YOLO_ATTN_THREADS (a sweep's share), else the user's $OMP_NUM_THREADS, else every core
+        return engine.run("val", opt, rest, argv)
 
 
 def cli():

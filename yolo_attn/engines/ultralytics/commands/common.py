@@ -31,7 +31,18 @@ def start(rest):
     """The ultralytics settings of the command line; sets the offline environment before ultralytics is imported
     (``import yolo_attn`` has installed the adapter)."""
     offline_environment()
-    return parse_settings(rest)
+    settings = parse_settings(rest)
+    keep_thread_count()
+    return settings
+
+
+def keep_thread_count():
+    """ultralytics' ``select_device`` sets torch's threads to its ``NUM_THREADS`` (cpu_count - 1) on the CPU: it
+    sets the count this command chose instead (``yolo_attn.threads.using``, around the command)."""
+    import torch
+    from ultralytics.utils import torch_utils
+
+    torch_utils.NUM_THREADS = torch.get_num_threads()
 
 
 def checkpoint(weights):
