@@ -3,6 +3,8 @@ it. A value outside it is a configuration mistake (``rd_ratio: 1024`` would buil
 by ``check_hyper_parameters`` before anything is built (the registry calls it for every layer it builds)."""
 import math
 
+from ..errors import ModelConfigError
+
 MAX_CHANNELS = 16384  # no YOLO layer comes near (yolov5x: 1280)
 
 
@@ -141,7 +143,7 @@ def check_hyper_parameters(layer, channels, values):
     for name, value in values.items():
         why = invalid(name, value, channels)
         if why:
-            raise ValueError(f"{layer}: {name}={value!r} is out of range; {name} must be {why}")
+            raise ModelConfigError(f"{layer}: {name}={value!r} is out of range; {name} must be {why}")
 
 # BiLevelRoutingAttention (BiFormer) and DAttention (DAT); the module itself checks what depends on two values
 # (num_heads dividing qk_dim, topk ≤ n_win², n_groups dividing n_heads).

@@ -27,6 +27,8 @@ SHIPPED = sorted(p.name for p in MODEL_YAMLS.glob("*.yaml"))
 # shipped variant: (attention layers, rows added to yolov5s, yolov5s rows it replaces); default: 3 inserted layers
 VARIANT_SHAPE = {"yolov5s-aff.yaml": (4, 0, (12, 16, 19, 22)), "yolov5s-iaff.yaml": (4, 0, (12, 16, 19, 22)),
                  "yolov5s-nonlocal.yaml": (1, 1, ()), "yolov5s-doubleattn.yaml": (1, 1, ()),
+                 "yolov5s-shsa.yaml": (1, 1, ()), "yolov5s-bilevelroutingattention.yaml": (1, 1, ()),
+                 "yolov5s-dattention.yaml": (1, 1, ()),
                  "yolov5s-attngate.yaml": (2, 2, ()), "yolov5s-selectivekernel.yaml": (3, 0, (3, 5, 7)),
                  "yolov5s-splitattn.yaml": (3, 0, (3, 5, 7)), "yolov5s-selfcalibconv.yaml": (3, 0, (3, 5, 7)),
                  **{f"yolov5s-c3{n}.yaml": (0, 0, (2, 4, 6, 8)) for n in ("se", "cbam", "coordatt", "ema")}}
