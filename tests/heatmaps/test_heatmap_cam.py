@@ -60,7 +60,7 @@ def test_every_strategy_gives_each_detection_its_own_gradient(detector, monkeypa
     assert len(det) == N
     reference = _reference_gradients(model, cam, image, det)
     assert all(r.abs().max() > 0 for r in reference[:1])
-    for strategy in ("batched", "replicate", "sequential"):
+    for strategy in ("auto", "batched", "replicate", "sequential"):
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # no fallback from 'batched'
             grads = cam.gradients(state, det[:, 6].long(), det[:, 5].long(), strategy)
@@ -191,3 +191,48 @@ def test_a_model_torch_func_cannot_transform_falls_back_with_a_warning(detector,
     for g, e in zip(grads, expected):
         torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-5 * float(e.abs().max() + 1e-12))
     assert cam.strategy == "replicate"  # remembered: later images do not retry (nor warn again)
+
+
+def test_auto_chooses_by_detections_and_device():
+    from yolo_attn.heatmaps.cam import AUTO_BATCHED_FROM, auto_strategy
+
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    assert auto_strategy(1, cpu) == auto_strategy(1, gpu) == "sequential"
+    assert auto_strategy(AUTO_BATCHED_FROM - 1, cpu) == "sequential"
+    assert auto_strategy(AUTO_BATCHED_FROM, cpu) == "batched"
+    assert auto_strategy(2, gpu) == "batched"
+    assert auto_strategy(3, cpu, pixels=160 * 160) == "sequential"
+    assert auto_strategy(4, cpu, pixels=160 * 160) == auto_strategy(4, cpu, pixels=320 * 320) == "batched"
+    assert auto_strategy(4, cpu, pixels=416 * 416) == "sequential"
+    assert auto_strategy(10, cpu, vmap_ok=False) == "sequential"  # replicate costs 2-3x on a CPU
+    assert auto_strategy(10, gpu, vmap_ok=False) == "replicate"
+
+
+def test_auto_is_the_default_and_says_what_it_ran(detector, monkeypatch):
+    model = detector("yolov5s-cbam.yaml")
+    cam = DetectionCAM(model, ["neck"], conf_thres=0.0, max_det=N)
+    assert cam.strategy == "auto"
+    det, state = cam.detect(_image(5))
+    rows, cls = det[:, 6].long(), det[:, 5].long()
+    expected = cam.gradients(state, rows, cls, "sequential")
+    grads = cam.gradients(state, rows, cls)
+    offsets = np.cumsum([0] + state["levels"])
+    counts = np.bincount(np.searchsorted(offsets, rows.numpy(), side="right") - 1)
+    from yolo_attn.heatmaps.cam import auto_strategy
+
+    w, h = state["size"]
+    assert cam.last_choice == {lv: auto_strategy(int(k), cam.device, pixels=w * h) for lv, k in enumerate(counts) if k}
+    for g, e in zip(grads, expected):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-5 * float(e.abs().max() + 1e-12))
+
+    def no_vmap(*args, **kwargs):
+        raise RuntimeError("vmap: batching rule not implemented for some_op")
+
+    monkeypatch.setattr(torch.func, "vmap", no_vmap)
+    monkeypatch.setattr("yolo_attn.heatmaps.cam.AUTO_BATCHED_FROM", 2)
+    monkeypatch.setattr("yolo_attn.heatmaps.cam.AUTO_BATCHED_FROM_SMALL", 2)  # make auto try the vectorised pass
+    with pytest.warns(RuntimeWarning, match="falling back to strategy 'sequential'"):
+        grads = cam.gradients(state, rows, cls)
+    assert cam.strategy == "auto" and not cam.vmap_ok and set(cam.last_choice.values()) == {"sequential"}
+    for g, e in zip(grads, expected):
+        torch.testing.assert_close(g, e, rtol=1e-4, atol=1e-5 * float(e.abs().max() + 1e-12))

@@ -101,9 +101,9 @@ def test_every_strategy_gives_each_detection_its_own_gradient(ul_detector, name,
     image = _image()
     det, state = cam.detect(image)
     assert len(det) == 6
-    grads = {s: cam.gradients(state, det[:, 6].long(), det[:, 5].long(), s) for s in ("batched", "replicate",
-                                                                                       "sequential")}
-    assert cam.strategy == "batched"  # no fallback: torch.func runs through the anchor-free head
+    grads = {s: cam.gradients(state, det[:, 6].long(), det[:, 5].long(), s) for s in ("auto", "batched",
+                                                                                       "replicate", "sequential")}
+    assert cam.vmap_ok  # no fallback: torch.func runs through the anchor-free head
     acts = {}
     hooks = [layer.module.register_forward_hook(lambda m, i, o, k=k: acts.__setitem__(k, o))
              for k, layer in enumerate(cam.layers)]

@@ -15,8 +15,11 @@ gradients, pytorch-grad-cam maps; no file I/O, no drawing), and the benchmark fi
   starting at the detection's own Detect level and stopping at the heatmap layers, without parameter gradients.
 - ``replicated batch``: ``DetectionCAM(strategy="replicate")``: the rows after the first heatmap layer run on
   N copies, one backward of the summed targets.
-- ``vectorised (default)``: ``DetectionCAM()``: one forward pass, one ``torch.func.vmap``-ed backward for the
-  detections of each Detect level.
+- ``vectorised``: ``DetectionCAM(strategy="batched")``: one forward pass, one ``torch.func.vmap``-ed backward
+  for the detections of each Detect level.
+
+The default, ``DetectionCAM()`` (strategy ``"auto"``), runs one of these per Detect level, chosen by the number of
+detections there and the device (``cam.auto_strategy``); the benchmark prints what it chose for the image.
 
 The approaches run interleaved (A B C D A B C D ...) so that load from other processes hits them alike; medians
 are reported. N is made exact by taking the N most confident detections at a low threshold. Without --weights:
@@ -105,7 +108,19 @@ def approaches(cam):
     return {"one-at-a-time, full backward": FullBackwardCAM(cam).explain,
             "one-at-a-time, layers only": _ours(cam, "sequential"),
             "replicated batch": _ours(cam, "replicate"),
-            "vectorised (default)": _ours(cam, "batched")}
+            "vectorised": _ours(cam, "batched")}
+
+
+NAMES = {"sequential": "one-at-a-time, layers only", "replicate": "replicated batch", "batched": "vectorised"}
+
+
+def default_choice(cam, image):
+    """{Detect level: strategy} that the default strategy ("auto") runs for ``image``, and the detections there."""
+    det, state = cam.detect(image)
+    cam.maps(det, state, "auto")
+    offsets = np.cumsum([0] + state["levels"])
+    level = np.searchsorted(offsets, det[:, 6].long().cpu().numpy(), side="right") - 1
+    return {lv: (choice, int((level == lv).sum())) for lv, choice in sorted(cam.last_choice.items())}
 
 
 def bench(model, image, n, layers=None, method="layercam", target="all", repeats=7, log=print):
@@ -129,7 +144,8 @@ def bench(model, image, n, layers=None, method="layercam", target="all", repeats
             t0 = time.perf_counter()
             explain(image)
             times[name].append(time.perf_counter() - t0)
-    return found, {name: statistics.median(t) for name, t in times.items()}, [layer.label for layer in cam.layers]
+    return (found, {name: statistics.median(t) for name, t in times.items()}, [layer.label for layer in cam.layers],
+            default_choice(cam, image))
 
 
 def _load(weights, cfg):
@@ -174,13 +190,17 @@ def main(argv=None):
           f"{image.shape[3]}x{image.shape[2]}; method {args.method}, target {args.target}; "
           f"torch threads {torch.get_num_threads()}; {args.repeats} interleaved repeats, medians")
     for n in args.detections:
-        found, med, layers = bench(model, image, n, args.layer, args.method, args.target, args.repeats)
+        found, med, layers, chosen = bench(model, image, n, args.layer, args.method, args.target, args.repeats)
         print(f"\n{found} detections, layers {', '.join(layers)}:")
         base = med["one-at-a-time, full backward"]
         seq = med["one-at-a-time, layers only"]
         for name, t in med.items():
             print(f"  {name:<30} {t * 1000:8.1f} ms/image  {found / t:7.2f} heatmaps/s  "
                   f"x{base / t:4.2f} vs full backward  x{seq / t:4.2f} vs layers-only one-at-a-time")
+        fastest = min((t, name) for name, t in med.items())[1]
+        print("  default (strategy 'auto') chose: " + "; ".join(
+            f"{NAMES[c]} for the {k} detection(s) of Detect level {lv}" for lv, (c, k) in chosen.items())
+            + f" (fastest here: {fastest})")
     return 0
 
 

@@ -14,7 +14,12 @@ Pipeline for one image (``DetectionCAM``):
    detections are the vmap batch, ``batch_size`` at a time). The backward starts at that level's output, stops at
    the heatmap layers, and computes no parameter gradients. Strategies (``strategy=``):
 
-   - ``"batched"`` (default): as above (a level with a single detection goes the sequential way). Falls back to
+   - ``"auto"`` (default): per Detect level, the strategy measured fastest for the case at hand
+     (``auto_strategy``): ``"batched"`` on a GPU, and on a CPU from ``AUTO_BATCHED_FROM`` detections on
+     (``AUTO_BATCHED_FROM_SMALL`` for inputs up to 320 px); ``"sequential"`` otherwise, and on a CPU when
+     torch.func cannot run a module (``"replicate"`` costs 1.1-4 times as much there). ``last_choice``
+     holds what it chose for the last image.
+   - ``"batched"``: as above (a level with a single detection goes the sequential way). Falls back to
      ``"replicate"``, with a warning, if a module cannot run under torch.func.
    - ``"replicate"``: the suffix runs once on a batch of N copies of the cached prefix outputs, then one backward
      of the sum of the per-copy targets (copies do not interact in eval mode, so each copy's gradient is its own
@@ -42,7 +47,27 @@ from yolo_attn.heatmaps.heads import check_target, head_of
 from yolo_attn.heatmaps.model import device_of, freeze, resolve_layers, unfreeze
 from yolo_attn.heatmaps.targets import target_cotangents
 
-STRATEGIES = ("batched", "replicate", "sequential")
+STRATEGIES = ("auto", "batched", "replicate", "sequential")
+# "auto" on a CPU: the vectorised backward from this many detections at one Detect level on, one backward per
+# detection below it; small inputs (at most SMALL_INPUT pixels) have small operations whose overhead batching saves,
+# large ones are compute-bound. Measured (docs/heatmaps.md, yolov5s-cbam, layer-cam, medians of interleaved runs):
+# at 640 px one-at-a-time is as fast or faster up to 6 detections at a level (3: 992 vs 995 ms on 1 thread, 581 vs
+# 635 on 2; 6: 1722 vs 1819 on 1 thread), the vectorised pass wins from 10 on (2429 vs 2613 ms; 30: 6064 vs 7004 on
+# 1 thread, 4186 vs 4714 on 2); at 160 px (trained) 3 per level tie (219 vs 220 ms), 5 per level: 247 vs 288 ms.
+AUTO_BATCHED_FROM = 10
+AUTO_BATCHED_FROM_SMALL = 4
+SMALL_INPUT = 320 * 320  # between the sizes measured (160 and 640 px)
+
+
+def auto_strategy(n, device, vmap_ok=True, pixels=640 * 640):
+    """The strategy "auto" runs for ``n`` detections of one Detect level on ``device`` for an input of ``pixels``."""
+    if n <= 1:
+        return "sequential"
+    if device.type != "cpu":
+        return "batched" if vmap_ok else "replicate"  # not measured (no GPU here): few large kernels, not n small
+    from_n = AUTO_BATCHED_FROM_SMALL if pixels <= SMALL_INPUT else AUTO_BATCHED_FROM
+    return "batched" if vmap_ok and n >= from_n else "sequential"
+
 
 # pytorch-grad-cam classes whose maps come from one forward/backward (activations and gradients): usable here.
 _METHODS = {
@@ -154,7 +179,7 @@ class DetectionCAM:
     """
 
     def __init__(self, model, layers=None, method="layercam", target="all", conf_thres=0.25, iou_thres=0.45,
-                 classes=None, max_det=300, batch_size=16, strategy="batched", eigen_smooth=False):
+                 classes=None, max_det=300, batch_size=16, strategy="auto", eigen_smooth=False):
         self.head = head_of(model)
         check_target(self.head, target)
         if strategy not in STRATEGIES:
@@ -172,6 +197,8 @@ class DetectionCAM:
         self.target, self.conf_thres, self.iou_thres = target, conf_thres, iou_thres
         self.classes, self.max_det, self.batch_size = classes, max_det, batch_size
         self.strategy, self.eigen_smooth = strategy, eigen_smooth
+        self.vmap_ok = True  # False once torch.func failed on this model ("auto" then avoids it)
+        self.last_choice = {}  # Detect level -> the strategy the last gradients() ran there
         self.start = min(layer.row for layer in self.layers)  # first row of the suffix
         self.device = device_of(model)
 
@@ -249,6 +276,7 @@ class DetectionCAM:
         level = torch.as_tensor(np.searchsorted(offsets, rows.cpu().numpy(), side="right") - 1)
         grads = [torch.zeros((len(rows), *a.shape[1:]), dtype=a.dtype, device=a.device) for a in state["acts"]]
         flags = freeze(self.model)
+        self.last_choice = {}
         try:
             with _Probe(self.layers) as probe:
                 for lv in level.unique().tolist():
@@ -261,16 +289,24 @@ class DetectionCAM:
         return grads
 
     def _level_gradients(self, probe, state, level, local, cls, strategy):
+        auto = strategy == "auto"
+        if auto:
+            strategy = auto_strategy(len(local), self.device, self.vmap_ok, state["size"][0] * state["size"][1])
         if strategy == "batched" and len(local) == 1:  # nothing to vectorise: torch.func would only add overhead
             strategy = "sequential"
         if strategy == "batched":
             try:
+                self.last_choice[level] = strategy
                 return self._batched(probe, state, level, local, cls)
             except (RuntimeError, NotImplementedError) as e:  # a module torch.func cannot transform
+                self.vmap_ok = False
+                strategy = auto_strategy(len(local), self.device, False) if auto else "replicate"
                 warnings.warn(f"vectorised backward unavailable ({type(e).__name__}: {str(e)[:200]}); "
-                              f"falling back to strategy 'replicate'", RuntimeWarning)
+                              f"falling back to strategy {strategy!r}", RuntimeWarning)
                 probe.reset()
-                self.strategy = strategy = "replicate"  # for the next images too (one warning)
+                if not auto:
+                    self.strategy = strategy  # for the next images too (one warning)
+        self.last_choice[level] = strategy
         if strategy == "replicate":
             return self._replicate(probe, state, level, local, cls)
         return self._sequential(probe, state, level, local, cls)
