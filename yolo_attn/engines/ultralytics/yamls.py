@@ -91,7 +91,7 @@ def package_yaml(name):
             found = check_yaml(candidate, hard=False)
         except Exception:  # noqa: BLE001  (ultralytics raises several kinds for a name it cannot place)
             found = None
-        if found and ultralytics_root() in Path(found).resolve().parents:
+        if found and ultralytics_root().resolve() in Path(found).resolve().parents:  # (a venv behind a link too)
             return Path(found)
     return None
 
