@@ -13,7 +13,7 @@ convolution, mm, bmm,       2 · MACs (torch.utils.flop_counter's formulas, the 
 addmm, baddbmm, sdpa        "GFLOPs" = thop MACs × 2), plus 1 per output element for a bias
 element-wise arithmetic     1 per output element: add, sub, mul, div, pow, ... and every activation
 and activations             (sigmoid, relu, SiLU, hard-swish, ...), each counted as one
-reductions                  1 per *input* element: mean, sum, amax, max, min, var, std, ...
+reductions                  1 per *input* element: mean, sum, amax, max, min, var, std, topk, ...
 batch norm (inference)      2 per element (scale and shift)
 softmax / log-softmax       3 per element (exp, sum, divide)
 max / avg pooling           k_h · k_w per output element; adaptive pooling 1 per input element
@@ -47,7 +47,8 @@ _ACTIVATIONS = {  # activations not carrying aten's 'pointwise' tag
     "log_sigmoid_forward", "prelu", "_prelu_kernel", "glu", "threshold", "threshold_", "celu", "selu", "rrelu",
 }
 _REDUCTIONS = {"mean", "sum", "amax", "amin", "max", "min", "var", "std", "var_mean", "std_mean", "prod", "norm",
-               "linalg_vector_norm", "logsumexp", "aminmax", "cumsum", "argmax", "argmin"}
+               "linalg_vector_norm", "logsumexp", "aminmax", "cumsum", "argmax", "argmin",
+               "topk"}  # topk: one comparison per input element, as argmax (BiFormer's region routing)
 _BATCH_NORMS = {"native_batch_norm", "_native_batch_norm_legit", "_native_batch_norm_legit_no_training",
                 "_native_batch_norm_legit_functional", "batch_norm", "instance_norm", "native_layer_norm",
                 "native_group_norm"}
