@@ -16,7 +16,12 @@ else
 fi
 WANT="$(cat "$ROOT/pyproject.toml" "$LOCK" | sha256sum | cut -d' ' -f1) $MODE"
 
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]] && "$VENV/bin/python" -c "import yolo_attn" 2>/dev/null; then
+# The venv must import this checkout's package: an editable install made from another clone re-points it there.
+installed_here() {
+    (cd / && "$VENV/bin/python" -c "import sys, yolo_attn; sys.exit(yolo_attn.__file__ != sys.argv[1])" \
+        "$ROOT/yolo_attn/__init__.py") 2>/dev/null
+}
+if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$WANT" ]] && installed_here; then
     exit 0
 fi
 echo "yolo-attn setup: installing into $VENV ($MODE versions; first run takes a few minutes: torch, torchvision, yolov5)..." >&2
@@ -25,5 +30,6 @@ if [[ ! -x "$VENV/bin/python" ]]; then
 fi
 "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
 "$VENV/bin/python" -m pip install --quiet -e "$ROOT[test]" "${CONSTRAINTS[@]}" >&2
+installed_here || { echo "yolo-attn setup: .venv does not import $ROOT/yolo_attn after installing" >&2; exit 1; }
 "$VENV/bin/python" -c "import yolo_attn, torchvision.ops; print('yolo-attn setup: ok', yolo_attn.__version__)" >&2
 echo "$WANT" > "$STAMP"

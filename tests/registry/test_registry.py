@@ -216,3 +216,11 @@ def test_out_from_first_is_only_for_two_input_channel_keeping_layers(isolated_re
     with pytest.raises(ValueError, match="out_from_first"):
         yolo_attn.register(LayerSpec("Bad2", Gate, 2, "test", "gate", changes_channels=True, out_from_first=True))
     assert yolo_attn.find_layer("Bad1") is None and yolo_attn.find_layer("Bad2") is None
+
+
+def test_names_of_other_projects_never_shadow_a_layer_we_ship():
+    from yolo_attn.registry.elsewhere import ELSEWHERE
+
+    shadowed = sorted(key for key in ELSEWHERE if yolo_attn.find_layer(key) is not None)
+    assert not shadowed, f"ELSEWHERE says yolo-attn lacks {shadowed}, but they are registered layers: remove them"
+    assert yolo_attn.find_layer("LSKA") is not None and "lska" not in ELSEWHERE  # the check can see a shipped layer

@@ -98,8 +98,8 @@ class CGA(AttentionModule):
 
     def _bias_index(self, h, w, device):
         """(h·w)×(h·w) index into the r² bias table for a window of h×w tokens: |Δy|·r + |Δx|."""
-        ys = torch.arange(h, device=device).repeat_interleave(w)
-        xs = torch.arange(w, device=device).repeat(h)
+        ys = torch.arange(h, device=device)[:, None].expand(h, w).reshape(-1)  # not repeat_interleave: ONNX
+        xs = torch.arange(w, device=device)[None, :].expand(h, w).reshape(-1)  # opset < 13 lacks it
         return (ys[:, None] - ys[None, :]).abs() * self.window_resolution + (xs[:, None] - xs[None, :]).abs()
 
     @float32_statistics  # each head's logits come from the previous head's output (the cascade): float16 keeps ~3

@@ -8,6 +8,7 @@ from yolo_attn.errors import ModelConfigError
 from ._base import AttentionModule, Placement, declare_layer
 from ._common import at_least_float32 as f32, full_precision, no_second_input
 from ._precision import float32_statistics
+from ._sampling import bilinear_sample
 
 
 def _grid(n, like):
@@ -59,12 +60,14 @@ class DAttention(AttentionModule):
         puts the last point beyond +1). Nothing here divides by Hk − 1: a 1×1 map or key grid is fine;
       - s < 0 clamps as main does (CVPR2022 applies tanh); s = 0 means no offsets (CVPR2022 adds the raw
         offsets unscaled when s = 0);
-      - the grid is computed in float32 and cast to x's dtype for grid_sample (the official offset_range is
-        float32, so a .half() model fails there), softmax logits, A·v and the LayerNorm run in float32 with autocast off
+      - bilinear sampling is ``_sampling.bilinear_sample``: F.grid_sample when running, gathers equal to it when
+        exporting, so the layer exports at ONNX opset 11+ (GridSample needs 16; yolov5's export.run default and
+        TensorRT path use 12). The grid is computed in float32 (the official offset_range is float32, so a
+        .half() model fails there); softmax logits, A·v and the LayerNorm run in float32 with autocast off
         (float16-safe);
       - returns the output only (the official forward also returns the sampling positions and references);
         einops replaced by reshape; no dropout; trunc_normal_ from torch.nn.init instead of timm.
-    ONNX: grid_sample needs opset ≥ 16 (the project exports with 17).
+    ONNX: any opset from 11 (see the sampling deviation).
     Cost per image (the matmuls a FLOP counter must count; 1 MAC = 2 FLOPs), Ns = Hk·Wk: attention
     H·W·Ns·C MACs for q·kᵀ plus H·W·Ns·C for A·v; grid_sample of x: Ns·C bilinear samples (4 MACs each,
     4·Ns·C); table bias: n_heads·H·W·Ns bilinear samples (4·n_heads·H·W·Ns MACs); 1×1 convs 4·H·W·C² (k, v on
@@ -145,8 +148,7 @@ class DAttention(AttentionModule):
         q = self.proj_q(x)
         pos, (hk, wk) = self._positions(q)
         ns = hk * wk
-        sampled = F.grid_sample(x.reshape(n * g, c // g, h, w), pos.to(x.dtype), mode='bilinear',
-                                padding_mode='zeros', align_corners=False).reshape(n, c, 1, ns)
+        sampled = bilinear_sample(x.reshape(n * g, c // g, h, w), pos, align_corners=False).reshape(n, c, 1, ns)
         k = self.proj_k(sampled).reshape(n * heads, d, ns)
         v = self.proj_v(sampled).reshape(n * heads, d, ns)
         with full_precision(x):
@@ -168,7 +170,7 @@ class DAttention(AttentionModule):
             disp = (q_pos - pos.reshape(n * g, 1, ns, 2)) * 0.5  # (N·G)×HW×Ns×2, (x, y) in (−1, 1)
             table = f32(self.rpe_table).reshape(1, heads, *self.rpe_table.shape[1:]).expand(n, -1, -1, -1)
             table = table.reshape(n * g, heads // g, *self.rpe_table.shape[1:])
-            bias = F.grid_sample(table, disp, mode='bilinear', padding_mode='zeros', align_corners=True)
+            bias = bilinear_sample(table, disp, align_corners=True)
             logits = logits + bias.reshape(n * heads, h * w, ns)
         return logits.softmax(-1)
 

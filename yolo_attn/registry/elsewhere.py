@@ -12,7 +12,6 @@ ELSEWHERE = {
     "ccnet": "criss-cross attention (Huang et al., CCNet, ICCV 2019)",
     "psa": "polarized self-attention (Liu et al., 2021) or pyramid split attention (Zhang et al., 2021)",
     "polarizedselfattention": "polarized self-attention (Liu et al., 2021)",
-    "lska": "large separable kernel attention (Lau et al., 2023), not LSKNet's LSK block (LSKBlock here)",
     "scconv": "the 2023 spatial and channel reconstruction convolution (Li et al., CVPR 2023), not the 2020 "
               "self-calibrated convolution (SelfCalibConv here)",
     "coordinateattention": "in a widely copied tutorial, a plain channel attention under this name (SE here); Hou et "
@@ -20,11 +19,6 @@ ELSEWHERE = {
     "s2attention": "the S²-MLPv2 split attention (Yu et al., 2021)",
     "cotattention": "contextual transformer attention (Li et al., CoTNet, 2021)",
     "externalattention": "external attention (Guo et al., 2021)",
-    "biformer": "bi-level routing attention (Zhu et al., BiFormer, CVPR 2023)",
-    "bilevelroutingattention": "bi-level routing attention (Zhu et al., BiFormer, CVPR 2023)",
-    "ela": "efficient local attention (Xu & Wan, 2024)",
-    "mlca": "mixed local channel attention (Wan et al., 2023)",
-    "cpca": "channel prior convolutional attention (Huang et al., 2023)",
     "acmix": "ACmix (Pan et al., CVPR 2022)",
     "mhsa": "multi-head self-attention (BoTNet's MHSA, Srinivas et al., CVPR 2021)",
     "fcanet": "frequency channel attention (Qin et al., ICCV 2021)",

@@ -136,7 +136,7 @@ def test_aliases_other_projects_use(alias, name):
 
 
 @pytest.mark.parametrize("typed, expected, wrong", [
-    ("SEAM", "YOLO-FaceV2", "SECBAM"), ("LSKA", "separable", "LSKBlock'?"), ("SimAMM", "Did you mean 'SimAM'?", "MSCAM"),
+    ("SEAM", "YOLO-FaceV2", "SECBAM"), ("S2Attention", "S²-MLPv2", "Did you mean"), ("SimAMM", "Did you mean 'SimAM'?", "MSCAM"),
     ("ＣＢＡＭ", "Did you mean 'CBAM'?", None), ("CoordinateAttention", "plain channel attention", "Did you mean"),
 ])
 def test_unknown_names_point_to_the_right_module_or_say_there_is_none(typed, expected, wrong):
