@@ -107,7 +107,9 @@ def test_nonlocal_affinity_is_a_softmax_over_key_positions(randomize):
 def test_nonlocal_relates_distant_positions(randomize):
     """A change at one corner moves the output at the opposite corner (a 1x1 conv stack could not)."""
     m = randomize(NonLocal(16)).double().eval()
-    x = torch.randn(1, 16, 6, 6, dtype=torch.float64)
+    # small, seeded activations: with randomised weights, logits of unit-size inputs saturate the softmax (a one-hot
+    # row ignores the corner unless the corner is its argmax), which made the outcome depend on the global RNG
+    x = 0.1 * torch.randn(1, 16, 6, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     x2 = x.clone()
     x2[0, :, 0, 0] += 1.0
     assert (m(x2) - m(x))[0, :, 5, 5].abs().max() > 1e-6

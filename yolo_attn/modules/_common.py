@@ -3,7 +3,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ._precision import float32_statistics
+from ._precision import float32, float32_statistics, full_precision
 
 _ACT_LAYERS = {
     'relu': nn.ReLU,
@@ -114,37 +114,13 @@ class ChannelGroupNorm(nn.GroupNorm):
         return (x - mean) * torch.rsqrt(var + self.eps) * self.weight.reshape(1, -1, 1, 1) + self.bias.reshape(1, -1, 1, 1)
 
 
-def at_least_float32(t):
-    """``t`` in float32 when it is float16/bfloat16 (softmax logits, norms), else unchanged (float32, float64)."""
-    return t if t.dtype in (torch.float32, torch.float64) else t.float()
-
-
-def full_precision(x):
-    """Context manager that turns autocast off on ``x``'s device: matmuls inside it keep their inputs' dtype, so
-    logits made from ``at_least_float32`` tensors stay float32 under autocast (which would compute them in
-    float16/bfloat16). A no-op where autocast is off or unknown (the meta device)."""
-    import contextlib
-
-    try:
-        on = torch.is_autocast_enabled(x.device.type)
-    except RuntimeError:
-        on = False
-    return torch.autocast(x.device.type, enabled=False) if on else contextlib.nullcontext()
-
-
 def softmax_attention(q, k, scale, bias=None):
     """softmax(q·kᵀ·scale + bias) over the keys: q ...×N×d, k ...×M×d, bias broadcastable to ...×N×M.
 
     Under autocast or for float16/bfloat16 inputs the logits (a sum of d products) and the softmax are computed in
     float32 with autocast off, and the weights returned in q's dtype; in float32 the operations run as written."""
     with full_precision(q):
-        logits = torch.matmul(at_least_float32(q), at_least_float32(k).transpose(-2, -1)) * scale
+        logits = torch.matmul(float32(q), float32(k).transpose(-2, -1)) * scale
         if bias is not None:
-            logits = logits + at_least_float32(bias)
+            logits = logits + float32(bias)
         return logits.softmax(-1).to(q.dtype)
-
-
-def accumulation_dtype(x):
-    """The dtype to reduce or normalise ``x`` in: float32 for float16/bfloat16 tensors (float16-safe sums, variances
-    and softmax logits), the tensor's own dtype otherwise (float64 stays float64)."""
-    return torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype

@@ -21,6 +21,19 @@ def float32(x):
     return x.float() if x.dtype in REDUCED_FLOATS else x
 
 
+def accumulation_dtype(x):
+    """The dtype to reduce or normalise ``x`` in: float32 for float16/bfloat16 tensors (float16-safe sums, variances
+    and softmax logits), the tensor's own dtype otherwise (float64 stays float64)."""
+    return torch.float32 if x.dtype in REDUCED_FLOATS else x.dtype
+
+
+def full_precision(x):
+    """Autocast off on ``x``'s device: matmuls inside keep their inputs' dtype, so logits made from ``float32``
+    tensors stay float32 under autocast (which would compute them in float16/bfloat16). A no-op where autocast is off
+    or unknown (the meta device)."""
+    return torch.autocast(x.device.type, enabled=False) if _autocast_on(x.device.type) else contextlib.nullcontext()
+
+
 def _cast(out, dtype):
     if isinstance(out, torch.Tensor):
         return out if out.dtype == dtype or not out.is_floating_point() else out.to(dtype)
@@ -63,4 +76,4 @@ def float32_statistics(method):
     return wrapper
 
 
-__all__ = ["REDUCED_FLOATS", "float32", "float32_statistics"]
+__all__ = ["REDUCED_FLOATS", "accumulation_dtype", "float32", "float32_statistics", "full_precision"]

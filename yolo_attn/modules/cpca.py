@@ -3,7 +3,8 @@ import torch
 import torch.nn as nn
 
 from ._base import AttentionModule, Placement, declare_layer
-from ._common import accumulation_dtype, make_rd_channels, no_second_input
+from ._common import make_rd_channels, no_second_input
+from ._precision import accumulation_dtype
 
 STRIPS = (7, 11, 21)  # the 1×k, k×1 depth-wise pairs after the 5×5
 

@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from yolo_attn.errors import ModelConfigError
 
 from ._base import AttentionModule, Placement, declare_layer
-from ._common import at_least_float32 as f32, full_precision, no_second_input
-from ._precision import float32_statistics
+from ._common import no_second_input
+from ._precision import float32 as f32, float32_statistics, full_precision
 from ._sampling import bilinear_sample
 
 

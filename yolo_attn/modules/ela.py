@@ -5,7 +5,8 @@ import torch.nn as nn
 from yolo_attn.errors import ModelConfigError
 
 from ._base import AttentionModule, Placement, declare_layer
-from ._common import accumulation_dtype, no_second_input
+from ._common import no_second_input
+from ._precision import accumulation_dtype
 
 # phi -> (kernel size, conv groups as a function of C, GroupNorm groups), as in the four-version class
 ELA_VERSIONS = {

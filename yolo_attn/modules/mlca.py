@@ -9,7 +9,8 @@ import torch.nn.functional as F
 from yolo_attn.errors import ModelConfigError
 
 from ._base import AttentionModule, Placement, declare_layer
-from ._common import accumulation_dtype, no_second_input
+from ._common import no_second_input
+from ._precision import accumulation_dtype
 
 
 def mlca_kernel_size(channels, gamma=2, b=1):
