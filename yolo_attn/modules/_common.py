@@ -80,6 +80,18 @@ class PooledBatchNorm2d(nn.BatchNorm2d):
         return super().forward(x)
 
 
+class ConvBN(nn.Sequential):
+    """EfficientViT's / SHViT's Conv2d_BN: a conv without bias, then BN (weight starting at bn_weight_init, bias at
+    0); children ``c`` and ``bn`` as in their checkpoints."""
+
+    def __init__(self, c_in: int, c_out: int, ks: int = 1, groups: int = 1, bn_weight_init: float = 1.0):
+        super().__init__()
+        self.c = nn.Conv2d(c_in, c_out, ks, 1, ks // 2, groups=groups, bias=False)
+        self.bn = PooledBatchNorm2d(c_out)
+        nn.init.constant_(self.bn.weight, bn_weight_init)
+        nn.init.zeros_(self.bn.bias)
+
+
 def two_maps(x, y=None):
     """Unpack forward(x, y) or forward([x, y]) for two inputs that may differ in channels and resolution."""
     if y is None:

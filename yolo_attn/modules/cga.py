@@ -7,19 +7,8 @@ import torch.nn.functional as F
 
 from ..errors import ModelConfigError
 from ._base import AttentionModule, Placement, declare_layer
-from ._common import PooledBatchNorm2d, no_second_input, softmax_attention
+from ._common import ConvBN, no_second_input, softmax_attention
 from ._precision import float32_statistics
-
-
-class _ConvBN(nn.Sequential):
-    """EfficientViT's Conv2d_BN: conv without bias, then BN (weight starts at bn_weight_init, bias at 0)."""
-
-    def __init__(self, c_in, c_out, ks=1, groups=1, bn_weight_init=1.0):
-        super().__init__()
-        self.c = nn.Conv2d(c_in, c_out, ks, 1, ks // 2, groups=groups, bias=False)
-        self.bn = PooledBatchNorm2d(c_out)
-        nn.init.constant_(self.bn.weight, bn_weight_init)
-        nn.init.zeros_(self.bn.bias)
 
 
 def _kernel_list(kernels, num_heads):
@@ -91,9 +80,9 @@ class CGA(AttentionModule):
         self.num_heads, self.key_dim, self.window_resolution, self.residual = num_heads, key_dim, window_resolution, residual
         self.d = dim // num_heads
         self.scale = key_dim ** -0.5
-        self.qkvs = nn.ModuleList(_ConvBN(self.d, 2 * key_dim + self.d) for _ in range(num_heads))
-        self.dws = nn.ModuleList(_ConvBN(key_dim, key_dim, k, groups=key_dim) for k in ks)
-        self.proj = nn.Sequential(nn.ReLU(), _ConvBN(dim, dim, bn_weight_init=0.0))
+        self.qkvs = nn.ModuleList(ConvBN(self.d, 2 * key_dim + self.d) for _ in range(num_heads))
+        self.dws = nn.ModuleList(ConvBN(key_dim, key_dim, k, groups=key_dim) for k in ks)
+        self.proj = nn.Sequential(nn.ReLU(), ConvBN(dim, dim, bn_weight_init=0.0))
         self.attention_biases = nn.Parameter(torch.zeros(num_heads, window_resolution * window_resolution))
 
     def _bias_index(self, h, w, device):

@@ -6,7 +6,7 @@ import torch.nn as nn
 
 from ..errors import ModelConfigError
 from ._base import AttentionModule, Placement, declare_layer
-from ._common import PooledBatchNorm2d, no_second_input, softmax_attention
+from ._common import ConvBN, no_second_input, softmax_attention
 
 
 class _OneGroupNorm(nn.GroupNorm):
@@ -23,17 +23,6 @@ class _OneGroupNorm(nn.GroupNorm):
         var = (t - mean).square().mean((1, 2, 3), keepdim=True)
         y = (t - mean) * torch.rsqrt(var + self.eps)
         return (y * self.weight.reshape(1, -1, 1, 1).to(y.dtype) + self.bias.reshape(1, -1, 1, 1).to(y.dtype)).to(x.dtype)
-
-
-class _ConvBN(nn.Sequential):
-    """SHViT's Conv2d_BN (1x1 conv without bias, then BN; BN weight starts at bn_weight_init, bias at 0)."""
-
-    def __init__(self, c_in, c_out, bn_weight_init=1.0):
-        super().__init__()
-        self.c = nn.Conv2d(c_in, c_out, 1, bias=False)
-        self.bn = PooledBatchNorm2d(c_out)
-        nn.init.constant_(self.bn.weight, bn_weight_init)
-        nn.init.zeros_(self.bn.bias)
 
 
 @declare_layer(name="SHSA", paper="Yun & Ro, SHViT: Single-Head Vision Transformer with Memory Efficient Macro "
@@ -87,8 +76,8 @@ class SHSA(AttentionModule):
         self.dim, self.qk_dim, self.pdim, self.residual = dim, qk_dim, pdim, residual
         self.scale = qk_dim ** -0.5
         self.pre_norm = _OneGroupNorm(pdim)
-        self.qkv = _ConvBN(pdim, 2 * qk_dim + pdim)
-        self.proj = nn.Sequential(nn.ReLU(), _ConvBN(dim, dim, bn_weight_init=0.0))
+        self.qkv = ConvBN(pdim, 2 * qk_dim + pdim)
+        self.proj = nn.Sequential(nn.ReLU(), ConvBN(dim, dim, bn_weight_init=0.0))
 
     def _qkv(self, x):
         x1 = x[:, :self.pdim]
