@@ -70,7 +70,41 @@ def test_the_installed_wheel_works_from_an_empty_folder(tmp_path):
     assert "mAP50" in out
     assert (work / "runs" / "train" / "yolov5s-cbam" / "weights" / "best.pt").is_file()
     assert (home / "shapes" / "shapes.yaml").is_file()
+
+    best = work / "runs" / "train" / "yolov5s-cbam" / "weights" / "best.pt"
+    assert "mAP50" in run([cli, "val", "--weights", best, "--imgsz", "64", "--batch-size", "8", "--workers", "0"],
+                          work, env)
+    image = next((home / "shapes").rglob("*.jpg"))
+    run([cli, "heatmap", "--weights", best, "--source", image, "--out", "maps", "--imgsz", "64"], work, env)
+    assert list((work / "maps").rglob("*.jpg")) or list((work / "maps").rglob("*.png")), "heatmap wrote no image"
+    run([cli, "ablate", "--cfgs", "yolov5s.yaml", "yolov5s-se.yaml", "--seeds", "1", "--epochs", "1", "--imgsz", "64",
+         "--batch-size", "8", "--workers", "0", "--bench-imgsz", "64", "--bench-rounds", "2", "--out", "sweep"],
+        work, env, timeout=900)
+    assert (work / "sweep" / "ablation.md").is_file()
+    out = run([cli, "train", "--cfg", "yolo11n-cbam.yaml", "epochs=1", "imgsz=64", "batch=8", "workers=0"], work, env,
+              timeout=900)
+    assert "mAP50" in out
     assert snapshot(package) == before, "something was written into the installed package"
+    assert not list(site.glob("runs")) and not (package / "runs").exists()
+
+
+@pytest.mark.slow
+def test_python_dash_m_build_and_twine_check(tmp_path):
+    """``python -m build`` makes the sdist, then the wheel from the sdist (so the sdist must hold the shipped YAMLs
+    and hyper-parameters), and ``twine check`` accepts both; no build isolation (offline)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    dist = tmp_path / "dist"
+    run([sys.executable, "-m", "build", "--no-isolation", "--outdir", dist, ROOT], tmp_path, env)
+    (sdist,) = dist.glob("yolo_attn-*.tar.gz")
+    (wheel,) = dist.glob("yolo_attn-*.whl")
+    import tarfile
+
+    members = {name.split("/", 1)[1] for name in tarfile.open(sdist).getnames() if "/" in name}
+    for path in [*(ROOT / "model_yamls").rglob("*.yaml"), *(ROOT / "data" / "hyps").glob("*.yaml")]:
+        assert path.relative_to(ROOT).as_posix() in members, f"{path.relative_to(ROOT)} is not in the sdist"
+    assert "yolo_attn/_data/model_yamls/yolov5s-cbam.yaml" in zipfile.ZipFile(wheel).namelist()
+    out = run([sys.executable, "-m", "twine", "check", "--strict", sdist, wheel], tmp_path, env)
+    assert out.count("PASSED") == 2, out
 
 
 def test_an_unwritable_home_is_refused_naming_yolo_attn_home(tmp_path):
