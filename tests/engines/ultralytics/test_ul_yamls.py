@@ -80,3 +80,18 @@ def test_resolve_cfg_finds_shipped_and_stock_names_and_lists_what_exists():
     assert yamls.resolve_cfg("yolov8s-p2.yaml") == "yolov8s-p2.yaml"  # ultralytics finds it in its package
     with pytest.raises(UsageError, match="(?s)not found.*Shipped ultralytics YAMLs: .*yolo11n-cbam.yaml"):
         yamls.resolve_cfg("yolo11n-cbma.yaml")
+
+
+def test_a_bare_shipped_name_builds_the_shipped_yaml_and_stock_names_stay_stock(monkeypatch, tmp_path,
+                                                                               quiet_ultralytics):
+    """``YOLO("yolo11n-cbam.yaml")``, a trainer's ``model=`` and a DDP worker's rebuild pass the bare name to
+    yaml_model_load: it is the shipped file (ultralytics would look for yolo11-cbam.yaml in its package and fail),
+    while yolo11n.yaml, which both ship, stays ultralytics' own."""
+    from ultralytics import YOLO
+
+    monkeypatch.chdir(tmp_path)  # no file of that name here
+    d = yamls.yaml_model_load("yolo11n-cbam.yaml")
+    assert d == dict(yamls.yaml_model_load(str(ULTRALYTICS_YAMLS / "yolo11n-cbam.yaml")), yaml_file="yolo11n-cbam.yaml")
+    assert any(type(m).__name__ == "CBAM" for m in YOLO("yolo11n-cbam.yaml").model.modules())
+    assert yamls.shipped_yaml("yolo11n.yaml") is None and yamls.shipped_yaml("sub/yolo11n-cbam.yaml") is None
+    assert yamls.yaml_model_load("yolo11n.yaml")["yaml_file"].endswith("yolo11n.yaml")

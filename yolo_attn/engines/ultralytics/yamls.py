@@ -71,6 +71,8 @@ def yaml_model_load(path):
     from yolo_attn.engines.ultralytics.stock import original
 
     file = Path(path)
+    if not file.is_file():
+        file = shipped_yaml(str(path)) or file
     if not file.is_file() or ultralytics_root() in file.resolve().parents:
         # a name ultralytics finds in its package (yolo11n.yaml -> 11/yolo11.yaml, scale n)
         return original("ultralytics.nn.tasks", "yaml_model_load")(path)
@@ -79,6 +81,16 @@ def yaml_model_load(path):
     d["scale"] = choose_scale(file, d.get("scales"), d.get("scale"))
     d["yaml_file"] = str(path)
     return d
+
+
+def shipped_yaml(name):
+    """The file of model_yamls/ultralytics/ a bare name (``yolo26n-cbam.yaml``) means where ultralytics' package has
+    no YAML of that name, else None: ``YOLO("yolo11n-cbam.yaml")``, a trainer's ``model=`` and a DDP worker's rebuild
+    find the shipped variants, and stock names stay ultralytics' own."""
+    if Path(name).name != name or not name.endswith((".yaml", ".yml")):
+        return None
+    candidate = ULTRALYTICS_YAMLS / name
+    return candidate if candidate.is_file() and package_yaml(name) is None else None
 
 
 def package_yaml(name):
