@@ -242,3 +242,45 @@ def test_bad_input_names_the_row_and_the_fix(row, name, args, match, quiet_ultra
     label = f"layer {row} \\(backbone row {row}\\), {name or '[A-Za-z0-9]+'}"
     with pytest.raises(ModelConfigError, match=label + ".*" + match):
         parse(d)
+
+
+def test_a_checkpoint_of_an_in_block_variant_loads_through_the_restricted_loader(tmp_path, quiet_ultralytics):
+    from yolo_attn import engines
+
+    engine = engines.get("ultralytics")
+    d = with_row(with_row(stock("yolo26n.yaml"), 2, [256, False, 0.25], name="C3k2_CBAM"), 10, [1024],
+                 name="C2PSA_SE")
+    model = engine.build_model(d, nc=4)
+    path = engine.save_checkpoint(model, tmp_path / "inblock.pt")
+    loaded, _ = engine.load_model(path)
+    assert type(loaded.model[2].m[0]) is AttnBottleneck and type(loaded.model[10].m[0].attn).__name__ == "SE"
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        want, got = model.float().eval()(x), loaded.float().eval()(x)
+    torch.testing.assert_close(got[0] if isinstance(got, (list, tuple)) else got,
+                               want[0] if isinstance(want, (list, tuple)) else want)
+
+
+@pytest.mark.slow  # a command in a fresh process (about 6 s of imports)
+@pytest.mark.parametrize("row, name, args, message", [
+    (2, "C3k2_", [256, False, 0.25], "layer 2 (backbone row 2), C3k2_: 'C3k2_' names no attention"),
+    (9, None, [1024, 5, {"attn": "se"}], "layer 9 (backbone row 9), SPPF: SPPF cannot carry attention inside"),
+])
+def test_the_train_command_refuses_bad_in_block_rows_with_exit_2(tmp_path, row, name, args, message):
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    from yolo_attn.datasets import shapes
+
+    d = with_row(stock("yolo11n.yaml"), row, args, name=name)
+    d = {k: v for k, v in d.items() if k not in ("yaml_file", "scale", "channels")}
+    (tmp_path / "yolo11n-bad.yaml").write_text(yaml.safe_dump(d, sort_keys=False))
+    data = shapes.generate(tmp_path / "ds", train=4, val=2, size=64, seed=3)
+    r = subprocess.run([sys.executable, "-m", "yolo_attn.cli.train", "--cfg", "yolo11n-bad.yaml", "--data", str(data),
+                        "--epochs", "1", "--imgsz", "64"], cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    out = r.stdout + r.stderr
+    assert r.returncode == 2 and "Traceback" not in out and message in out, out[-3000:]
