@@ -234,6 +234,8 @@ def test_identity_start_computes_the_stock_function_at_step_0(quiet_ultralytics)
     (2, "C2PSA_AFF", [256], r"is AFF, which cannot sit inside a block"),
     (2, None, [256, {"attn": "cbam"}, 0.25], r"the \{attn: \.\.\.\} mapping goes last"),
     (2, None, [256, False, 0.25, {"attn": 5}], r"'attn:' takes a layer name"),
+    (2, None, [256, False, 0.25, {"atn": "se"}], r"takes only attn:.*\['atn'\]"),  # never C3k2's own attn flag
+    (9, None, [1024, 5, {"k": 3}], r"SPPF takes no mapping among its args"),
     (2, None, [256, False, 0.25, {"attn": ["se", {"rd_ratio": 16}]}], r"rd_ratio=16 is out of range"),
     (2, None, [256, False, 0.25, {"attn": "ema"}], r"cannot put 'attn: 'ema'' inside C3k2: .*16"),  # 16 channels
 ])

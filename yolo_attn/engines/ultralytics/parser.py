@@ -140,17 +140,22 @@ def validate(d, notes=None):
 
 
 def _block_kind(name, kind, layer, args, where, layers):
-    """'block' for a block row with a trailing ``{attn: ...}``; a mapping with attn: anywhere else is refused."""
+    """'block' for a block row with a trailing mapping (``{attn: ...}``, its keys checked when it is built). No
+    ultralytics or torch layer takes a mapping: elsewhere one is refused, never passed on as a positional arg (a
+    mapping in C3k2's fourth place would switch on its own PSA attention)."""
     if kind == "attention":
         return kind
-    at = [k for k, a in enumerate(args) if isinstance(a, dict) and "attn" in a]
+    at = [k for k, a in enumerate(args) if isinstance(a, dict)]
     if not at:
         return kind
     block = next((b for b in BLOCKS if layers.get(b) is layer), None)
-    if block is None:
+    if block is None and any("attn" in args[k] for k in at):
         raise ModelConfigError(f"{where}: {name} cannot carry attention inside ({{attn: ...}}); the blocks that can "
                                f"are {', '.join(BLOCKS)}. Put the attention on a row of its own after this one, e.g. "
                                f"[-1, 1, {inner.inner_layers()[0]}, []]")
+    if block is None:
+        raise ModelConfigError(f"{where}: {name} takes no mapping among its args, got {args!r}; write its args as "
+                               f"plain values (only the blocks {', '.join(BLOCKS)} take a trailing {{attn: ...}})")
     if at != [len(args) - 1]:
         raise ModelConfigError(f"{where}: the {{attn: ...}} mapping goes last in the args, e.g. "
                                f"[256, False, 0.25, {{attn: cbam}}], got {args!r}")
