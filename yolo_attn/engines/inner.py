@@ -100,6 +100,14 @@ def spelled_block(name, blocks, where):
     return None
 
 
+def spelled_note(where, f, n, block, args):
+    """The one line that says how a ``<block>_<X>`` row was read, in our spelling (YAML flow style)."""
+    import yaml
+
+    row = yaml.safe_dump([f, n, block, args], default_flow_style=True, width=10_000).strip()
+    return f"{where}: read as {row}"
+
+
 def with_spelled_attention(block, x, args, where):
     """The args of a ``<block>_<X>`` row as the ``{attn: X}`` row: X appended as the trailing mapping (refused when
     the row has its own ``{attn: ...}`` too)."""

@@ -2,6 +2,7 @@
 ``C3k2_X``: where X sits, parameter counts, weight names, structural transfer from a stock model, identity start and
 every bad input (``yolo_attn.engines.ultralytics.blocks``)."""
 import copy
+import re
 
 import pytest
 import torch
@@ -144,7 +145,8 @@ def test_other_projects_spelling_builds_the_same_model(yaml_name, row, args, spe
     assert [(k, v.shape) for k, v in theirs.items()] == [(k, v.shape) for k, v in ours.items()]
     assert any(".attn." in k for k in theirs) and set(theirs) != set(parse(d).state_dict())
     notes = [s for s in said if "read as" in s]
-    assert len(notes) == 1 and spelled in notes[0] and "{'attn': " in notes[0]
+    x = re.split("[_-]", spelled, maxsplit=1)[1]
+    assert len(notes) == 1 and notes[0].startswith(f"layer {row} ") and notes[0].endswith(f"{{attn: {x}}}]]"), notes
 
 
 def test_stock_tensor_names_are_unchanged(quiet_ultralytics):
@@ -286,3 +288,9 @@ def test_the_train_command_refuses_bad_in_block_rows_with_exit_2(tmp_path, row, 
                        env=dict(os.environ, PYTHONUNBUFFERED="1"))
     out = r.stdout + r.stderr
     assert r.returncode == 2 and "Traceback" not in out and message in out, out[-3000:]
+
+
+def test_identity_start_on_a_block_without_attention_names_the_blocks_that_can(quiet_ultralytics):
+    with pytest.raises(ModelConfigError, match=r"layer 2 \(backbone row 2\), C3k2: identity_start lists this row.*"
+                                               r"or a C3k2/C2f/C3/C3k/C2PSA/A2C2f row with \{attn: \.\.\.\}"):
+        parse(dict(stock("yolo11n.yaml"), identity_start=[2]))

@@ -197,7 +197,8 @@ def test_other_projects_spelling_of_c3_with_attention_builds_the_same_model(spel
     monkeypatch.setattr(LOGGER, "info", lambda msg, *a, **k: said.append(str(msg)))
     theirs = parser.parse_model(d, ch=[3])[0].state_dict()
     assert [(k, v.shape) for k, v in theirs.items()] == [(k, v.shape) for k, v in ours.items()]
-    assert len([s for s in said if "read as C3 with {attn: " in s]) == 1
+    notes = [s for s in said if "read as" in s]
+    assert len(notes) == 1 and notes[0].endswith(f"read as [-1, 6, C3, [256, {{attn: {spelled[3:]}}}]]"), notes
 
 
 @pytest.mark.parametrize("name, args, match", [

@@ -127,7 +127,7 @@ def validate(d, notes=None):
             name, x = spelled
             args = inner.with_spelled_attention(name, x, list(args), where)
             if notes is not None:
-                notes.append(f"{where}: read as [{f}, {n}, {name}, {[*args[:-1], {'attn': x}]}]")
+                notes.append(inner.spelled_note(where, f, n, name, args))
         kind, layer = resolve_layer(name, where, layers)
         args = [resolve_arg(a, symbols, where) for a in args]
         kind = _block_kind(name, kind, layer, args, where, layers)
@@ -351,7 +351,8 @@ def _build(d, ch, verbose, rows):
             for block in m_ if n > 1 else [m_]:
                 block.cv1.act = T.Conv.default_act
         if i in identity_rows and kind != "block":
-            identity_start.check_listed(spec, ch[f] if isinstance(f, int) else None, c2, where)
+            identity_start.check_listed(spec, ch[f] if isinstance(f, int) else None, c2, where,
+                                        blocks=f" (or a {'/'.join(BLOCKS)} row with {{attn: ...}})")
             m_ = identity_start.start(m_, spec, c2, where, LOGGER.warning)
         t = str(m)[8:-2].replace("__main__.", "")
         m_.np = sum(x.numel() for x in m_.parameters())

@@ -92,7 +92,7 @@ def _validate_rows(d, layers, notes=None):
             name, x = spelled
             args = inner.with_spelled_attention(name, x, list(args), where)
             if notes is not None:
-                notes.append(f"{where}: read as {name} with {{attn: {x}}} inside its bottlenecks")
+                notes.append(inner.spelled_note(where, f, n, name, args))
         kind, layer = resolve_layer(name, where, layers)
         args = [resolve_arg(a, symbols, where) for a in args]
         resolved.append((where, f, n, kind, layer, args))
