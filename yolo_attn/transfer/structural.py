@@ -9,9 +9,11 @@ receives its tensors wherever its index moved.
 
 Attention added *inside* a block lives under a nested submodule named ``attn`` (a C3 row's bottlenecks:
 ``m.0.attn.fc1.weight``; ``yolo_attn.engines.yolov5.c3attn``). Those tensors are set aside from the signature, so a
-C3 with inner attention is the same layer as a stock C3 (and vice versa): the block's own tensors transfer, the
-inner attention's too when both sides hold the same inner tensors (names and shapes: the same attention), and
-otherwise the target row is listed in ``fresh_inner_rows`` (its inner attention starts fresh). A top-level ``attn.`` (the identity-start wrapper of a
+C3 with inner attention is the same layer as a stock C3 (and vice versa): the block's own tensors transfer, and each
+inner attention (the tensors below one ``<path>.attn.``: ``m.0.attn.``, ``m.0.1.attn.``) too when both sides hold the
+same tensors there (names and shapes: the same attention); otherwise the target row is listed in
+``fresh_inner_rows`` (an inner attention of it starts fresh). Ultralytics' own blocks hold attention under such
+names too (C2PSA's ``m.0.attn.qkv``, YOLO26's C3k2 ``m.0.1.attn``): a stock one still transfers beside a new one. A top-level ``attn.`` (the identity-start wrapper of a
 whole attention row) is not nested and stays in the signature.
 """
 import re
@@ -23,6 +25,16 @@ _INNER = re.compile(r"\.attn\.")  # attention nested inside a block (m.0.attn.*)
 
 def is_inner_attention(suffix):
     return bool(_INNER.search(suffix))
+
+
+def inner_groups(keys, shapes):
+    """{'<path>.attn.': {suffix: shape}} of the inner attention tensors among ``keys`` (suffix -> full key)."""
+    groups = {}
+    for suffix, key in keys.items():
+        m = _INNER.search(suffix)
+        if m:
+            groups.setdefault(suffix[:m.end()], {})[suffix] = tuple(shapes[key].shape)
+    return groups
 
 
 def row_signatures(state_dict):
@@ -91,13 +103,13 @@ def structural_transfer(source_sd, target_sd, exclude=()):
     out = {}
     for s, t in align(source, target):
         report.moved[s] = t
-        inner = [{x: tuple(sd[k].shape) for x, k in keys.items() if is_inner_attention(x)}
-                 for sd, keys in ((source_sd, source[s][1]), (target_sd, target[t][1]))]
-        same_inner = inner[0] == inner[1]  # the same attention inside: carried; else the target's starts fresh
-        if inner[1] and not same_inner:
+        inner = [inner_groups(keys, sd) for sd, keys in ((source_sd, source[s][1]), (target_sd, target[t][1]))]
+        same = {g for g, v in inner[0].items() if inner[1].get(g) == v}  # the same attention there: carried
+        if set(inner[1]) - same:  # else the target's starts fresh
             report.fresh_inner_rows.append(t)
         for suffix, key in source[s][1].items():
-            if is_inner_attention(suffix) and not same_inner:
+            m = _INNER.search(suffix)
+            if m and suffix[:m.end()] not in same:
                 continue
             new_key = target[t][1][suffix]
             if any(x in key or x in new_key for x in exclude):

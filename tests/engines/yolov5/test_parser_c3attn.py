@@ -1,5 +1,6 @@
 """Attention inside C3's bottlenecks: the YAML spelling, the weight names, structural transfer and identity start."""
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -183,3 +184,30 @@ def test_identity_rows_skip_inner_layers_that_start_as_identity():
     assert identity_rows(base.state_dict(), d) == []
     model = build_model(dict(d, identity_start=[4]))
     assert type(model.model[4].m[0].attn) is modules.GCBlock  # never wrapped: both zeros would never learn
+
+
+@pytest.mark.parametrize("spelled", ["C3_SE", "C3-se", "C3_SEBlock"])
+def test_other_projects_spelling_of_c3_with_attention_builds_the_same_model(spelled, monkeypatch):
+    from yolov5.utils.general import LOGGER
+
+    ours = parser.parse_model(with_c3(load("yolov5s.yaml"), 4, [256, {"attn": "se"}]), ch=[3])[0].state_dict()
+    d = with_c3(load("yolov5s.yaml"), 4, [256])
+    d["backbone"][4][2] = spelled
+    said = []
+    monkeypatch.setattr(LOGGER, "info", lambda msg, *a, **k: said.append(str(msg)))
+    theirs = parser.parse_model(d, ch=[3])[0].state_dict()
+    assert [(k, v.shape) for k, v in theirs.items()] == [(k, v.shape) for k, v in ours.items()]
+    notes = [s for s in said if "read as" in s]
+    assert len(notes) == 1 and notes[0].endswith(f"read as [-1, 6, C3, [256, {{attn: {spelled[3:]}}}]]"), notes
+
+
+@pytest.mark.parametrize("name, args, match", [
+    ("C3_", [256], "'C3_' names no attention after the block"),
+    ("C3_CBMA", [256], "'CBMA' is not a registered attention layer. Closest: CBAM"),
+    ("C3_SE", [256, {"attn": "cbam"}], "already puts 'SE' inside C3"),
+])
+def test_bad_spelling_of_c3_with_attention_names_the_row(name, args, match):
+    d = with_c3(load("yolov5s.yaml"), 4, args)
+    d["backbone"][4][2] = name
+    with pytest.raises(ModelConfigError, match=r"layer 4 \(backbone row 4\), " + re.escape(name) + ".*" + match):
+        parser.parse_model(d, ch=[3])

@@ -11,7 +11,10 @@ module namespace. ``parse_model`` below:
 - builds YAMLs that name registered layers itself: the stock branches of ``tasks.parse_model`` (same channel,
   scale and ``legacy`` rules, same ``i``/``f``/``type``/``np`` attributes and printout) plus registry rows with
   the channel rules of ``yolo_attn.yaml_rows`` scaled by the YAML's ``scales:`` (width, max_channels) and
-  depth, then a shape check that names the row that cannot run.
+  depth, then a shape check that names the row that cannot run;
+- builds blocks with attention inside: a ``C3k2``/``C2f``/``C3``/``C3k``/``C2PSA``/``A2C2f`` row with a trailing
+  ``{attn: X}``, or spelled ``C3k2_X`` as other projects do (``engines.inner``; where X sits: ``blocks``). The
+  mapping never reaches the block's own args (C3k2's fourth arg is ultralytics' own ``attn`` flag).
 
 ``Conv.default_act`` is restored in every case, also after an error (ultralytics leaves it changed then).
 """
@@ -21,6 +24,8 @@ import torch
 from torch import nn
 
 from yolo_attn.engines import identity as identity_start
+from yolo_attn.engines import inner
+from yolo_attn.engines.ultralytics.blocks import BLOCKS, with_attention
 from yolo_attn.engines.shapes import check_shapes
 from yolo_attn.errors import ModelConfigError
 from yolo_attn.registry import find_layer
@@ -96,10 +101,14 @@ def check_format(d, where="model YAML"):
             f"(model_yamls/ultralytics/, e.g. yolo11n-cbam.yaml).")
 
 
-def validate(d):
-    """[(where, from, number, kind, layer, args)] for every row, checked before anything is built."""
+def validate(d, notes=None):
+    """[(where, from, number, kind, layer, args)] for every row, checked before anything is built. kind 'block': a
+    block with attention inside, its args ending with the ``{attn: ...}`` mapping. ``notes``: a list that gets one
+    line per row read from another project's spelling (``C3k2_EMA``)."""
+    from ultralytics.nn.modules.block import C3k
+
     check_format(d)
-    layers = ultralytics_layers()
+    layers = dict(ultralytics_layers(), C3k=C3k)  # C3k: not in tasks' namespace; rows of it are wired as C3's
     rows = list(d["backbone"] or []) + list(d["head"] or [])
     n_backbone = len(d["backbone"] or [])
     symbols = {"nc": d.get("nc"), "kpt_shape": d.get("kpt_shape", 1.0), "None": None, "True": True,
@@ -111,8 +120,17 @@ def validate(d):
         check_row(row, i, where)
         f, n, name, args = row
         where = f"{where}, {name}"
+        spelled = None
+        if name not in layers and find_layer(name) is None:
+            spelled = inner.spelled_block(name, BLOCKS, where)
+        if spelled:
+            name, x = spelled
+            args = inner.with_spelled_attention(name, x, list(args), where)
+            if notes is not None:
+                notes.append(inner.spelled_note(where, f, n, name, args))
         kind, layer = resolve_layer(name, where, layers)
         args = [resolve_arg(a, symbols, where) for a in args]
+        kind = _block_kind(name, kind, layer, args, where, layers)
         for a in args:
             if isinstance(a, str) and a in reserved:
                 raise ModelConfigError(f"{where}: argument {a!r} is not a value; ultralytics would substitute its "
@@ -121,8 +139,34 @@ def validate(d):
     return resolved
 
 
+def _block_kind(name, kind, layer, args, where, layers):
+    """'block' for a block row with a trailing mapping (``{attn: ...}``, its keys checked when it is built). No
+    ultralytics or torch layer takes a mapping: elsewhere one is refused, never passed on as a positional arg (a
+    mapping in C3k2's fourth place would switch on its own PSA attention)."""
+    if kind == "attention":
+        return kind
+    at = [k for k, a in enumerate(args) if isinstance(a, dict)]
+    if not at:
+        return kind
+    block = next((b for b in BLOCKS if layers.get(b) is layer), None)
+    if block is None and any("attn" in args[k] for k in at):
+        raise ModelConfigError(f"{where}: {name} cannot carry attention inside ({{attn: ...}}); the blocks that can "
+                               f"are {', '.join(BLOCKS)}. Put the attention on a row of its own after this one, e.g. "
+                               f"[-1, 1, {inner.inner_layers()[0]}, []]")
+    if block is None:
+        raise ModelConfigError(f"{where}: {name} takes no mapping among its args, got {args!r}; write its args as "
+                               f"plain values (only the blocks {', '.join(BLOCKS)} take a trailing {{attn: ...}})")
+    if at != [len(args) - 1]:
+        raise ModelConfigError(f"{where}: the {{attn: ...}} mapping goes last in the args, e.g. "
+                               f"[256, False, 0.25, {{attn: cbam}}], got {args!r}")
+    return "block"
+
+
 def uses_registry(rows, d):
-    return any(kind == "attention" for _, _, _, kind, _, _ in rows) or any(k in d for k in OWN_KEYS)
+    from ultralytics.nn.modules.block import C3k
+
+    return any(kind in ("attention", "block") or layer is C3k for _, _, _, kind, layer, _ in rows) \
+        or any(k in d for k in OWN_KEYS)
 
 
 def scale_of(d, needed):
@@ -150,7 +194,13 @@ def parse_model(d, ch, verbose=True):
     """Drop-in replacement for ``ultralytics.nn.tasks.parse_model(d, ch, verbose)``: (nn.Sequential, save)."""
     from ultralytics.nn.tasks import Conv
 
-    rows = validate(d)
+    notes = []
+    rows = validate(d, notes)
+    if verbose and notes:
+        from ultralytics.utils import LOGGER
+
+        for note in notes:
+            LOGGER.info(note)
     default_act = Conv.default_act
     try:
         if not uses_registry(rows, d):
@@ -165,11 +215,13 @@ def parse_model(d, ch, verbose=True):
 
 def _stock_sets(T):
     """ultralytics' base_modules / repeat_modules / head families (tasks.py parse_model), resolved from ``tasks``."""
-    base = frozenset({T.Classify, T.Conv, T.ConvTranspose, T.GhostConv, T.Bottleneck, T.GhostBottleneck, T.SPP,
+    from ultralytics.nn.modules.block import C3k
+
+    base = frozenset({C3k, T.Classify, T.Conv, T.ConvTranspose, T.GhostConv, T.Bottleneck, T.GhostBottleneck, T.SPP,
                       T.SPPF, T.C2fPSA, T.C2PSA, T.DWConv, T.Focus, T.BottleneckCSP, T.C1, T.C2, T.C2f, T.C3k2,
                       T.RepNCSPELAN4, T.ELAN1, T.ADown, T.AConv, T.SPPELAN, T.C2fAttn, T.C3, T.C3TR, T.C3Ghost,
                       nn.ConvTranspose2d, T.DWConvTranspose2d, T.C3x, T.RepC3, T.PSA, T.SCDown, T.C2fCIB, T.A2C2f})
-    repeat = frozenset({T.BottleneckCSP, T.C1, T.C2, T.C2f, T.C3k2, T.C2fAttn, T.C3, T.C3TR, T.C3Ghost, T.C3x,
+    repeat = frozenset({C3k, T.BottleneckCSP, T.C1, T.C2, T.C2f, T.C3k2, T.C2fAttn, T.C3, T.C3TR, T.C3Ghost, T.C3x,
                         T.RepC3, T.C2fPSA, T.C2fCIB, T.C2PSA, T.A2C2f})
     heads = frozenset({T.Detect, T.WorldDetect, T.YOLOEDetect, T.Segment, T.Segment26, T.YOLOESegment,
                        T.YOLOESegment26, T.Pose, T.Pose26, T.OBB, T.OBB26})
@@ -286,19 +338,27 @@ def _build(d, ch, verbose, rows):
             m = spec.cls
         else:
             _check_sources(m, f, where, sets[2])
+            if kind == "block":
+                *args, mapping = args
+                kwargs["inner"] = inner.factory(mapping, where, i in identity_rows, ENGINE, LOGGER.warning,
+                                                m.__name__, "this block")
             args, c2, n = _stock_row(T, m, f, n, list(args), ch, c2, state, sets)
-        m_ = build_row(m, args, kwargs, n, where, spec, given)
+        m_ = build_row(m, args, {}, n, where, spec, given) if kind == "block" else \
+            build_row(m, args, kwargs, n, where, spec, given)
+        if kind == "block":
+            m_ = _attend(m_, m.__name__, kwargs["inner"], where)
         if m is T.SPPF and len(args) <= 3:
             for block in m_ if n > 1 else [m_]:
                 block.cv1.act = T.Conv.default_act
-        if i in identity_rows:
-            identity_start.check_listed(spec, ch[f] if isinstance(f, int) else None, c2, where)
+        if i in identity_rows and kind != "block":
+            identity_start.check_listed(spec, ch[f] if isinstance(f, int) else None, c2, where,
+                                        blocks=f" (or a {'/'.join(BLOCKS)} row with {{attn: ...}})")
             m_ = identity_start.start(m_, spec, c2, where, LOGGER.warning)
         t = str(m)[8:-2].replace("__main__.", "")
         m_.np = sum(x.numel() for x in m_.parameters())
         m_.i, m_.f, m_.type = i, f, t
         if verbose:
-            shown = args if not kwargs else args + [kwargs]
+            shown = args if not kwargs else args + [{k: getattr(v, "label", v) for k, v in kwargs.items()}]
             LOGGER.info(f"{i:>3}{f!s:>20}{n_:>3}{m_.np:10.0f}  {t:<45}{shown!s:<30}")
         save.extend(x % i for x in ([f] if isinstance(f, int) else f) if x != -1)
         layers.append(m_)
@@ -307,9 +367,17 @@ def _build(d, ch, verbose, rows):
             ch = []
         ch.append(c2)
     model, save = nn.Sequential(*layers), sorted(save)
-    if isinstance(layers[-1], T.Detect) and any(kind == "attention" for _, _, _, kind, _, _ in rows):
+    if isinstance(layers[-1], T.Detect) and any(kind in ("attention", "block") for _, _, _, kind, _, _ in rows):
         check_shapes(model, save, labels, channels)
     return model, save
+
+
+def _attend(block, name, attn, where):
+    """``block`` with the row's attention inside (``blocks.with_attention``); the layer's own errors name the row."""
+    try:
+        return with_attention(block, name, attn)[0]
+    except (TypeError, ValueError) as e:
+        raise ModelConfigError(f"{where}: cannot put 'attn: {attn.label!r}' inside {name}: {e}") from None
 
 
 def _check_sources(m, f, where, heads):

@@ -10,7 +10,7 @@ module attributes (``i``, ``f``, ``type``, ``np``) so that checkpoints and tooli
 
 Beyond yolov5's own rows it reads other projects' spelling of attention rows (``[-1, 1, CBAM, [1024]]``: the channel
 count first, ``yaml_rows.foreign_channel_args``) and attention inside C3's bottlenecks (``[-1, 3, C3, [256, {attn: se}]]``,
-``c3attn``). Every mistake is a ModelConfigError naming the row, never a traceback or a hang.
+``c3attn``), also in other projects' spelling ``C3_SE`` (``engines.inner``). Every mistake is a ModelConfigError naming the row, never a traceback or a hang.
 """
 import inspect
 
@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from yolo_attn.engines import identity as identity_start
+from yolo_attn.engines import inner
 from yolo_attn.engines.shapes import CHECK_SIZE, MAX_ELEMENTS, check_shapes  # noqa: F401  (the shape check's bounds)
 from yolo_attn.errors import ModelConfigError
-from yolo_attn.modules import IdentityStart
 from yolo_attn.registry import find_layer
 from yolo_attn.yaml_rows import (attention_channels, build_row, check_channels, check_model_fields, check_repeats,
                                  check_row, check_size, check_upsample, foreign_channel_args, identity_rows_of,
@@ -67,8 +67,9 @@ def resolve_layer(name, where, layers):
     raise unknown_layer(name, where, layers, "yolov5")
 
 
-def _validate_rows(d, layers):
-    """Check every row's shape, layer name, args and 'from' indices before anything is built."""
+def _validate_rows(d, layers, notes=None):
+    """Check every row's shape, layer name, args and 'from' indices before anything is built (``notes``: a list that
+    gets one line per row read from another project's spelling)."""
     for key in ("backbone", "head", "nc", "depth_multiple", "width_multiple", "anchors"):
         if key not in d:
             raise ModelConfigError(f"model YAML: the '{key}:' field is missing (see model_yamls/yolov5s.yaml)")
@@ -86,6 +87,12 @@ def _validate_rows(d, layers):
         check_row(row, i, where)
         f, n, name, args = row
         where = f"{where}, {name}"
+        spelled = None if name in layers or find_layer(name) else inner.spelled_block(name, ("C3",), where)
+        if spelled:
+            name, x = spelled
+            args = inner.with_spelled_attention(name, x, list(args), where)
+            if notes is not None:
+                notes.append(inner.spelled_note(where, f, n, name, args))
         kind, layer = resolve_layer(name, where, layers)
         args = [resolve_arg(a, symbols, where) for a in args]
         resolved.append((where, f, n, kind, layer, args))
@@ -134,7 +141,10 @@ def _parse_model(d, ch, log=True):
     if log:
         LOGGER.info(f"\n{'':>3}{'from':>18}{'n':>3}{'params':>10}  {'module':<40}{'arguments':<30}")
     layers = yolov5_layers()
-    rows = _validate_rows(d, layers)
+    notes = []
+    rows = _validate_rows(d, layers, notes)
+    for note in notes if log else ():
+        LOGGER.info(note)
     nc, gd, gw, anchors, act = d["nc"], d["depth_multiple"], d["width_multiple"], d["anchors"], d.get("activation")
     if act:
         from yolov5.models.common import Conv
@@ -258,45 +268,9 @@ def _build_row(i, row, ch, written, gw, gd, nc, no, conv_like, repeated, layers,
     return m_, c2, c2_written if c2_written is not None else c2
 
 
-def inner_attention(value, where):
-    """(spec, args, kwargs) of a C3 row's ``attn:`` value: a registered one-input, channel-keeping layer's name, or
-    [name, args..., {kwargs}]."""
-    if isinstance(value, str):
-        name, args = value, []
-    elif isinstance(value, list) and value and isinstance(value[0], str):
-        name, args = value[0], list(value[1:])
-    else:
-        raise ModelConfigError(f"{where}: 'attn:' takes a layer name or [name, {{hyper-parameters}}], e.g. "
-                               f"{{attn: cbam}} or {{attn: [cbam, {{rd_ratio: 0.25}}]}}, got {value!r}")
-    spec = find_layer(name)
-    if spec is None:
-        raise unknown_layer(name, f"{where}, attn", {}, "yolov5")
-    if not spec.keeps_channels:
-        raise ModelConfigError(f"{where}: 'attn: {name}': {spec.name} cannot sit inside a bottleneck; attn takes a "
-                               f"one-input layer that keeps its channels (SE, CBAM, CoordAtt, EMA, ...)")
-    kwargs = args.pop() if args and isinstance(args[-1], dict) else {}
-    return spec, args, kwargs
-
-
 def _c3_with_attention(mapping, where, identity, warn=None):
     """(C3Attn, {'attn': factory}) for a C3 row's trailing ``{attn: ...}`` mapping (``identity``: start each inner
     attention as the identity, from the YAML's ``identity_start:``, unless it already starts so: ``warn`` says so)."""
     from yolo_attn.engines.yolov5.c3attn import C3Attn
-    from yolo_attn.registry import build
 
-    if set(mapping) != {"attn"}:
-        raise ModelConfigError(f"{where}: a C3 row's trailing mapping takes only attn: (attention inside its "
-                               f"bottlenecks, e.g. [256, {{attn: cbam}}]), got keys {sorted(map(str, mapping))}")
-    spec, args, kwargs = inner_attention(mapping["attn"], where)
-    try:
-        fresh = build(spec, 64, *args, **kwargs)  # the hyper-parameters, checked once before the row is built
-    except (TypeError, ValueError) as e:
-        raise ModelConfigError(f"{where}: 'attn: {mapping['attn']!r}': {e}") from None
-    wrap = identity and identity_start.start(fresh, spec, 64, where, warn, inner=True) is not fresh
-
-    def attn(channels):
-        layer = build(spec, channels, *args, **kwargs)
-        return IdentityStart(layer) if wrap else layer
-
-    attn.label = mapping["attn"]
-    return C3Attn, {"attn": attn}
+    return C3Attn, {"attn": inner.factory(mapping, where, identity, "yolov5", warn)}
