@@ -1,15 +1,18 @@
 """ultralytics' own command line (``yolo [TASK] MODE key=value ...``), run in this process with the adapter installed.
 
 Its syntax and defaults are unchanged; two things are added: a ``model=`` that names a shipped YAML
-(``model=yolo26n-cbam.yaml``, found in model_yamls/ultralytics/) is given to ultralytics as that file's path, and ultralytics' argument errors (``SyntaxError``/``ValueError`` with its whole help
-text, or an assert) become one clear message instead of a traceback.
+(``model=yolo26n-cbam.yaml``, found in model_yamls/ultralytics/) is given to ultralytics as that file's path,
+and ultralytics' argument errors (``SyntaxError``/``ValueError`` with its whole help text, or an assert) become
+one clear message instead of a traceback.
 """
 from pathlib import Path
 
 from yolo_attn.errors import UsageError
 
+
 def shipped_model(value):
-    """The path of the shipped YAML ``value`` names (``yolo26n-cbam.yaml``), or None (a file that exists, a stock name, a checkpoint: ultralytics resolves those itself)."""
+    """The path of the shipped YAML ``value`` names (``yolo26n-cbam.yaml``), or None (a file that exists, a stock
+    name, a checkpoint: ultralytics resolves those itself)."""
     from yolo_attn.engines.ultralytics.yamls import ULTRALYTICS_YAMLS
 
     name = str(value)
