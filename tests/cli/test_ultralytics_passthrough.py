@@ -41,6 +41,7 @@ def test_no_arguments_is_a_usage_error(capsys):
     assert e.value.code == 2 and "yolo-attn ultralytics train model=" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_ultralytics_train_with_a_shipped_attention_yaml(run_cli, tmp_path):
     """``yolo train model=yolo26n-cbam.yaml ...`` in a fresh process: ultralytics' run folder, a checkpoint whose
     model has the three CBAM rows of the shipped file."""
