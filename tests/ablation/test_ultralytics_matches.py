@@ -67,6 +67,35 @@ def test_the_record_is_what_ultralytics_scores(tmp_path, monkeypatch):
     assert map_scores(dataclasses.replace(record, ap_rule="yolov5")) != map_scores(record)  # the rule matters here
 
 
+@pytest.mark.parametrize("nms", [None, False])
+def test_the_record_of_an_end_to_end_model_is_what_ultralytics_scores(nms, tmp_path, monkeypatch):
+    """YOLO26 (two branches, reg_max 1): ultralytics' default validation (one-to-many branch and NMS) and nms=False
+    (the one-to-one branch, top-k, no NMS) are recorded entry for entry."""
+    from yolo_attn.engines.ultralytics.model import build_model, save_checkpoint
+
+    data = shapes.generate(tmp_path / "ds", train=1, val=6, size=128, seed=3)
+    torch.manual_seed(0)
+    model = build_model(paths.MODEL_YAMLS / "ultralytics" / "yolo26n-cbam.yaml", nc=4)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # random BN statistics: varied scores and boxes (fresh ones give one score everywhere)
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.copy_(torch.randn(m.running_mean.shape, generator=g) * 0.1)
+                m.running_var.copy_(torch.rand(m.running_var.shape, generator=g) + 0.5)
+    head = model.model[-1]
+    for boxes, classes in ((head.cv2, head.cv3), (head.one2one_cv2, head.one2one_cv3)):
+        for box, cls in zip(boxes, classes):
+            torch.nn.init.normal_(box[-1].weight, std=0.5)
+            box[-1].bias.data[:] = 2.0  # distances of about 2 strides per side (reg_max 1: the distance itself)
+            torch.nn.init.zeros_(cls[-1].bias)
+    weights = save_checkpoint(model, tmp_path / "w" / "best.pt", {"imgsz": 128})
+    record, result, seen = _validate(weights, data, tmp_path, monkeypatch, imgsz=128, batch=3, nms=nms)
+    assert record.n_images == 6 and record.conf.size > 100 and record.correct.any() and np.unique(record.conf).size > 10
+    if nms is False:  # top-k of the one-to-one branch: at most max_det (300) per image, no NMS thinning
+        assert np.bincount(record.pred_image).max() <= 300
+    _check_equal(record, result, seen)
+
+
 def test_a_collector_follows_repeated_validations(tmp_path):
     collector = MatchCollector()
     stats = {"tp": [np.ones((1, 10), bool)], "conf": [np.float32([0.9])], "pred_cls": [np.float32([0])],

@@ -51,9 +51,9 @@ def test_heads_an_engine_cannot_explain_are_refused_with_a_reason():
         head_of(_ultralytics("yolo11n-seg.yaml"))
     dual = _ultralytics("yolo26n.yaml")  # one-to-many and one-to-one heads; the one-to-many answers by default
     assert isinstance(head_of(dual), HeatmapHead)
-    dual.model[-1].end2end = True  # as ultralytics' predictor sets it for an end-to-end model
-    with pytest.raises(UsageError, match="^heatmaps need the one-to-many Detect head; this model is end-to-end"):
-        head_of(dual)
+    assert not head_of(dual).end2end
+    dual.model[-1].end2end = True  # as ultralytics' predictor sets it with nms=False: the one-to-one branch
+    assert head_of(dual).end2end  # explained too (tests/heatmaps/test_heatmap_end2end.py)
     with pytest.raises(UsageError, match="^the model is not a yolov5 detection model \\(its last layer must be"):
         head_of(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1)))
 

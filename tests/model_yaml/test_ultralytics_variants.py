@@ -28,7 +28,9 @@ def quiet_ultralytics():
 
 
 REQUIRED = {"yolo11n.yaml", "yolo11n-cbam.yaml", "yolo11n-se.yaml", "yolo11n-coordatt.yaml", "yolo11n-eca.yaml",
-            "yolo11n-aff.yaml", "yolov8n-cbam.yaml", "yolov5su-cbam.yaml"}
+            "yolo11n-aff.yaml", "yolov8n-cbam.yaml", "yolov5su-cbam.yaml", "yolo26n.yaml", "yolo12n.yaml",
+            *(f"yolo26n-{x}.yaml" for x in ("cbam", "se", "coordatt", "ema", "simam")), "yolo12n-cbam.yaml",
+            "yolo12n-se.yaml"}
 
 
 def test_the_shipped_files_are_exactly_the_variants():
@@ -49,7 +51,8 @@ def test_write_all_writes_every_variant(tmp_path):
 
 
 @pytest.mark.parametrize("name, family", [("yolo11n.yaml", "yolo11"), ("yolov8n.yaml", "yolov8"),
-                                          ("yolov5su.yaml", "yolov5u")])
+                                          ("yolov5su.yaml", "yolov5u"), ("yolo26n.yaml", "yolo26"),
+                                          ("yolo12n.yaml", "yolo12")])
 def test_baselines_are_the_stock_yamls(name, family, quiet_ultralytics):
     """Same model dict as ultralytics' file, and the same model as ultralytics builds from its own name."""
     from ultralytics import YOLO
@@ -65,14 +68,45 @@ def test_baselines_are_the_stock_yamls(name, family, quiet_ultralytics):
     ("yolo11n-cbam.yaml", "CBAM", [5, 8, 11], "C3k2"), ("yolo11n-se.yaml", "SE", [5, 8, 11], "C3k2"),
     ("yolo11n-eca.yaml", "ECA", [5, 8, 11], "C3k2"), ("yolo11n-coordatt.yaml", "CoordAtt", [5, 8, 11], "C3k2"),
     ("yolov8n-cbam.yaml", "CBAM", [5, 8, 11], "C2f"), ("yolov5su-cbam.yaml", "CBAM", [5, 8, 11], "C3"),
+    ("yolo26n-cbam.yaml", "CBAM", [5, 8, 11], "C3k2"), ("yolo26n-se.yaml", "SE", [5, 8, 11], "C3k2"),
+    ("yolo26n-coordatt.yaml", "CoordAtt", [5, 8, 11], "C3k2"), ("yolo26n-ema.yaml", "EMA", [5, 8, 11], "C3k2"),
+    ("yolo26n-simam.yaml", "SimAM", [5, 8, 11], "C3k2"), ("yolo12n-cbam.yaml", "CBAM", [5, 8, 11], ("C3k2", "A2C2f")),
+    ("yolo12n-se.yaml", "SE", [5, 8, 11], ("C3k2", "A2C2f")),
 ])
 def test_stage_variants_place_the_layer_after_each_stage(name, layer, rows, after):
     d = load_model_yaml(FOLDER / name)
     all_rows = d["backbone"] + d["head"]
     assert [i for i, r in enumerate(all_rows) if r[2] == layer] == rows
-    assert all(all_rows[i - 1][2] == after for i in rows)
+    assert all(all_rows[i - 1][2] in (after if isinstance(after, tuple) else (after,)) for i in rows)
     stock = load_model_yaml(uv.stock_yaml(uv.variants()[name][0]))
     assert all_rows[-1][0] == [f + 3 for f in stock["head"][-1][0]]  # Detect reads the same rows, re-numbered
+
+
+def test_yolo26_baseline_is_ultralytics_own_end_to_end_model(quiet_ultralytics):
+    """The published count (ultralytics' yolo26.yaml, scale n: 2,572,280 parameters at nc=80) and the one-to-one
+    branch (end2end: True, reg_max: 1) the stock file asks for; the stage variants keep it. (ultralytics 8.4.190
+    builds both branches and infers with the one-to-many one plus NMS unless ``nms=False`` selects the other.)"""
+    from ultralytics.nn.tasks import DetectionModel
+
+    from yolo_attn.engines.ultralytics.model import build_model
+
+    ours = DetectionModel(str(FOLDER / "yolo26n.yaml"), verbose=False)
+    assert sum(p.numel() for p in ours.parameters()) == 2_572_280
+    for name in ("yolo26n.yaml", "yolo26n-cbam.yaml"):
+        head = build_model(FOLDER / name, nc=4).model[-1]
+        assert head.one2one_cv2 is not None and head.reg_max == 1, name
+
+
+@pytest.mark.parametrize("scale, width", [("s", 32), ("m", 64), ("l", 64), ("x", 96)])
+def test_one_yaml_builds_at_every_scale(tmp_path, scale, width, quiet_ultralytics):
+    """The scale letter in the file name picks the scale, as for ultralytics' own names."""
+    path = tmp_path / f"yolo26{scale}-cbam.yaml"
+    path.write_bytes((FOLDER / "yolo26n-cbam.yaml").read_bytes())
+    from ultralytics.nn.tasks import DetectionModel
+
+    model = DetectionModel(str(path), nc=4, verbose=False)
+    assert model.model[0].conv.out_channels == width
+    assert [type(m).__name__ for m in model.model].count("CBAM") == 3
 
 
 def test_aff_replaces_only_the_equal_channel_concat(quiet_ultralytics):

@@ -50,6 +50,9 @@ CALLS = {**{name: "tensor" for name in TENSOR_REBUILDERS}, "torch._tensor._rebui
          "ultralytics.utils.IterableSimpleNamespace": "data"}  # an unstripped ultralytics last.pt: the EMA's args
 # classes made by NEWOBJ besides the model classes the caller allows
 PLAIN_CLASSES = frozenset({"argparse.Namespace", "torch.nn.parameter.Parameter"})
+# Module classes' own __setstate__ read and found inert, for the pinned engine versions: ultralytics 8.4.190's AAttn
+# (YOLO12's area attention) calls nn.Module's and sets ``all_head_dim = head_dim * num_heads`` when it is missing.
+REVIEWED_SETSTATE = frozenset({"ultralytics.nn.modules.block.AAttn.__setstate__"})
 # results that BUILD may set the state of (torch/numpy set it with their own code)
 BUILDABLE_RESULTS = TENSOR_REBUILDERS | NUMPY_RECONSTRUCT | {"numpy.dtype", "torch._tensor._rebuild_from_type_v2",
                                                              "torch.nn.parameter.Parameter", "argparse.Namespace",
@@ -170,7 +173,8 @@ class _Scan:
                           f"without any")
         for special in ("__new__", "__setstate__"):
             owner = next((c for c in klass.__mro__ if special in vars(c)), object)
-            if owner is not object and not owner.__module__.startswith("torch."):
+            reviewed = f"{owner.__module__}.{owner.__qualname__}.{special}" in REVIEWED_SETSTATE
+            if owner is not object and not owner.__module__.startswith("torch.") and not reviewed:
                 raise Refused(f"byte {pos}: {cls.name} has its own {special} ({owner.__module__}."
                               f"{owner.__qualname__}.{special}), which loading would run")
         return _Made(cls.name, "new", module=True)

@@ -18,6 +18,8 @@ COMMANDS = {
     "generate-yamls": ("generate_yamls", "regenerate model_yamls/ from yolov5's yolov5s.yaml"),
     "yolov5": ("yolov5", "yolov5's own train/val/detect/export with its flags (its `yolov5` command fails to import), "
                          "the layers and fixes installed, no yolo-attn defaults"),
+    "ultralytics": ("ultralytics", "ultralytics' own command line (yolo train model=... data=...), its syntax, the "
+                                   "layers installed and shipped YAMLs found by name"),
 }
 USAGE = "usage: yolo-attn COMMAND [ARGS]   (COMMAND --help for its options; --version)\n\ncommands:\n" + "\n".join(
     f"  {name:<16} {text}" for name, (_, text) in COMMANDS.items())

@@ -18,11 +18,13 @@ FAMILIES = {
     "yolo11": ("11/yolo11.yaml", "YOLO11{}", (4, 6, 8), "C3k2", (15,)),
     "yolov8": ("v8/yolov8.yaml", "YOLOv8{}", (4, 6, 8), "C2f", ()),
     "yolov5u": ("v5/yolov5.yaml", "YOLOv5{}u", (4, 6, 8), "C3", (12, 16, 19, 22)),
+    "yolo26": ("26/yolo26.yaml", "YOLO26{}", (4, 6, 8), "C3k2", ()),
+    "yolo12": ("12/yolo12.yaml", "YOLO12{}", (4, 6, 8), "C3k2 (P3) or A2C2f (P4, P5)", ()),
 }
 
 _STAGES = """
 Placement: one {layer} after the {block} that ends each backbone stage feeding the neck ({family} rows
-{rows}: P3/8, P4/16, P5/32; the P5 one feeds SPPF{psa}), so every scale the neck and Detect read is re-weighted
+{rows}: P3/8, P4/16, P5/32; the P5 one feeds {p5}), so every scale the neck and Detect read is re-weighted
 once, as in the yolov5s variants and the papers (a module at the end of every stage). Consumers of those rows,
 the neck's Concats included, were re-numbered by `yolo_attn.model_yaml.edit.insert_after`."""
 
@@ -39,14 +41,17 @@ def _baseline(family, scale):
     return f"{name.format(scale)} baseline: ultralytics' cfg/models/{stock}, unchanged in structure.", lambda d: d
 
 
+P5_FEEDS = {"yolo11": "SPPF and C2PSA", "yolo26": "SPPF and C2PSA", "yolo12": "the neck directly: YOLO12 has no SPPF"}
+
+
 def _stage_variant(family, scale, layer):
     from yolo_attn.registry import lookup
 
     _, name, rows, block, _ = FAMILIES[family]
     spec = lookup(layer)
-    psa = " and C2PSA" if family == "yolo11" else ""
+    p5 = P5_FEEDS.get(family, "SPPF")
     header = f"{name.format(scale)} + {spec.name} ({spec.paper}), default hyper-parameters.\n" + _STAGES.format(
-        layer=spec.name, block=block, family=family, rows=", ".join(map(str, rows)), psa=psa)
+        layer=spec.name, block=block, family=family, rows=", ".join(map(str, rows)), p5=p5)
     return header, lambda d: insert_after(d, rows, spec.name)
 
 
@@ -79,10 +84,20 @@ def _end_variant(family, scale, layer):
     return header, lambda d: insert_after(d, [row], spec.name)
 
 
+# kind -> function(family, scale, layer) -> (header, edit). An in-block kind (attention inside C3k2 / C2PSA / A2C2f
+# rows) is one more entry here and one more line in SHIPPED.
+KINDS = {"stage": _stage_variant, "end": _end_variant}
+# (family, scale, kind, layers): one file {family}{scale}-{layer}.yaml each
+SHIPPED = (
+    ("yolo26", "n", "stage", ("cbam", "se", "coordatt", "ema", "simam")),
+    ("yolo12", "n", "stage", ("cbam", "se")),
+)
+
+
 # file name -> (family, header, edit)
 def variants():
     out = {}
-    for family, scale in (("yolo11", "n"), ("yolov8", "n"), ("yolov5u", "s")):
+    for family, scale in (("yolo11", "n"), ("yolov8", "n"), ("yolov5u", "s"), ("yolo26", "n"), ("yolo12", "n")):
         stem = {"yolov5u": "yolov5su"}.get(family, f"{family}{scale}")
         out[f"{stem}.yaml"] = (family, *_baseline(family, scale))
     for layer in ("cbam", "se", "eca", "coordatt"):
@@ -97,6 +112,9 @@ def variants():
     for layer in ("irmb", "cga"):  # windowed attention: linear in H·W, at every stage output
         out[f"yolo11n-{layer}.yaml"] = ("yolo11", *_stage_variant("yolo11", "n", layer))
     out["yolo11n-shsa.yaml"] = ("yolo11", *_end_variant("yolo11", "n", "SHSA"))
+    for family, scale, kind, layers in SHIPPED:
+        for layer in layers:
+            out[f"{family}{scale}-{layer}.yaml"] = (family, *KINDS[kind](family, scale, layer))
     return out
 
 

@@ -177,6 +177,11 @@ class UltralyticsEngine(Engine):
         version.require()
         return commands.run(command, opt, rest, argv)
 
+    def run_tool(self, tool: str, argv: list[str]) -> Any:
+        from yolo_attn.engines.ultralytics.commands.tool import run_tool
+
+        return run_tool(tool, argv)
+
     def model_dict(self, cfg: Any) -> dict:
         """ultralytics' model dict (a stock name's scale chosen), without the ``yaml_file`` it adds."""
         from yolo_attn.engines.ultralytics.model import model_dict

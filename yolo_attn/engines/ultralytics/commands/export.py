@@ -8,6 +8,8 @@ relative to the output's magnitude is printed and must be at most 1e-4 (exit 1 i
 checked at two sizes (the export size, and a larger non-square one with one more image). ``half=True``: ultralytics
 writes a float16 ONNX model (traced in float16 on a GPU; on a CPU converted by onnxruntime's float16 tool, float32
 input and output), which onnxruntime runs on the CPU; it is compared within ``parity.HALF_TOLERANCE``.
+``nms=False`` on a YOLO26 exports its end-to-end branch (output: the top-k detections, x1 y1 x2 y2 score class),
+compared with that branch of the PyTorch model.
 """
 import importlib.util
 from pathlib import Path
@@ -25,11 +27,16 @@ def _for_format(fmt, settings):
     return {"simplify": importlib.util.find_spec("onnxslim") is not None, **settings}
 
 
-def check_exports(weights, files, imgsz, dynamic, batch=1, seed=0):
-    """[(format, file, shapes, max relative difference)] of each exported file against the fused PyTorch model."""
+def check_exports(weights, files, imgsz, dynamic, batch=1, seed=0, end2end=False):
+    """[(format, file, shapes, max relative difference)] of each exported file against the fused PyTorch model.
+    ``end2end``: the branch ultralytics' exporter chose (``nms=False``: a YOLO26's one-to-one branch, its output the
+    top-k detections (b, k, 6); otherwise the one-to-many branch), selected here before fusing drops the other."""
     from yolo_attn.engines.ultralytics.model import load_model
 
-    return compare_exports(load_model(weights, fuse=True), files, imgsz, dynamic, batch, seed)
+    model = load_model(weights)
+    if hasattr(model, "end2end"):
+        model.end2end = end2end  # as the exporter sets it (model.end2end = args.nms is False)
+    return compare_exports(model.fuse().eval(), files, imgsz, dynamic, batch, seed)
 
 
 def run(opt, rest):
@@ -54,7 +61,9 @@ def run(opt, rest):
         onnx_files = [f for f in files if f.suffix == ".onnx"]
         if len(onnx_files) < len(files):
             print("yolo-attn: half: the TorchScript file is not compared (float16 on a GPU only); the ONNX file is")
-        results = check_exports(weights, onnx_files, imgsz, settings.get("dynamic", False), settings.get("batch", 1))
+        results = check_exports(weights, onnx_files, imgsz, settings.get("dynamic", False), settings.get("batch", 1),
+                                end2end=settings.get("nms") is False)
     else:
-        results = check_exports(weights, files, imgsz, settings.get("dynamic", False), settings.get("batch", 1))
+        results = check_exports(weights, files, imgsz, settings.get("dynamic", False), settings.get("batch", 1),
+                                end2end=settings.get("nms") is False)
     report(results, files, HALF_TOLERANCE if half else TOLERANCE)
