@@ -81,7 +81,7 @@ def test_the_installed_wheel_works_from_an_empty_folder(tmp_path):
          "--batch-size", "8", "--workers", "0", "--bench-imgsz", "64", "--bench-rounds", "2", "--out", "sweep"],
         work, env, timeout=900)
     assert (work / "sweep" / "ablation.md").is_file()
-    out = run([cli, "train", "--cfg", "yolo11n-cbam.yaml", "epochs=1", "imgsz=64", "batch=8", "workers=0"], work, env,
+    out = run([cli, "train", "--cfg", "yolo26n-cbam.yaml", "epochs=1", "imgsz=64", "batch=8", "workers=0"], work, env,
               timeout=900)
     assert "mAP50" in out
     assert snapshot(package) == before, "something was written into the installed package"
