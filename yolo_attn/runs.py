@@ -89,10 +89,10 @@ def confined(path, *folders):
 
 def refuse_overwrite(flag, output, inputs):
     """No output flag may overwrite an input: a UsageError when ``output`` is (the same file as) one of ``inputs``
-    (``{flag: path}`` of the command's inputs)."""
+    (``{flag: path}`` of the command's inputs, or (flag, path) pairs)."""
     if not output:
         return
-    for name, given in inputs.items():
+    for name, given in (inputs.items() if isinstance(inputs, dict) else inputs):
         if given and same_path(output, given):
             raise UsageError(f"{flag} {output} would overwrite the input {name} {given}: give another path")
 
