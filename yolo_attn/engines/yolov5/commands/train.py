@@ -231,6 +231,7 @@ def _process_group(opt, train_opt, resumed):
     import torch.distributed as dist
 
     launch.check_training_options(train_opt, ddp.world_size())
+    launch.check_timeout(opt.ddp_timeout)  # also under a plain torchrun, which skips the launcher's checks
     ddp.init_distributed(train_opt.device, opt.ddp_timeout)
     try:
         yield
