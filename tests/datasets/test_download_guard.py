@@ -184,3 +184,30 @@ def test_ultralytics_train_data_setting(tmp_path, monkeypatch, capsys):
                                        "device=cpu"])
     assert code == 2
     refused_as_code(err, marker)
+
+
+def test_ultralytics_classification_dataset_offline(tmp_path, monkeypatch):
+    """check_cls_dataset would fetch ultralytics' archive of a name not on disk: offline, a message instead."""
+    import ultralytics.data.utils as utils
+    from ultralytics.engine import trainer
+
+    monkeypatch.setattr("yolo_attn.paths.online", lambda: False)
+    asked = []
+    monkeypatch.setattr(utils, "download", lambda *a, **k: asked.append(a))
+    for check in (utils.check_cls_dataset, trainer.check_cls_dataset):
+        with pytest.raises(DatasetError, match="offline"):
+            check(str(tmp_path / "no-such-dataset"))
+    assert asked == []
+
+
+def test_refuse_overwrite_is_one_rule(tmp_path):
+    from yolo_attn.errors import UsageError
+    from yolo_attn.runs import refuse_overwrite
+
+    f = tmp_path / "data.yaml"
+    f.write_text("x")
+    (tmp_path / "hard.yaml").hardlink_to(f)
+    for out in (f, tmp_path / "." / "data.yaml", tmp_path / "hard.yaml"):
+        with pytest.raises(UsageError, match="would overwrite the input --data"):
+            refuse_overwrite("--out", out, {"--data": f})
+    refuse_overwrite("--out", tmp_path / "other", {"--data": f, "--cfgs": None})
