@@ -211,3 +211,16 @@ def test_refuse_overwrite_is_one_rule(tmp_path):
         with pytest.raises(UsageError, match="would overwrite the input --data"):
             refuse_overwrite("--out", out, {"--data": f})
     refuse_overwrite("--out", tmp_path / "other", {"--data": f, "--cfgs": None})
+
+
+def test_a_plain_url_online_goes_to_the_engine(tmp_path, monkeypatch):
+    """On a networked machine a plain URL is the engine's to fetch (its downloader is called; nothing else runs)."""
+    import yolov5.utils.general as general
+
+    monkeypatch.setattr(checks, "online", lambda: True)
+    fetched = []
+    monkeypatch.setattr(general.torch.hub, "download_url_to_file", lambda url, f: fetched.append(url) or 1 / 0)
+    path, marker = evil_yaml(tmp_path, download="https://example.invalid/data.zip")
+    with pytest.raises(ZeroDivisionError):
+        general.check_dataset(str(path))
+    assert fetched == ["https://example.invalid/data.zip"]

@@ -285,16 +285,17 @@ def guarded_check(check, find_yaml, not_found, trusted_roots=()):
         download = yaml_download(source) if source is not None else None
         trusted = not isinstance(source, dict) and source is not None and any(
             inside(source, root) for root in trusted_roots)
-        allowed = autodownload and download_allowed(download, trusted)
         try:
-            return check(data, allowed, *args, **kwargs)
+            return check(data, False, *args, **kwargs)  # the data on disk: the download is never looked at
         except Exception as e:
             missing = not_found(e)
             if missing is None:
                 raise
-            name = source if source is not None and not isinstance(source, dict) else data
-            name = name if not isinstance(name, dict) else "the data YAML"
-            raise download_refusal(name, download, missing or None, trusted) from None
+        if autodownload and download_allowed(download, trusted):  # asks the network only now
+            return check(data, True, *args, **kwargs)
+        name = source if source is not None and not isinstance(source, dict) else data
+        name = name if not isinstance(name, dict) else "the data YAML"
+        raise download_refusal(name, download, missing or None, trusted)
 
     guarded.__yolo_attn_guarded__ = True
     return guarded
