@@ -55,14 +55,46 @@ def run_folder(project, name, exist_ok=False):
     return path
 
 
-def matches_path(path):
-    """``--save-matches PATH`` as an absolute file path (None when not given); a folder is refused."""
+def matches_path(path, inputs=None):
+    """``--save-matches PATH`` as an absolute file path (None when not given); a folder, or one of the command's
+    ``inputs`` (``{flag: path}``, e.g. its --weights), is refused."""
     if not path:
         return None
     path = Path(path).expanduser().resolve()
+    refuse_overwrite("--save-matches", path, inputs or {})
     if path.is_dir():
         raise BadParameter("save_matches", f"{{name}} {path}: a folder; give a file name such as {path}/matches.npz")
     return path
+
+
+def same_path(a, b):
+    """Whether two paths name the same file or folder (through links, ``..``, a second hard link)."""
+    try:
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)
+        return os.path.realpath(a) == os.path.realpath(b)
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def confined(path, *folders):
+    """Whether ``path`` (resolved through links) is one of ``folders`` or inside one: the rule for every path a run
+    folder from elsewhere records (it may name any file)."""
+    try:
+        real = Path(os.path.realpath(path))
+        return any(real == Path(os.path.realpath(f)) or Path(os.path.realpath(f)) in real.parents for f in folders)
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def refuse_overwrite(flag, output, inputs):
+    """No output flag may overwrite an input: a UsageError when ``output`` is (the same file as) one of ``inputs``
+    (``{flag: path}`` of the command's inputs, or (flag, path) pairs)."""
+    if not output:
+        return
+    for name, given in (inputs.items() if isinstance(inputs, dict) else inputs):
+        if given and same_path(output, given):
+            raise UsageError(f"{flag} {output} would overwrite the input {name} {given}: give another path")
 
 
 def training_options(checkpoint):

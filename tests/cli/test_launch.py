@@ -107,3 +107,43 @@ def test_torchrun_arguments():
     assert launch.torchrun_args(opt, []) == ["--nproc-per-node", "4", "--nnodes", "2", "--node-rank", "1",
                                              "--master-addr", "10.1.1.1", "--master-port", "29500", "-m",
                                              "yolo_attn.cli.train"]
+
+
+# ------------------------------------------------------------------ DDP flags a careless user or a script may give
+DDP_FLAG_TABLE = [
+    (["--master-port", "70000"], "--master-port must be a TCP port, 1 to 65535, got 70000"),
+    (["--master-port", "-1"], "--master-port must be a TCP port"),
+    (["--master-port", str(2 ** 70)], "--master-port must be a TCP port"),
+    (["--ddp-timeout", str(10 ** 30)], "--ddp-timeout must be a number of seconds from 1 to 604800"),
+    (["--ddp-timeout", "0"], "--ddp-timeout must be"),
+    (["--nproc-per-node", "100000"], "--nproc-per-node 100000 CPU processes, but this machine gives this run"),
+    (["--nproc-per-node", "0"], "--nproc-per-node must be at least 1"),
+    (["--master-addr", "192.0.2.1"], "--master-addr 192.0.2.1 is not an address of this machine"),
+    (["--master-addr", "no-such-host.invalid"], "is not an address of this machine"),
+    (["--nnodes", str(2 ** 70), "--master-addr", "10.0.0.1"], "--batch-size 4 is the total over all"),
+]
+
+
+@pytest.mark.parametrize("extra, message", DDP_FLAG_TABLE, ids=[" ".join(e)[:40] for e, _ in DDP_FLAG_TABLE])
+def test_ddp_flags_refused_within_seconds(capsys, monkeypatch, tmp_path, data, extra, message):
+    """Each is refused before anything starts (exit 2, one message, no traceback), within seconds; no file is
+    written outside tmp_path (the run folder is not even made)."""
+    import time
+
+    argv = ["--device", "cpu", "--data", data, *BASE, "--batch-size", "4", *extra]
+    if "--nproc-per-node" not in extra:
+        argv = ["--nproc-per-node", "2", *argv]
+    start = time.monotonic()
+    err = refused(capsys, monkeypatch, tmp_path, *argv)
+    assert time.monotonic() - start < 15
+    assert message in err and "Traceback" not in err, err
+
+
+def test_this_machine():
+    assert launch.is_this_machine("127.0.0.1") and launch.is_this_machine("localhost")
+    assert not launch.is_this_machine("192.0.2.1")  # TEST-NET-1: never a local address
+
+
+def test_a_huge_timeout_is_refused_on_the_rank_side_too():
+    with pytest.raises(UsageError, match="--ddp-timeout"):
+        launch.check_timeout(10 ** 30)

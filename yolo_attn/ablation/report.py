@@ -10,6 +10,7 @@ averaged over fewer runs silently.
 from __future__ import annotations
 
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -20,7 +21,7 @@ import yaml
 from yolo_attn import engines
 from yolo_attn.ablation.bootstrap import map_scores, paired_bootstrap
 from yolo_attn.matches import MatchRecord, check_aligned
-from yolo_attn.ablation.sweep import Run, read_json
+from yolo_attn.ablation.sweep import Run, read_json, state_error
 from yolo_attn.errors import UsageError
 
 METRICS = ("mAP50", "mAP50-95")
@@ -44,16 +45,28 @@ class RunResult:
 
 
 def load_result(run: Run) -> RunResult:
+    """A finished run's record, validation summary and training options; a UsageError naming the file when one is
+    not what the sweep wrote."""
     file = run.options_file
-    options = yaml.safe_load(file.read_text(encoding="utf-8")) if file else {}
+    try:
+        options = yaml.safe_load(file.read_text(encoding="utf-8")) if file else {}
+    except (OSError, ValueError, yaml.YAMLError, RecursionError) as e:
+        raise state_error(file, f"not readable as YAML ({str(e).splitlines()[0][:200]})") from None
+    if not isinstance(options or {}, dict):
+        raise state_error(file, f"a YAML {type(options).__name__}, where the engine writes a mapping of options")
     # the options every run of a comparison must share: what in its engine's options file matters
     compared = next((e.compared_options for e in engines.registered() if file and e.options_file == file.name), ())
     try:
         record = MatchRecord.load(run.matches)
-    except (OSError, ValueError) as e:
-        raise UsageError(f"{run.matches}: not a readable match record ({e}); delete {run.folder / 'val'} and "
-                         "run the sweep again to validate that run anew") from e
-    return RunResult(run, record, read_json(run.val_summary), options or {}, compared)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile) as e:
+        raise UsageError(f"{run.matches}: not a readable match record ({str(e)[:300]}); delete {run.folder / 'val'} "
+                         "and run the sweep again to validate that run anew") from None
+    summary = read_json(run.val_summary)
+    stats = summary.get("coco_stats")
+    if stats is not None and not (isinstance(stats, dict) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in stats.values())):
+        raise state_error(run.val_summary, "its coco_stats: is not a mapping of names to numbers")
+    return RunResult(run, record, summary, options or {}, compared)
 
 
 def check_comparable(results: Sequence[RunResult]) -> None:

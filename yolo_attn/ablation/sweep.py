@@ -36,6 +36,8 @@ from typing import Callable, Optional, Sequence
 import yaml
 
 from yolo_attn import engines
+from yolo_attn.errors import UsageError
+from yolo_attn.runs import confined
 
 TRAIN, VAL = "yolo_attn.cli.train", "yolo_attn.cli.val"
 STATES = ("finished", "validate", "resume", "train")
@@ -111,11 +113,30 @@ def plan(runs: Sequence[Run]) -> dict[Run, str]:
     return {run: state(run) for run in runs}
 
 
+def state_error(path: Path, problem: str) -> UsageError:
+    """A sweep state file that is not what the sweep writes (edited, or copied from elsewhere): which file, what is
+    wrong, what to do."""
+    return UsageError(f"{path}: {problem}. The sweep writes this file itself; delete it (or the run folder it is in) "
+                      f"and run the same command again to redo that step.")
+
+
 def read_json(path: Path) -> dict:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    """A sweep state file (summary.json, sweep.json): {} when absent; a JSON object, else a UsageError naming it."""
+    path = Path(path)
+    if not path.exists():
         return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError) as e:  # ValueError: not JSON, or not UTF-8
+        raise state_error(path, f"not readable as JSON ({str(e).splitlines()[0][:200]})") from None
+    if not isinstance(data, dict):
+        raise state_error(path, f"a JSON {type(data).__name__}, where the sweep writes an object")
+    return data
+
+
+def number(value, default=float("nan")) -> float:
+    """A metric read from a state file as a float (``default`` when it is not a number)."""
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
 
 
 def launch(module: str, argv: Sequence[str], log: Path, env: Optional[dict] = None) -> int:
@@ -187,6 +208,9 @@ class Sweep:
 
     def val_argv(self, run: Run) -> list[str]:
         weights = read_json(run.train_summary).get("weights") or run.folder / "weights" / "best.pt"
+        if not isinstance(weights, (str, Path)) or not confined(weights, run.folder):
+            raise state_error(run.train_summary, f"its weights: {str(weights)[:200]!r} is not a file in the run "
+                                                 f"folder {run.folder}, and a sweep validates only its own runs")
         return ["--weights", str(weights), *self.val_args, "--project", str(run.folder), "--name", "val",
                 "--exist-ok", "--save-matches", str(run.matches)]
 
@@ -273,8 +297,8 @@ class Sweep:
             self._left -= 1
             left = self._left
         result = read_json(run.val_summary)
-        self.log(f"{label}: done in {duration(seconds)}: mAP50 {result.get('mAP50', float('nan')):.4f} "
-                 f"mAP50-95 {result.get('mAP50-95', float('nan')):.4f}; {self.eta(left)}")
+        self.log(f"{label}: done in {duration(seconds)}: mAP50 {number(result.get('mAP50')):.4f} "
+                 f"mAP50-95 {number(result.get('mAP50-95')):.4f}; {self.eta(left)}")
 
     @staticmethod
     def _resume_argv(run: Run) -> list[str]:

@@ -18,7 +18,9 @@ Exit status: 0 when every run finished and every variant was compared; 1 when ru
 table names them); 2 for a mistake in the command (nothing is trained) or runs that cannot be compared (no table).
 """
 import datetime
+import contextlib
 import hashlib
+import io
 import json
 import re
 import shlex
@@ -31,6 +33,7 @@ from yolo_attn import engines, paths
 from yolo_attn.ablation.report import FIRST_ENGINE
 from yolo_attn.cli.pipeline import Parser, resolve_data, run_cli
 from yolo_attn.errors import BadParameter, UsageError
+from yolo_attn.runs import refuse_overwrite
 
 MANIFEST = "sweep.json"
 SETTING = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=.*")  # ultralytics' key=value
@@ -162,6 +165,23 @@ def _digest(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
+def read_manifest(path):
+    """DIR/sweep.json, checked: what the sweep wrote there (engine, training flags, model YAML digests), else a
+    UsageError naming the file."""
+    from yolo_attn.ablation.sweep import read_json, state_error
+
+    manifest = read_json(path)
+    if not isinstance(manifest.get("engine", FIRST_ENGINE), str):
+        raise state_error(path, "its engine: is not an engine's name")
+    args = manifest.get("train_args")
+    if not (isinstance(args, list) and all(isinstance(a, str) for a in args)):
+        raise state_error(path, "its train_args: is not the list of the sweep's training flags")
+    cfgs = manifest.get("cfgs", {})
+    if not (isinstance(cfgs, dict) and all(isinstance(v, str) for v in cfgs.values())):
+        raise state_error(path, "its cfgs: is not a mapping of model YAML names to digests")
+    return manifest
+
+
 def check_manifest(out, engine, train_args, cfgs):
     """The sweep folder's engine, training flags and model YAMLs: recorded on first use; a later call must mean the
     same options (both parsed here, now: yolov5's defaults are paths relative to the working directory), and a cfg
@@ -170,12 +190,18 @@ def check_manifest(out, engine, train_args, cfgs):
 
     options = engine.training_settings(train_args, train.parser(engine))
     path = out / MANIFEST
-    manifest = (json.loads(path.read_text(encoding="utf-8")) if path.is_file()
-                else {"engine": engine.name, "train_args": train_args})
+    manifest = read_manifest(path) if path.exists() else {"engine": engine.name, "train_args": train_args}
     if manifest.get("engine", FIRST_ENGINE) != engine.name:
         raise UsageError(f"{out} holds a sweep of {manifest.get('engine', FIRST_ENGINE)} models; these are "
                          f"{engine.name} models, whose runs cannot be compared with them: give another --out.")
-    before = engine.training_settings(manifest["train_args"], train.parser(engine))
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # the engine's argparse would print its usage
+            before = engine.training_settings(manifest["train_args"], train.parser(engine))
+    except (SystemExit, UsageError):
+        from yolo_attn.ablation.sweep import state_error
+
+        raise state_error(path, f"its train_args: `{shlex.join(manifest['train_args'])}` are not flags the train "
+                                f"command takes") from None
     changed = sorted(k for k in set(options) | set(before) if options.get(k) != before.get(k))
     if changed:
         raise UsageError(f"{out} holds a sweep trained with the flags `{shlex.join(manifest['train_args'])}`; this "
@@ -242,6 +268,7 @@ def main(argv, launcher=None, gpus=None, cores=None):
     data_yaml = resolve_data(opt.data)
     train_args = training_args(engine, data_yaml if opt.data else None, rest)
     out = Path(opt.out).expanduser().resolve()
+    refuse_overwrite("--out", out, [("--data", data_yaml)] + [("--cfgs", c) for c in cfgs])
     check_manifest(out, engine, train_args, cfgs)
     cost = measure_cost(engine, opt, cfgs, baseline, number_of_classes(data_yaml), argv)
     runs = sweep.runs_for(cfgs, list(range(opt.seeds)), out)

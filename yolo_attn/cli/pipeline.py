@@ -75,3 +75,18 @@ def run_cli(main, argv=None):
             raise
         print(f"\nyolo-attn: yolov5 stopped: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # an engine that re-raises our error as its own (ultralytics' get_dataset: RuntimeError)
+        ours = _ours(e)
+        if ours is None:
+            raise
+        print(f"\nyolo-attn: error: {ours}", file=sys.stderr)
+        return 2
+
+
+def _ours(error, depth=8):
+    """The yolo-attn error that caused ``error`` (through ``raise ... from``), or None."""
+    while error is not None and depth:
+        if isinstance(error, YoloAttnError):
+            return error
+        error, depth = error.__cause__, depth - 1
+    return None

@@ -4,6 +4,7 @@
 a run, writes the resolved YAML (``path:`` made absolute) into the run folder, so that the run never depends on a
 file outside it.
 """
+import functools
 import reprlib
 import tempfile
 from pathlib import Path
@@ -204,3 +205,97 @@ def _offline_download_check(data_yaml, data, root):
     if missing and not online():
         raise DatasetError(f"{data_yaml}: the dataset is not on disk. Looked for:\n"
                            + "\n".join(f"  {p}" for p in missing) + _offline_hint(data_yaml))
+
+
+# ------------------------------------------------------------------------------------------- the download guard
+# Both engines' dataset checks run a data YAML's ``download:`` when its val split is missing: a URL is fetched, a
+# ``bash ...`` line is run in a shell, anything else is exec'd as Python. Each engine's check is wrapped (its
+# patches.py, ``guarded_check``) so that it may download only a plain URL, and only on a networked machine; code
+# from a data YAML never runs, whichever route reached the check (flags, settings, resume, the sweep, the API).
+URL_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".xz", ".bz2", ".txz", ".tbz2")
+
+
+def plain_url(download):
+    """Whether ``download`` is one http(s) URL of an archive (what the engines fetch rather than run)."""
+    return (isinstance(download, str) and download.lower().startswith(("http://", "https://"))
+            and not any(c.isspace() for c in download.strip()) and "\n" not in download
+            and download.strip().split("?", 1)[0].lower().endswith(URL_SUFFIXES))
+
+
+def download_allowed(download, trusted=False):
+    """Whether an engine may act on this ``download:`` value when the data is missing: a plain URL on a networked
+    machine, or anything from a YAML the engine itself ships (``trusted``: its own coco.yaml is its code)."""
+    if not download:
+        return False
+    return (trusted or plain_url(download)) and online()
+
+
+def download_refusal(source, download, missing=None, trusted=False):
+    """The DatasetError for a data YAML whose data is missing and whose ``download:`` is not run (see above)."""
+    where = f"{source}: the dataset is not on disk" + (f" ({missing})" if missing else "") + "."
+    if not download:
+        how = " The YAML has no download: section: copy the dataset there, or point path: at a local copy."
+    elif trusted or plain_url(download):
+        how = (f" Its download: ({_shown(download)}) would be fetched on a networked machine, but this machine is "
+               f"offline: copy the dataset there, or point path: at a local copy (see docs/datasets.md, 'COCO and "
+               f"VOC').")
+    else:
+        how = (" Its download: section is code (Python or a shell command), and yolo-attn never runs code from a "
+               "data YAML. Read it, fetch the dataset yourself with what you trust, then point path: at it (or "
+               "give download: a plain https://...zip URL on a networked machine).")
+    return DatasetError(where + how)
+
+
+def yaml_download(source):
+    """The ``download:`` of a data YAML (a path or an already-read mapping); None when it cannot be read (the caller
+    then treats the download as refused)."""
+    if isinstance(source, dict):
+        return source.get("download")
+    try:
+        data = yaml.safe_load(Path(source).read_text(encoding="utf-8"))
+    except (OSError, ValueError, UnicodeDecodeError, yaml.YAMLError, RecursionError, TypeError):
+        return None
+    return data.get("download") if isinstance(data, dict) else None
+
+
+def inside(path, folder):
+    """Whether ``path`` (resolved) is ``folder`` or inside it."""
+    try:
+        Path(path).resolve().relative_to(Path(folder).resolve())
+        return True
+    except (ValueError, OSError, RuntimeError):
+        return False
+
+
+def guarded_check(check, find_yaml, not_found, trusted_roots=()):
+    """``check`` (an engine's dataset check, ``check(data, autodownload=True, ...)``) that never runs download code.
+
+    find_yaml(data): the data YAML's path (or its mapping), None if unknown. not_found(exception): whether the
+    exception is the engine's 'val split missing': the missing path ('' if unknown; then the DatasetError of
+    ``download_refusal`` is raised), else None.
+    trusted_roots: folders whose YAMLs belong to the engine (its shipped coco.yaml may download on a networked
+    machine, as it always has). Wrapping a wrapped check returns it unchanged.
+    """
+    if getattr(check, "__yolo_attn_guarded__", False):
+        return check
+
+    @functools.wraps(check)
+    def guarded(data, autodownload=True, *args, **kwargs):
+        source = find_yaml(data)
+        download = yaml_download(source) if source is not None else None
+        trusted = not isinstance(source, dict) and source is not None and any(
+            inside(source, root) for root in trusted_roots)
+        try:
+            return check(data, False, *args, **kwargs)  # the data on disk: the download is never looked at
+        except Exception as e:
+            missing = not_found(e)
+            if missing is None:
+                raise
+        if autodownload and download_allowed(download, trusted):  # asks the network only now
+            return check(data, True, *args, **kwargs)
+        name = source if source is not None and not isinstance(source, dict) else data
+        name = name if not isinstance(name, dict) else "the data YAML"
+        raise download_refusal(name, download, missing or None, trusted)
+
+    guarded.__yolo_attn_guarded__ = True
+    return guarded

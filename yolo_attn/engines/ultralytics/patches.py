@@ -47,6 +47,70 @@ def _restricted_label_cache(module):
     return [replace(module, "load_dataset_cache_file", load_dataset_cache_file)]
 
 
+# ------------------------------------------------------------------------------------------------- data YAMLs
+def _ultralytics_data_yaml(dataset):
+    """The YAML check_det_dataset will read (a path, a bare name such as coco8, a dataset folder); None if unknown
+    (a URL: its download is then refused)."""
+    from ultralytics.data.utils import find_dataset_yaml
+    from ultralytics.utils.checks import check_file
+
+    s = str(dataset)
+    if "://" in s:
+        return None
+    try:
+        if Path(s).is_dir():
+            return Path(find_dataset_yaml(Path(s)))
+        for name in (s,) if Path(s).suffix in (".yaml", ".yml") else (s, f"{s}.yaml", f"{s}.yml"):
+            found = check_file(name, hard=False)
+            if found and Path(found).is_file():
+                return Path(found)
+    except Exception:  # noqa: BLE001  (whatever ultralytics raises for a bad name: unknown, so refused)
+        return None
+    return None
+
+
+def _ultralytics_not_found(e):
+    return str(e).split("\n")[0] if isinstance(e, FileNotFoundError) and "missing path" in str(e) else None
+
+
+def _cls_offline(check):
+    """check_cls_dataset fetches ultralytics' archive of a dataset named but not on disk (or a URL): offline, say so
+    instead of a network traceback."""
+    from yolo_attn.errors import DatasetError
+    from yolo_attn.paths import online
+
+    if getattr(check, "__yolo_attn_guarded__", False):
+        return check
+
+    @functools.wraps(check)
+    def guarded(dataset, *args, **kwargs):
+        from ultralytics.utils import DATASETS_DIR
+
+        s = str(dataset)
+        local = Path(s).is_dir() or (DATASETS_DIR / s).is_dir() or (Path(s).is_file() and "://" not in s)
+        if not local and not online():
+            raise DatasetError(f"{s}: this classification dataset is not on disk and this machine is offline, so "
+                               f"ultralytics cannot download it: copy it to a folder and give that folder.")
+        return check(dataset, *args, **kwargs)
+
+    guarded.__yolo_attn_guarded__ = True
+    return guarded
+
+
+def _no_download_code(module):
+    from ultralytics.utils import ROOT
+
+    from yolo_attn.datasets.checks import guarded_check
+
+    undo = []
+    if hasattr(module, "check_det_dataset"):
+        undo.append(replace(module, "check_det_dataset", guarded_check(
+            module.check_det_dataset, _ultralytics_data_yaml, _ultralytics_not_found, (ROOT / "cfg" / "datasets",))))
+    if hasattr(module, "check_cls_dataset"):
+        undo.append(replace(module, "check_cls_dataset", _cls_offline(module.check_cls_dataset)))
+    return undo
+
+
 # --------------------------------------------------------------------------------------------------------- offline
 @functools.lru_cache(maxsize=None)
 def check_font_offline(font="Arial.ttf"):
@@ -116,6 +180,14 @@ PATCHES = (
     Patch("restricted_label_cache", "a dataset's labels/*.cache file is unpickled with np.load(allow_pickle=True)",
           "ultralytics 8.x", "tests/engines/ultralytics/test_ul_checkpoints.py::test_label_cache",
           ("ultralytics.data.dataset",), _restricted_label_cache),
+    Patch("no_download_code", "check_det_dataset runs a data YAML's download: (Python exec, a shell line) when its "
+          "val split is missing, whichever route gave the YAML (data= settings, --resume's train_args.data, the API); "
+          "it may now fetch a plain URL (or ultralytics' own dataset YAMLs) on a networked machine only, else a "
+          "DatasetError says why; check_cls_dataset says when it would download offline", "ultralytics 8.x",
+          "tests/datasets/test_download_guard.py",
+          ("ultralytics.data.utils", "ultralytics.engine.trainer", "ultralytics.engine.validator",
+           "ultralytics.engine.exporter", "ultralytics.utils.benchmarks", "ultralytics.models.yolo.world.train_world",
+           "ultralytics.models.yolo.world.val", "ultralytics.models.yolo.yoloe.val"), _no_download_code),
     Patch("offline_fonts", "every dataset check and plot looks up (and downloads) Arial.ttf; not covered by "
           "YOLO_OFFLINE", "ultralytics 8.x", "tests/engines/ultralytics/test_ul_patches.py::test_fonts_offline",
           ("ultralytics.utils.checks", "ultralytics.data.utils", "ultralytics.utils.plotting"), _offline_fonts),

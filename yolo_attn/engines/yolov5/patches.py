@@ -320,12 +320,41 @@ def _no_symlink_loops(dataloaders):
     return [replace(view, "glob", glob), replace(dataloaders, "glob", view)]
 
 
+# ------------------------------------------------------------------------------------------------- data YAMLs
+def _yolov5_data_yaml(data):
+    """What check_dataset reads: a mapping, or a YAML path (a zip or anything else: unknown)."""
+    if isinstance(data, dict):
+        return data
+    if isinstance(data, (str, Path)) and Path(data).suffix in (".yaml", ".yml") and Path(data).is_file():
+        return Path(data)
+    return None
+
+
+def _yolov5_not_found(e):
+    return "" if type(e) is Exception and "Dataset not found" in str(e) else None
+
+
+def _no_download_code(module):
+    from yolo_attn.datasets.checks import guarded_check
+    from yolo_attn.paths import yolov5_root
+
+    guarded = guarded_check(module.check_dataset, _yolov5_data_yaml, _yolov5_not_found, (yolov5_root() / "data",))
+    return [replace(module, "check_dataset", guarded)]
+
+
 PATCHES = (
     Patch("pkg_resources_shim", "`import pkg_resources` fails (setuptools >= 81), so yolov5 does not import",
           "setuptools >= 81", "tests/engines/yolov5/test_patches.py::test_pkg_resources", ("yolov5",),
           _pkg_resources_shim, before=True),
     Patch("numpy_trapz", "validation crashes: np.trapz is gone", "numpy >= 2.4",
           "tests/engines/yolov5/test_patches.py::test_numpy_trapz", ("yolov5.utils.metrics",), _numpy_trapz),
+    Patch("no_download_code", "check_dataset runs a data YAML's download: (Python exec, a shell line) when its val "
+          "split is missing, whichever route gave the YAML (--data, --resume's data.yaml, the API); it may now fetch "
+          "a plain URL (or yolov5's own coco.yaml) on a networked machine only, else a DatasetError says why",
+          "every version", "tests/datasets/test_download_guard.py",
+          _both("yolov5.utils.general") + ("yolov5.train", "yolov5.val", "yolov5.segment.train", "yolov5.segment.val",
+                                           "yolov5.export", "yolov5.utils.dataloaders",
+                                           "yolov5.utils.loggers.comet"), _no_download_code),
     Patch("offline_fonts", "plots and check_dataset download Arial.ttf (offline: a crash)", "every version",
           "tests/engines/yolov5/test_patches.py::test_fonts_offline", ("yolov5.utils.general", "yolov5.utils.plots"),
           _offline_fonts),

@@ -19,7 +19,7 @@ def run(opt, rest):
     from ultralytics import YOLO
 
     settings = start(rest)
-    matches = matches_path(opt.save_matches)
+    matches = matches_path(opt.save_matches, {"--weights": opt.weights, "--data": opt.data})
     if not opt.weights:
         raise UsageError("give a checkpoint with --weights PATH (e.g. runs/train/yolo11n-cbam/weights/best.pt)")
     weights, ckpt = checkpoint(opt.weights)

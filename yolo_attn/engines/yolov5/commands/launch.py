@@ -23,6 +23,7 @@ from yolo_attn.errors import UsageError
 
 LAUNCH_OPTIONS = ("--nproc-per-node", "--nnodes", "--node-rank", "--master-addr", "--master-port")
 DEFAULT_PORT = 29500  # torchrun's
+MAX_DDP_TIMEOUT = 7 * 24 * 3600  # seconds; a larger one overflows torch's timedelta (and would never end anyway)
 
 
 def add_options(parser):
@@ -79,8 +80,45 @@ def check_topology(opt):
     if opt.nnodes > 1 and not opt.master_addr:
         raise UsageError("--nnodes > 1 needs --master-addr: the address of node 0, the same on every node "
                          "(and the same --master-port)")
-    if opt.ddp_timeout < 1:
-        raise UsageError(f"--ddp-timeout must be a positive number of seconds, got {opt.ddp_timeout}")
+    check_timeout(opt.ddp_timeout)
+    if opt.master_port is not None and not 1 <= opt.master_port <= 65535:
+        raise UsageError(f"--master-port must be a TCP port, 1 to 65535, got {opt.master_port} (on a single node, "
+                         f"leave it out and torchrun picks a free one)")
+    if opt.nnodes == 1 and opt.master_addr and not is_this_machine(opt.master_addr):
+        raise UsageError(f"--master-addr {opt.master_addr} is not an address of this machine, and with one node "
+                         f"(--nnodes 1) node 0 is this machine: torchrun would wait for it without end. Leave "
+                         f"--master-addr out (or give --nnodes and --node-rank for a run on several nodes)")
+
+
+def check_timeout(seconds):
+    if not 1 <= seconds <= MAX_DDP_TIMEOUT:
+        raise UsageError(f"--ddp-timeout must be a number of seconds from 1 to {MAX_DDP_TIMEOUT} (7 days), got "
+                         f"{seconds}")
+
+
+def is_this_machine(addr):
+    """Whether ``addr`` names this machine: it resolves to an address a socket here can bind (a loopback, 0.0.0.0,
+    one of this machine's interfaces). A name that does not resolve is not this machine."""
+    try:
+        infos = socket.getaddrinfo(addr, None, proto=socket.IPPROTO_TCP)
+    except (OSError, UnicodeError, ValueError):
+        return False
+    for family, _, _, _, sockaddr in infos:
+        try:
+            with socket.socket(family, socket.SOCK_STREAM) as s:
+                s.bind((sockaddr[0], 0))
+            return True
+        except OSError:
+            continue
+    return False
+
+
+def check_cpu_processes(nproc, kind, cores):
+    """CPU processes (gloo) against the machine: each needs a core of its own; more only thrash (100000 of them
+    would exhaust memory before training starts)."""
+    if kind == "cpu" and nproc > cores:
+        raise UsageError(f"--nproc-per-node {nproc} CPU processes, but this machine gives this run {cores} core(s): "
+                         f"use at most --nproc-per-node {cores} (one process per core)")
 
 
 def cuda_devices(device_arg, available):
@@ -153,10 +191,13 @@ def launch(opt, argv, train_opt):
     yolov5 nor the user's modules, so the agent holds little memory while the ranks train."""
     import torch
 
+    from yolo_attn import threads
+
     check_topology(opt)
     world = opt.nproc_per_node * opt.nnodes
-    check_training_options(train_opt, world)
     kind = check_devices(opt.nproc_per_node, train_opt.device, torch.cuda.is_available(), torch.cuda.device_count())
+    check_cpu_processes(opt.nproc_per_node, kind, threads.cores())
+    check_training_options(train_opt, world)
     if opt.master_port is not None and opt.node_rank == 0:
         check_port(opt.master_addr, opt.master_port)
     print(f"yolo-attn: {world} {'CPU' if kind == 'cpu' else 'GPU'} process(es) "

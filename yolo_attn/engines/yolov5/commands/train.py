@@ -30,7 +30,7 @@ from yolo_attn.engines.yolov5.commands import launch
 from yolo_attn.engines.yolov5.model import check_readable_as_ascii, quiet
 from yolo_attn.engines.yolov5.options import parse_options
 from yolo_attn.errors import BadParameter, UsageError
-from yolo_attn.runs import resolve_weights, run_folder, with_identity_start, write_summary
+from yolo_attn.runs import confined, resolve_weights, run_folder, with_identity_start, write_summary
 
 # Chosen by measurement on a 2-core CPU (docs/measurements.md, "How the embedded defaults were chosen").
 EMBEDDED_DEFAULTS = ["--epochs", "15", "--imgsz", "160", "--batch-size", "16", "--workers", "2", "--cache", "ram",
@@ -135,6 +135,11 @@ def resume_target(path):
                          f"cannot resume it. Put the file back there (runs made before yolo-attn kept data.yaml in the "
                          f"run folder recorded a temporary file), or start a new run from the checkpoint: "
                          f"--weights {last} --data YOUR.yaml --cfg ...")
+    if data and not confined(data, run_dir, paths.EMBEDDED_DATASET, paths.yolov5_root() / "data"):
+        raise UsageError(f"--resume: the run's data YAML {data} (recorded in {opt_yaml}) is outside the run folder "
+                         f"{run_dir}. A run folder from elsewhere may name any file, so it is not read: copy the YAML "
+                         f"into the run folder as {run_dir / 'data.yaml'} and set data: to it in {opt_yaml}, or start "
+                         f"a new run from the checkpoint: --weights {last} --data YOUR.yaml --cfg ...")
     print(f"yolo-attn: resuming {run_dir} from {last.name} (epoch {epoch + 1} of {run_opt['epochs']} done)")
     return last, run_opt
 
@@ -226,6 +231,7 @@ def _process_group(opt, train_opt, resumed):
     import torch.distributed as dist
 
     launch.check_training_options(train_opt, ddp.world_size())
+    launch.check_timeout(opt.ddp_timeout)  # also under a plain torchrun, which skips the launcher's checks
     ddp.init_distributed(train_opt.device, opt.ddp_timeout)
     try:
         yield

@@ -71,7 +71,7 @@ def run(ours, rest, argv):
 
     from yolo_attn.metrics import coco_eval
 
-    matches = matches_path(ours.save_matches)
+    matches = matches_path(ours.save_matches, {"--weights": ours.weights, "--data": ours.data})
     yolov5_argv, source = build_argv(ours, rest)
     opt = parse_options("val", yolov5_argv, "yolo-attn val")
     check_options(opt)
