@@ -377,6 +377,25 @@ def test_local_weights_offline(tmp_path, monkeypatch):
     assert original(downloads, "attempt_download").__module__ == "yolov5.utils.downloads"
 
 
+def test_missing_weights_offline_is_a_message_not_a_network_attempt(tmp_path, monkeypatch):
+    """A weights name that is not on disk, offline: yolov5 would ask Hugging Face, then GitHub, and end in a
+    ConnectionError traceback (``yolo-attn yolov5 val --weights missing.pt``); we say what to give instead."""
+    import yolov5.utils.downloads as downloads
+    from yolov5.models import experimental
+
+    from yolo_attn import paths
+    from yolo_attn.errors import UsageError
+
+    tried = []
+    monkeypatch.setattr(paths, "online", lambda: False)
+    monkeypatch.chdir(tmp_path)
+    for call in (downloads.attempt_download_from_hub, experimental.attempt_download):
+        with pytest.raises(UsageError, match="missing.pt.*offline.*path of a checkpoint"):
+            call("missing.pt")
+            tried.append(call)
+    assert tried == []
+
+
 def test_cuda_amp():
     """yolov5's training calls the deprecated torch.cuda.amp API every batch; it now gets the torch.amp calls."""
     import warnings

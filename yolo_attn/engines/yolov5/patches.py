@@ -163,13 +163,27 @@ def _offline_downloads():
 
     from_hub, download = downloads.attempt_download_from_hub, downloads.attempt_download
 
+    def offline_refusal(name):
+        from yolo_attn.errors import UsageError
+        from yolo_attn.paths import online
+
+        if not online():  # yolov5 would ask Hugging Face, then GitHub, and end in a ConnectionError traceback
+            raise UsageError(f"weights {str(name)!r}: no such file, and this machine is offline, so yolov5 cannot "
+                             f"download it. Give the path of a checkpoint (.pt) on disk.")
+
     @functools.wraps(from_hub)
     def attempt_download_from_hub(repo_id, *args, **kwargs):
-        return None if _is_local(repo_id) else from_hub(repo_id, *args, **kwargs)
+        if _is_local(repo_id):
+            return None
+        offline_refusal(repo_id)
+        return from_hub(repo_id, *args, **kwargs)
 
     @functools.wraps(download)
     def attempt_download(file, *args, **kwargs):
-        return str(Path(str(file).strip())) if _is_local(file) else download(file, *args, **kwargs)
+        if _is_local(file):
+            return str(Path(str(file).strip()))
+        offline_refusal(file)
+        return download(file, *args, **kwargs)
 
     return {from_hub: attempt_download_from_hub, download: attempt_download}
 
