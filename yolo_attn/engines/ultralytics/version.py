@@ -29,6 +29,9 @@ RELIED_ON = {
     "ultralytics.utils.torch_utils.intersect_dicts": "003c9c7f964a4af8",
     "ultralytics.data.utils.load_dataset_cache_file": "1c6cea96ce88f24d",
     "ultralytics.data.dataset.YOLODataset.get_labels": "bd53038c16bfa12e",
+    # a __setstate__ the checkpoint loader lets run (checkpoints.pickle_scan.REVIEWED_SETSTATE): it only fills in
+    # all_head_dim; re-read it when it changes
+    "ultralytics.nn.modules.block.AAttn.__setstate__": "8656393cd5a13b30",
     # training: the trainer's rebuild, DDP workers, the offline patches
     "ultralytics.engine.model.Model.train": "478371e11f2ad0ac",
     "ultralytics.engine.trainer.BaseTrainer.setup_model": "33c98eece052d628",
