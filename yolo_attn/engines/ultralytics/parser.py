@@ -26,6 +26,7 @@ from yolo_attn.errors import ModelConfigError
 from yolo_attn.registry import find_layer
 from yolo_attn.yaml_rows import (attention_channels, build_row, check_row, identity_rows_of, make_divisible,
                                  resolve_activation, resolve_arg, row_label, torch_layer, unknown_layer)
+from yolo_attn.yaml_rows.bounds import check_model_yaml
 
 ENGINE = "ultralytics"
 SYMBOLS = ("nc", "kpt_shape")  # names ultralytics' YAMLs use as args; everything else is a literal or a word
@@ -98,6 +99,7 @@ def check_format(d, where="model YAML"):
 
 def validate(d):
     """[(where, from, number, kind, layer, args)] for every row, checked before anything is built."""
+    check_model_yaml(d)  # the bounds of every engine (yolo_attn.yaml_rows.bounds)
     check_format(d)
     layers = ultralytics_layers()
     rows = list(d["backbone"] or []) + list(d["head"] or [])
