@@ -130,3 +130,22 @@ def test_a_file_above_the_size_bound_is_not_read(tmp_path, good, monkeypatch):
     with open(good, "rb") as f:
         with pytest.raises(UsageError, match="larger than"):
             load_checkpoint(f)
+
+
+def test_a_zip_bomb_costs_nothing_where_the_engine_is_chosen_and_detect_refuses_it(tmp_path, good, capsys):
+    """Before loading, the commands choose the engine from the names in the pickle (engines.of_checkpoint): read
+    within the same bounds (torch's get_unsafe_globals_in_checkpoint inflated and walked all of it)."""
+    from yolo_attn import engines
+    from yolo_attn.cli import detect
+    from yolo_attn.cli.pipeline import run_cli
+
+    path = _archive(good, tmp_path / "bomb.pt", b"\x80\x02" + b"N" * (100 * 2 ** 20) + b".", compress=True)
+    t = time.perf_counter()
+    assert engines.of_checkpoint(path) is None
+    assert time.perf_counter() - t < 1
+    assert engines.of_checkpoint(good).name == "yolov5"
+    t = time.perf_counter()
+    assert run_cli(detect.main, ["--weights", str(path), "--source", str(tmp_path / "x.jpg")]) == 2
+    err = capsys.readouterr().err
+    assert "its data.pkl is 104.9 MB uncompressed" in err and "Traceback" not in err, err
+    assert time.perf_counter() - t < 20

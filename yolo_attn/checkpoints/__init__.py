@@ -2,17 +2,25 @@
 
 A yolov5 ``.pt`` file is a pickle: a plain ``torch.load(..., weights_only=False)`` runs whatever code the
 file names, and even torch's restricted unpickler lets an allowed class be *called* with arguments from the file.
-So a checkpoint is loaded here in two steps:
+So a checkpoint is loaded here in steps:
 
+0. its sizes are bounded before anything is inflated or scanned (file, members uncompressed, data.pkl, opcodes,
+   memo, nesting: ``MAX_*`` here and in ``pickle_scan``), so a zip bomb or an opcode flood is refused at once;
 1. the file is read once, and its pickle is scanned without running it (``pickle_scan.py``): every class or function it
-   names must be a model class of yolov5, yolo-attn (or a layer registered with it) or ``torch.nn``, or one of the
-   rebuild functions of tensors and a few data types (numpy arrays/scalars, paths, OrderedDict); and what it does
-   with them must be what torch writes for a model: model objects are made empty and given their saved state
-   (never called, never given hooks), only the rebuild functions are called, with plain data;
-2. the same bytes are loaded with torch's restricted unpickler (``weights_only=True``) allowing exactly those names.
+   names must be a layer or model class *defined in* yolov5's, ultralytics', yolo-attn's (or a layer registered
+   with it) or ``torch.nn``'s modules and not in ``NOT_IN_A_CHECKPOINT`` (wrappers with I/O such as
+   DetectMultiBackend), or one of the rebuild functions of tensors and a few data types (numpy arrays/scalars,
+   paths, OrderedDict); what it does with them must be what torch writes for a model: model objects are made empty
+   and given their saved state (never called, never given hooks), only the rebuild functions are called, with plain
+   data; the checkpoint's 'model'/'ema' is a yolov5/ultralytics model class and every other module object sits in
+   a module's ``_modules`` (never in an attribute the engines would call);
+2. the same bytes are loaded with torch's restricted unpickler (``weights_only=True``) allowing exactly those names;
+   whatever that raises is the same refusal;
+3. the fields the engines read are checked (``fields.py``), the stored model YAML within the model-YAML bounds.
 
 Anything else (``os.system``, an unknown class, a model class called with arguments) is refused with a message
-naming it, before any of the file runs.
+naming it, before any of the file runs. What remains open (objects are still made as the allowed classes they name,
+with the attribute values the file gives): docs/security.md, "What a checkpoint may contain".
 
 ``YOLO_ATTN_TRUST_CHECKPOINTS=1`` in the environment (or ``trust=True``) skips the restriction for files you
 made or trust, e.g. a checkpoint whose model uses classes from your own module. Every load logs the file it
@@ -39,6 +47,7 @@ import torch
 from torch import nn
 from torch._weights_only_unpickler import _get_allowed_globals
 
+from yolo_attn.checkpoints.fields import check_fields
 from yolo_attn.checkpoints.pickle_scan import (CALLS, MAX_OPS, OPCODES, PLAIN_CLASSES, Refused, UnknownGlobals,
                                                global_name, scan)
 from yolo_attn.errors import UsageError
@@ -61,7 +70,7 @@ NOT_IN_A_CHECKPOINT = frozenset({"models.common.DetectMultiBackend", "models.com
                                  "ultralytics.nn.tasks.YOLOEModel26"})
 # What a checkpoint's 'model'/'ema' may be: a subclass of one of these (yolov5's/ultralytics' model classes).
 _MODEL_BASES = frozenset({"yolov5.models.yolo.BaseModel", "models.yolo.BaseModel", "ultralytics.nn.tasks.BaseModel"})
-# Bounds checked before the pickle is read (see docs/threat-model.md for the measured real sizes).
+# Bounds checked before the pickle is read (docs/security.md gives the measured real sizes).
 MAX_FILE_BYTES = 4 * 2 ** 30  # the .pt file, and all its members uncompressed (yolov5x last.pt with SGD state: 521 MB)
 MAX_PICKLE_BYTES = 16 * 2 ** 20  # its data.pkl uncompressed (yolo11x last.pt with SGD state: 296 KB)
 # The scan's rebuild functions and data types from modules other than torch (imported by name, nothing else is).
@@ -163,6 +172,11 @@ def _missing_module_hint(names):
     return hints
 
 
+def _first_line(e):
+    lines = str(e).splitlines()
+    return f"{type(e).__name__}: {lines[0][:160]}" if lines else type(e).__name__
+
+
 def _describe(path, raw):
     return f"{path} ({len(raw) / 1e6:.1f} MB, sha256 {hashlib.sha256(raw).hexdigest()[:12]})"
 
@@ -211,8 +225,8 @@ def _bounded_members(path, raw):
     checking the sizes against MAX_FILE_BYTES and MAX_PICKLE_BYTES: a zip bomb is refused here, at once."""
     try:
         infos = zipfile.ZipFile(io.BytesIO(raw)).infolist()
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
-        raise _not_a_checkpoint(path, f"the archive cannot be read ({str(e).splitlines()[0][:160]}); the file may be "
+    except Exception as e:  # noqa: BLE001  (BadZipFile, NotImplementedError of a version byte, ...: all the same)
+        raise _not_a_checkpoint(path, f"the archive cannot be read ({_first_line(e)}); the file may be "
                                       f"truncated") from None
     total = sum(i.file_size for i in infos)
     pickles = [i.file_size for i in infos if i.filename.rpartition("/")[2] == "data.pkl"]
@@ -241,8 +255,10 @@ def _archive_pickle(path, raw):
             if _is_torchscript_zip(archive):
                 raise _not_a_checkpoint(path, _not_an_archive(raw, torchscript=True))
             return archive.get_record("data.pkl"), members
-    except (RuntimeError, ValueError, EOFError, OSError) as e:
-        raise _not_a_checkpoint(path, f"the archive cannot be read ({str(e).splitlines()[0][:160]}); the file may be "
+    except UsageError:
+        raise
+    except Exception as e:  # noqa: BLE001  (whatever torch's zip reader raises on a damaged archive)
+        raise _not_a_checkpoint(path, f"the archive cannot be read ({_first_line(e)}); the file may be "
                                       f"truncated") from None
 
 
@@ -315,7 +331,7 @@ def _unpickle(path, raw, map_location, trust):
             raise UsageError(f"{path} needs code that is not importable here ({e}). yolo-attn checkpoints need "
                              f"`import yolo_attn` (and yolov5) before loading.") from None
         except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as e:
-            raise _not_a_checkpoint(path, f"{type(e).__name__}: {str(e).splitlines()[0][:160]}") from None
+            raise _not_a_checkpoint(path, _first_line(e)) from None
     data, members = _archive_pickle(path, raw)
     try:
         scanned = scan(data, _model_class, _checkpoint_model)
@@ -334,12 +350,11 @@ def _unpickle(path, raw, map_location, trust):
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
         raise _refusal(path, Refused(f"torch's restricted loader refused it ({lines[0][:300] if lines else e})"))
     except (RuntimeError, EOFError, zipfile.BadZipFile) as e:
-        raise _not_a_checkpoint(path, f"it cannot be read ({str(e).splitlines()[0][:160]}); the file may be "
+        raise _not_a_checkpoint(path, f"it cannot be read ({_first_line(e)}); the file may be "
                                       f"truncated") from None
     except Exception as e:  # anything else the file makes torch or an allowed rebuild function raise: MemoryError,
         # TypeError/ValueError of a rebuild function given other arguments, RecursionError, ...: the same refusal
-        first = str(e).splitlines()[0][:160] if str(e) else ""
-        raise _refusal(path, Refused(f"loading it fails ({type(e).__name__}: {first})")) from None
+        raise _refusal(path, Refused(f"loading it fails ({_first_line(e)})")) from None
 
 
 def pickle_globals(path):
@@ -398,6 +413,7 @@ def load_checkpoint(path, map_location="cpu", trust=None):
     model = ckpt.get("ema") or ckpt.get("model")
     if not isinstance(model, nn.Module):
         raise _not_a_checkpoint(path, f"its 'model' is a {type(model).__name__}, not a model")
+    check_fields(ckpt, path)
     about = _provenance(ckpt)
     if about:
         _logger().info(f"yolo-attn: {getattr(path, 'name', 'checkpoint')}: {about}")
