@@ -134,6 +134,13 @@ def test_ultralytics_huge_channels_and_classes(stock):
     d["backbone"][1][3] = [10 ** 9, 3, 2]
     refused(build_ultralytics, d, r"layer 1 \(backbone row 1\), Conv: the arg 1,000,000,000 is larger than any layer")
     d = yolo11n(stock)
+    d["backbone"][1] = [-1, 1, "nn.ZeroPad2d", [100_000]]  # a torch layer: no channel rule, no shape check there
+    refused(build_ultralytics, d, r"layer 1 \(backbone row 1\), nn.ZeroPad2d: the arg 100,000 is larger than any "
+                                  r"layer takes .*at most 16,384")
+    d = yolo11n(stock)
+    d["head"][0][3] = [None, 10_000, "nearest"]  # ultralytics checks no Upsample args itself
+    refused(build_ultralytics, d, r"layer \d+ \(head row 0\), nn.Upsample: nn.Upsample scale_factor 10000 must be")
+    d = yolo11n(stock)
     d["nc"] = 10 ** 9
     refused(build_ultralytics, d, r"'nc: 1000000000'")
     d = yolo11n(stock)

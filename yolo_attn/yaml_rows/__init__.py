@@ -21,4 +21,5 @@ from yolo_attn.yaml_rows.checks import (MAX_CHANNELS, MAX_MULTIPLE, MAX_NC, MAX_
 __all__ = ["MAX_CHANNELS", "MAX_MULTIPLE", "MAX_NC", "MAX_REPEATS", "MAX_VALUES", "UPSAMPLE_MODES",
            "attention_channels", "build_row", "check_channels", "check_from", "check_model_fields", "check_model_yaml",
            "check_repeats", "check_row", "check_size", "check_upsample", "foreign_channel_args", "identity_rows_of",
-           "make_divisible", "resolve_activation", "resolve_arg", "row_label", "split_kwargs", "torch_layer", "unknown_layer"]
+           "make_divisible", "resolve_activation", "resolve_arg", "row_label", "split_kwargs", "torch_layer",
+           "unknown_layer"]

@@ -6,6 +6,7 @@ an allocator error or a traceback. None of these bounds is near a real YOLO mode
 shipped value). Both parsers call ``check_model_yaml`` first: yolov5's ``parse_model`` and ultralytics'
 ``validate``.
 """
+import difflib
 import math
 
 from yolo_attn.errors import ModelConfigError
@@ -23,6 +24,11 @@ MAX_PARAMS_ESTIMATE = 4_000_000_000  # the rough bound below before anything is 
 # nn.<Name> rows that are containers or bases, not layers a row can be
 NOT_LAYERS = ("nn.Module", "nn.ModuleDict", "nn.ModuleList", "nn.ParameterDict", "nn.ParameterList", "nn.Sequential",
               "nn.Container")
+
+
+def row_label(i, n_backbone):
+    section, k = ("backbone", i) if i < n_backbone else ("head", i - n_backbone)
+    return f"layer {i} ({section} row {k})"
 
 
 def positive_number(v):
@@ -99,20 +105,61 @@ def _scales(d):
     return max(depths, default=1.0), max(widths, default=1.0), max(caps, default=math.inf)  # (no scales: no cap)
 
 
-def _numbers(value, where):
-    """Every number in a row's args is finite, and an integer is at most MAX_ARG (channels, kernels, sizes)."""
-    stack = [value]
+UPSAMPLE_MODES = ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area", "nearest-exact")
+
+
+def check_upsample(args, kwargs, where):
+    """nn.Upsample(size, scale_factor, mode, align_corners, recompute_scale_factor), checked before it is built (a
+    bad mode would only fail at the first forward, deep inside F.interpolate)."""
+    names = ("size", "scale_factor", "mode", "align_corners", "recompute_scale_factor")
+    if len(args) > len(names):
+        raise ModelConfigError(f"{where}: nn.Upsample takes at most {len(names)} args ({', '.join(names)}), "
+                               f"got {args!r}")
+    given = dict(zip(names, args), **kwargs)
+    unknown = set(given) - set(names)
+    if unknown:
+        raise ModelConfigError(f"{where}: nn.Upsample has no argument {sorted(unknown)[0]!r}; it takes "
+                               f"{', '.join(names)}")
+    mode = given.get("mode", "nearest")
+    if mode not in UPSAMPLE_MODES:
+        close = difflib.get_close_matches(str(mode), UPSAMPLE_MODES, n=1)
+        raise ModelConfigError(f"{where}: nn.Upsample mode {mode!r} is not an interpolation mode; use one of "
+                               f"{', '.join(UPSAMPLE_MODES)}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    size, scale = given.get("size"), given.get("scale_factor")
+    if (size is None) == (scale is None):
+        raise ModelConfigError(f"{where}: nn.Upsample takes either size or scale_factor (yolov5: [None, 2, nearest]), "
+                               f"got size={size!r}, scale_factor={scale!r}")
+    values = size if isinstance(size, list) else scale if isinstance(scale, list) else \
+        [size if scale is None else scale]
+    bound = 8192 if scale is None else 64
+    if not (1 <= len(values) <= 2 and all(positive_number(v) and v <= bound for v in values)
+            and (scale is not None or all(isinstance(v, int) for v in values))):
+        what = "an output size (integers up to 8192)" if scale is None else "a scale factor above 0, at most 64"
+        raise ModelConfigError(f"{where}: nn.Upsample {'size' if scale is None else 'scale_factor'} "
+                               f"{size if scale is None else scale!r} must be {what}")
+    align = given.get("align_corners")
+    linear = ("linear", "bilinear", "bicubic", "trilinear")
+    if align is not None and (not isinstance(align, bool) or mode not in linear):
+        raise ModelConfigError(f"{where}: nn.Upsample align_corners must be true/false and only with the linear "
+                               f"modes (linear, bilinear, bicubic, trilinear), got {align!r} with mode {mode!r}")
+
+
+def _numbers(value, where, limit=None):
+    """Every number in a row's args is finite, and an integer is at most ``limit`` (MAX_ARG: channels, kernels,
+    sizes)."""
+    limit = MAX_ARG if limit is None else limit
+    stack = [(value, "arg")]
     while stack:
-        v = stack.pop()
+        v, label = stack.pop()
         if isinstance(v, (list, tuple)):
-            stack.extend(v)
+            stack.extend((x, label) for x in v)
         elif isinstance(v, dict):
-            stack.extend(v.values())
+            stack.extend((x, str(k)) for k, x in v.items())  # a hyper-parameter: named by its key
         elif isinstance(v, float) and not math.isfinite(v):
-            raise ModelConfigError(f"{where}: the arg {v!r} is not a finite number")
-        elif isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_ARG:
-            raise ModelConfigError(f"{where}: the arg {v:,} is larger than any layer takes (channels, kernel "
-                                   f"sizes and counts are far below {MAX_ARG:,}; yolov5x's widest row is 1280)")
+            raise ModelConfigError(f"{where}: the {label} {v!r} is not a finite number")
+        elif isinstance(v, int) and not isinstance(v, bool) and abs(v) > limit:
+            raise ModelConfigError(f"{where}: the {label} {v:,} is larger than any layer takes (channels, kernel "
+                                   f"sizes, paddings and counts are at most {limit:,}; yolov5x's widest row is 1280)")
 
 
 def _members(args, names):
@@ -170,13 +217,12 @@ def check_model_yaml(d):
                                f"{MAX_NC:,}")
     gd, gw, cap = _scales(d)
     backbone, head = d.get("backbone"), d.get("head")
-    if not all(isinstance(section, list) for section in (backbone, head)):
-        return  # the parsers' own messages
-    if not head:
+    if "head" in d and head in (None, []):
         raise ModelConfigError("model YAML 'head:' is empty; a model needs its head rows (at least the detection "
                                "layer, e.g. [[15, 18, 21], 1, Detect, [nc]])")
+    if not all(isinstance(section, list) for section in (backbone, head)):
+        return  # the parsers' own messages
     from yolo_attn.registry.layers import layer_names
-    from yolo_attn.yaml_rows.checks import row_label
 
     names = {name.lower() for name in layer_names()}  # a Chain's members, a C3's attn:
     modules = params = 0
@@ -191,14 +237,21 @@ def check_model_yaml(d):
         if not (isinstance(n, int) and not isinstance(n, bool) and n >= 1) or not isinstance(args, list):
             continue  # check_row names it
         check_repeats(n, gd, where)
-        _numbers(args, where)
+        if name == "nn.Upsample":  # (ultralytics checks none of it; a scale of 10⁴ allocates terabytes)
+            words = {"None": None, "True": True, "False": False}
+            plain = [words.get(a, a) if isinstance(a, str) else a for a in args]
+            kwargs = plain.pop() if plain and isinstance(plain[-1], dict) else {}
+            if not any(isinstance(a, str) for a in plain[:2]):  # (words there: the parser's own resolution names them)
+                check_upsample(plain, kwargs, where)
+        torch_row = isinstance(name, str) and name.startswith("nn.")
+        # a torch layer's ints (padding, size, features) get no channel rule or shape check from ultralytics
+        _numbers(args, where, MAX_CHANNELS if torch_row else MAX_ARG)
         repeats = max(round(n * gd), 1) if n > 1 else n
         modules += repeats * (1 + _members(args, names))
         if modules > MAX_MODULES:
             raise ModelConfigError(f"{where}: the rows up to this one build more than {MAX_MODULES:,} layers "
                                    f"(repeats × the layers a row names); a YOLO model builds a few hundred")
-        if args and isinstance(args[0], int) and not isinstance(args[0], bool) \
-                and not (isinstance(name, str) and name.startswith("nn.")):
+        if args and isinstance(args[0], int) and not isinstance(args[0], bool) and not torch_row:
             # (the engine's layers: their first arg is the channel count; torch layers' is not, e.g. nn.ZeroPad2d)
             c = min(args[0], cap) * gw
             params += repeats * 9 * c * c  # a 3x3 conv of c channels per repeat: the order of magnitude
@@ -212,5 +265,5 @@ def check_model_yaml(d):
 
 
 __all__ = ["MAX_ARG", "MAX_CHANNELS", "MAX_MODULES", "MAX_MULTIPLE", "MAX_NC", "MAX_NESTING", "MAX_PARAMS",
-           "MAX_REPEATS", "MAX_VALUES", "NOT_LAYERS", "check_channels", "check_model_yaml", "check_repeats", "check_size",
-           "positive_number"]
+           "MAX_REPEATS", "MAX_VALUES", "NOT_LAYERS", "UPSAMPLE_MODES", "check_channels", "check_model_yaml",
+           "check_repeats", "check_size", "check_upsample", "positive_number", "row_label"]

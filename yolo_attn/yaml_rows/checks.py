@@ -6,12 +6,8 @@ import math
 from yolo_attn.errors import ModelConfigError
 from yolo_attn.registry.layers import layer_names, suggest
 from yolo_attn.yaml_rows.bounds import (MAX_CHANNELS, MAX_MULTIPLE, MAX_NC, MAX_REPEATS, MAX_VALUES,  # noqa: F401
-                                        check_channels, check_repeats, check_size)
+                                        check_channels, check_repeats, check_size, row_label)
 
-
-def row_label(i, n_backbone):
-    section, k = ("backbone", i) if i < n_backbone else ("head", i - n_backbone)
-    return f"layer {i} ({section} row {k})"
 
 def check_from(f, i, where):
     """``from`` must name the image (row 0) or earlier rows."""
