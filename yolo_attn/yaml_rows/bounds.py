@@ -20,7 +20,8 @@ MAX_ARG = 1_000_000  # any integer in a row's args (channels, kernels, sizes; th
 MAX_NC = 100_000
 MAX_MODULES = 5_000  # layers the rows build: repeats x (1 + named members) (yolo11x: ~70)
 MAX_PARAMS = 500_000_000  # the whole model (yolov5x6: 140M)
-MAX_PARAMS_ESTIMATE = 4_000_000_000  # the rough bound below before anything is built (yolov5x6: ~1.0G)
+MAX_PARAMS_ESTIMATE = 4_000_000_000  # the rough estimate below, before anything is built (the largest stock YAML,
+                                     # yolov5x6 / ultralytics' yolov5-p6: 3.7e8 by this estimate)
 # nn.<Name> rows that are containers or bases, not layers a row can be
 NOT_LAYERS = ("nn.Module", "nn.ModuleDict", "nn.ModuleList", "nn.ParameterDict", "nn.ParameterList", "nn.Sequential",
               "nn.Container")
@@ -258,7 +259,7 @@ def check_model_yaml(d):
             if params > MAX_PARAMS_ESTIMATE:
                 raise ModelConfigError(f"{where}: the rows up to this one would hold about {params:,.0f} parameters "
                                        f"(3x3 convolutions of their channels × width × repeats), above the "
-                                       f"{MAX_PARAMS_ESTIMATE:,} yolo-attn accepts (yolov5x6: about 1e9 by this "
+                                       f"{MAX_PARAMS_ESTIMATE:,} yolo-attn accepts (yolov5x6: 3.7e8 by this "
                                        f"estimate, 140M real). Check the channels, width and repeats.")
         if name == "TorchVision":
             _torchvision(args, where)
