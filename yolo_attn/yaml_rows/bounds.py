@@ -18,7 +18,7 @@ MAX_MULTIPLE = 8.0  # depth_multiple and width_multiple, and a scales: depth or 
 MAX_CHANNELS = 16384  # the channels of any row (yolov5x's widest row: 1280)
 MAX_ARG = 1_000_000  # any integer in a row's args (channels, kernels, sizes; the engines' own checks say more below)
 MAX_NC = 100_000
-MAX_MODULES = 5_000  # layers the rows build: repeats x (1 + named members) (yolo11x: ~70)
+MAX_MODULES = 5_000  # layers the rows build: repeats x (1 + named members) (stock YAMLs: at most 99)
 MAX_PARAMS = 500_000_000  # the whole model (yolov5x6: 140M)
 MAX_PARAMS_ESTIMATE = 4_000_000_000  # the rough estimate below, before anything is built (the largest stock YAML,
                                      # yolov5x6 / ultralytics' yolov5-p6: 3.7e8 by this estimate)
@@ -251,7 +251,7 @@ def check_model_yaml(d):
         modules += repeats * (1 + _members(args, names))
         if modules > MAX_MODULES:
             raise ModelConfigError(f"{where}: the rows up to this one build more than {MAX_MODULES:,} layers "
-                                   f"(repeats × the layers a row names); a YOLO model builds a few hundred")
+                                   f"(repeats × the layers a row names); the stock YAMLs count at most 99")
         if args and isinstance(args[0], int) and not isinstance(args[0], bool) and not torch_row:
             # (the engine's layers: their first arg is the channel count; torch layers' is not, e.g. nn.ZeroPad2d)
             c = min(args[0], cap) * gw
