@@ -180,7 +180,9 @@ def test_the_refusal_names_the_class_and_what_to_import_and_trust_lifts_it(tmp_p
 
     monkeypatch.setitem(sys.modules, "my_layers", my_layers)  # removed again afterwards
 
-    torch.save({"model": torch.nn.Sequential(my_layers.Gate()), "epoch": -1}, tmp_path / "custom.pt")
+    model = copy.deepcopy(tiny["reference"])
+    model.model[0] = my_layers.Gate()  # a user's layer inside a yolov5 model
+    torch.save({"model": model, "epoch": -1}, tmp_path / "custom.pt")
     with pytest.raises(UsageError) as e:
         load_checkpoint(tmp_path / "custom.pt")
     msg = str(e.value)
@@ -192,12 +194,12 @@ def test_the_refusal_names_the_class_and_what_to_import_and_trust_lifts_it(tmp_p
 
     spec = yolo_attn.LayerSpec("GateTest", my_layers.Gate, 1, "test", "test")
     monkeypatch.setitem(layers._REGISTRY, "gate-test", spec)
-    assert type(load_checkpoint(tmp_path / "custom.pt")["model"][0]) is my_layers.Gate
+    assert type(load_checkpoint(tmp_path / "custom.pt")["model"].model[0]) is my_layers.Gate
     monkeypatch.delitem(layers._REGISTRY, "gate-test")
     with pytest.raises(UsageError):
         load_checkpoint(tmp_path / "custom.pt")
     monkeypatch.setenv(checkpoints.TRUST_ENV, "1")  # the user's explicit trust
-    assert type(load_checkpoint(tmp_path / "custom.pt")["model"][0]) is my_layers.Gate
+    assert type(load_checkpoint(tmp_path / "custom.pt")["model"].model[0]) is my_layers.Gate
 
 
 def test_plain_torch_load_of_a_checkpoint_is_refused_by_torch_itself(tiny):

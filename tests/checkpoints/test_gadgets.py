@@ -18,7 +18,7 @@ from yolo_attn.errors import UsageError
 
 REPO = Path(__file__).resolve().parents[2]
 REFUSALS = {  # what each refusal names
-    "detect_multi_backend.pt": "calls yolov5.models.common.DetectMultiBackend with pickled arguments",
+    "detect_multi_backend.pt": "yolov5.models.common.DetectMultiBackend, which is never part of a saved model",
     "allowed_class_call.pt": "calls checkpoint_gadgets.Shell with pickled arguments",
     "rebuild_from_type.pt": "the function torch._tensor._rebuild_from_type_v2 would call is checkpoint_gadgets.Shell",
     "memoised_call.pt": "calls checkpoint_gadgets.Shell with pickled arguments",

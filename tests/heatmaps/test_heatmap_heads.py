@@ -61,7 +61,8 @@ def test_heads_an_engine_cannot_explain_are_refused_with_a_reason():
 def test_a_checkpoint_no_engine_recognises_is_refused(tmp_path):
     path = tmp_path / "plain.pt"
     torch.save({"model": torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1))}, path)
-    with pytest.raises(UsageError, match="plain.pt is not a yolov5 detection model"):
+    with pytest.raises(UsageError, match="plain.pt: the checkpoint's 'model' is a torch.nn.modules.container."
+                                         "Sequential object, which is not a model class"):
         load_detector(path)
     with pytest.raises(UsageError, match="nothing.pt does not exist"):
         load_detector(tmp_path / "nothing.pt")

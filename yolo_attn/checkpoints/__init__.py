@@ -2,17 +2,25 @@
 
 A yolov5 ``.pt`` file is a pickle: a plain ``torch.load(..., weights_only=False)`` runs whatever code the
 file names, and even torch's restricted unpickler lets an allowed class be *called* with arguments from the file.
-So a checkpoint is loaded here in two steps:
+So a checkpoint is loaded here in steps:
 
+0. its sizes are bounded before anything is inflated or scanned (file, members uncompressed, data.pkl, opcodes,
+   memo, nesting: ``MAX_*`` here and in ``pickle_scan``), so a zip bomb or an opcode flood is refused at once;
 1. the file is read once, and its pickle is scanned without running it (``pickle_scan.py``): every class or function it
-   names must be a model class of yolov5, yolo-attn (or a layer registered with it) or ``torch.nn``, or one of the
-   rebuild functions of tensors and a few data types (numpy arrays/scalars, paths, OrderedDict); and what it does
-   with them must be what torch writes for a model: model objects are made empty and given their saved state
-   (never called, never given hooks), only the rebuild functions are called, with plain data;
-2. the same bytes are loaded with torch's restricted unpickler (``weights_only=True``) allowing exactly those names.
+   names must be a layer or model class *defined in* yolov5's, ultralytics', yolo-attn's (or a layer registered
+   with it) or ``torch.nn``'s modules and not in ``NOT_IN_A_CHECKPOINT`` (wrappers with I/O such as
+   DetectMultiBackend), or one of the rebuild functions of tensors and a few data types (numpy arrays/scalars,
+   paths, OrderedDict); what it does with them must be what torch writes for a model: model objects are made empty
+   and given their saved state (never called, never given hooks), only the rebuild functions are called, with plain
+   data; the checkpoint's 'model'/'ema' is a yolov5/ultralytics model class and every other module object sits in
+   a module's ``_modules`` (never in an attribute the engines would call);
+2. the same bytes are loaded with torch's restricted unpickler (``weights_only=True``) allowing exactly those names;
+   whatever that raises is the same refusal;
+3. the fields the engines read are checked (``fields.py``), the stored model YAML within the model-YAML bounds.
 
 Anything else (``os.system``, an unknown class, a model class called with arguments) is refused with a message
-naming it, before any of the file runs.
+naming it, before any of the file runs. What remains open (objects are still made as the allowed classes they name,
+with the attribute values the file gives): docs/security.md, "What a checkpoint may contain".
 
 ``YOLO_ATTN_TRUST_CHECKPOINTS=1`` in the environment (or ``trust=True``) skips the restriction for files you
 made or trust, e.g. a checkpoint whose model uses classes from your own module. Every load logs the file it
@@ -31,6 +39,7 @@ import io
 import logging
 import os
 import pickle
+import pickletools
 import zipfile
 from pathlib import Path
 
@@ -38,7 +47,9 @@ import torch
 from torch import nn
 from torch._weights_only_unpickler import _get_allowed_globals
 
-from yolo_attn.checkpoints.pickle_scan import CALLS, PLAIN_CLASSES, Refused, UnknownGlobals, scan
+from yolo_attn.checkpoints.fields import check_fields
+from yolo_attn.checkpoints.pickle_scan import (CALLS, MAX_OPS, OPCODES, PLAIN_CLASSES, Refused, UnknownGlobals,
+                                               global_name, scan)
 from yolo_attn.errors import UsageError
 
 TRUST_ENV = "YOLO_ATTN_TRUST_CHECKPOINTS"
@@ -48,6 +59,20 @@ TRUST_ENV = "YOLO_ATTN_TRUST_CHECKPOINTS"
 # when that is where it resolves. "ultralytics.nn.": the ultralytics engine's layers and models.
 _MODEL_MODULE_PREFIXES = ("torch.nn.modules.", "yolov5.models.", "yolo_attn.", "models.", "ultralytics.nn.modules.",
                           "ultralytics.nn.tasks")
+# Classes of those modules that are never part of a saved model: wrappers that open files, download, read images or
+# load other models (yolov5's DetectMultiBackend and AutoShape made the issue-22 gadget: a DetectMultiBackend with
+# TFLite flags whose interpreter was an AutoShape fetched a URL stored in the file), and ensembles/text-prompt models
+# that loading never needs. Names without the "yolov5." prefix also match yolov5's "models." copy.
+NOT_IN_A_CHECKPOINT = frozenset({"models.common.DetectMultiBackend", "models.common.AutoShape",
+                                 "models.experimental.Ensemble", "ultralytics.nn.tasks.Ensemble",
+                                 "ultralytics.nn.tasks.WorldModel", "ultralytics.nn.tasks.YOLOEModel",
+                                 "ultralytics.nn.tasks.YOLOESegModel", "ultralytics.nn.tasks.YOLOESegModel26",
+                                 "ultralytics.nn.tasks.YOLOEModel26"})
+# What a checkpoint's 'model'/'ema' may be: a subclass of one of these (yolov5's/ultralytics' model classes).
+_MODEL_BASES = frozenset({"yolov5.models.yolo.BaseModel", "models.yolo.BaseModel", "ultralytics.nn.tasks.BaseModel"})
+# Bounds checked before the pickle is read (docs/security.md gives the measured real sizes).
+MAX_FILE_BYTES = 4 * 2 ** 30  # the .pt file, and all its members uncompressed (yolov5x last.pt with SGD state: 521 MB)
+MAX_PICKLE_BYTES = 16 * 2 ** 20  # its data.pkl uncompressed (yolo11x last.pt with SGD state: 296 KB)
 # The scan's rebuild functions and data types from modules other than torch (imported by name, nothing else is).
 _DATA_MODULES = ("numpy", "numpy.core.multiarray", "numpy._core.multiarray", "pathlib", "argparse",
                  "ultralytics.utils")
@@ -76,9 +101,45 @@ def _attribute(module_name, attr):
     return obj
 
 
+def _canonical(cls):
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    return name[len("yolov5."):] if name.startswith("yolov5.") else name
+
+
 def _model_class(name):
-    """The nn.Module class a pickle GLOBAL ``module.qualname`` names, if it is a model class we allow; else None.
-    Imports only yolov5's, yolo-attn's and torch.nn's modules."""
+    """The nn.Module class a pickle GLOBAL ``module.qualname`` names, if it is a class a model's module tree may hold;
+    else None. Imports only yolov5's, yolo-attn's, ultralytics' and torch.nn's modules. The class must be defined in
+    the module the GLOBAL names (not imported there: ``yolov5.models.yolo.DetectMultiBackend`` is refused as well)
+    and not in NOT_IN_A_CHECKPOINT."""
+    cls = _tree_class(name)
+    if cls is None or _canonical(cls) in NOT_IN_A_CHECKPOINT:
+        return None
+    if cls.__module__ != name.rpartition(".")[0] and name not in _registered_names():
+        return None
+    return cls
+
+
+def _registered_names():
+    from yolo_attn.registry import registered_layers
+
+    return {f"{s.cls.__module__}.{s.cls.__qualname__}" for s in registered_layers()}
+
+
+def _denied(name):
+    """Whether a GLOBAL names a class of NOT_IN_A_CHECKPOINT (wherever it is imported)."""
+    cls = _tree_class(name)
+    return cls is not None and _canonical(cls) in NOT_IN_A_CHECKPOINT
+
+
+def _checkpoint_model(name):
+    """The class a checkpoint's 'model'/'ema' may be: a yolov5/ultralytics model class (BaseModel subclass)."""
+    cls = _model_class(name)
+    if cls is None or not any(f"{b.__module__}.{b.__qualname__}" in _MODEL_BASES for b in cls.__mro__):
+        return None
+    return cls
+
+
+def _tree_class(name):
     module_name, _, attr = name.rpartition(".")
     if not module_name.startswith(_MODEL_MODULE_PREFIXES):
         from yolo_attn.registry import registered_layers
@@ -109,6 +170,11 @@ def _missing_module_hint(names):
         if importlib.util.find_spec(top) is None:
             hints.append(f"{name} (module {top!r} is not installed here)")
     return hints
+
+
+def _first_line(e):
+    lines = str(e).splitlines()
+    return f"{type(e).__name__}: {lines[0][:160]}" if lines else type(e).__name__
 
 
 def _describe(path, raw):
@@ -154,25 +220,78 @@ def _not_an_archive(raw, torchscript=False):
     return "it is not a PyTorch checkpoint (a torch.save archive) at all"
 
 
+def _bounded_members(path, raw):
+    """{member name: uncompressed size} of the archive, from its central directory (nothing is decompressed), after
+    checking the sizes against MAX_FILE_BYTES and MAX_PICKLE_BYTES: a zip bomb is refused here, at once."""
+    try:
+        infos = zipfile.ZipFile(io.BytesIO(raw)).infolist()
+    except Exception as e:  # noqa: BLE001  (BadZipFile, NotImplementedError of a version byte, ...: all the same)
+        raise _not_a_checkpoint(path, f"the archive cannot be read ({_first_line(e)}); the file may be "
+                                      f"truncated") from None
+    total = sum(i.file_size for i in infos)
+    pickles = [i.file_size for i in infos if i.filename.rpartition("/")[2] == "data.pkl"]
+    if total > MAX_FILE_BYTES:
+        raise _refusal(path, Refused(f"its archive members hold {total / 1e9:.1f} GB uncompressed "
+                                     f"({len(raw) / 1e6:.1f} MB compressed), above the "
+                                     f"{MAX_FILE_BYTES / 2 ** 30:.0f} GiB a checkpoint may have (a zip bomb?)"))
+    if max(pickles, default=0) > MAX_PICKLE_BYTES:
+        raise _refusal(path, Refused(f"its data.pkl is {max(pickles) / 1e6:.1f} MB uncompressed, above the "
+                                     f"{MAX_PICKLE_BYTES / 2 ** 20:.0f} MiB a checkpoint's pickle may have (a yolo11x "
+                                     f"last.pt with optimizer state: 0.3 MB)"))
+    return {i.filename: i.file_size for i in infos}
+
+
 def _archive_pickle(path, raw):
-    """The bytes of the archive's data.pkl, read with torch's own zip reader (the one torch.load uses)."""
+    """(bytes of the archive's data.pkl, read with torch's own zip reader (the one torch.load uses); {member name:
+    size})."""
     from torch.serialization import _is_torchscript_zip, _is_zipfile, _open_zipfile_reader
 
     f = io.BytesIO(raw)
     if not _is_zipfile(f):
         raise _not_a_checkpoint(path, _not_an_archive(raw))
+    members = _bounded_members(path, raw)
     try:
         with _open_zipfile_reader(f) as archive:
             if _is_torchscript_zip(archive):
                 raise _not_a_checkpoint(path, _not_an_archive(raw, torchscript=True))
-            return archive.get_record("data.pkl")
-    except (RuntimeError, ValueError, EOFError, OSError) as e:
-        raise _not_a_checkpoint(path, f"the archive cannot be read ({str(e).splitlines()[0][:160]}); the file may be "
+            return archive.get_record("data.pkl"), members
+    except UsageError:
+        raise
+    except Exception as e:  # noqa: BLE001  (whatever torch's zip reader raises on a damaged archive)
+        raise _not_a_checkpoint(path, f"the archive cannot be read ({_first_line(e)}); the file may be "
                                       f"truncated") from None
 
 
+def _check_storages(path, scanned, members):
+    """Each tensor storage the pickle loads must fit in its record: torch sizes the storage from the pickle's element
+    count, not from the record."""
+    from torch._utils import _element_size
+
+    records = {}
+    for name, size in members.items():
+        head, _, key = name.rpartition("/data/")
+        if head and "/" not in head:
+            records[key] = size
+    defaults = _get_allowed_globals()
+    for key, numel, kind in scanned.storages:
+        dtype = getattr(defaults.get(kind), "dtype", None)
+        try:
+            need = numel * _element_size(dtype) if isinstance(dtype, torch.dtype) else numel
+        except (RuntimeError, TypeError, ValueError):
+            need = numel
+        if key not in records or records[key] < need:
+            have = f"{records[key]:,} bytes" if key in records else "no record"
+            raise _refusal(path, Refused(f"a tensor storage of {numel:,} elements ({kind}) has {have} in the archive "
+                                         f"(record data/{key:.40})"))
+
+
 def _refusal(path, e):
-    if isinstance(e, UnknownGlobals):
+    denied = [n for n in getattr(e, "names", ()) if _denied(n)]
+    if denied:
+        what = (f"its pickle names {', '.join(denied)}, which {'is' if len(denied) == 1 else 'are'} never part of a "
+                f"saved model (a wrapper that opens files, downloads or loads other models: loading it as the file "
+                f"chose would let the file pick what it reads or fetches)")
+    elif isinstance(e, UnknownGlobals):
         names = e.names
         missing = _missing_module_hint(names)
         system = ("builtins.", "posix.", "nt.", "os.", "subprocess.")
@@ -212,24 +331,55 @@ def _unpickle(path, raw, map_location, trust):
             raise UsageError(f"{path} needs code that is not importable here ({e}). yolo-attn checkpoints need "
                              f"`import yolo_attn` (and yolov5) before loading.") from None
         except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as e:
-            raise _not_a_checkpoint(path, f"{type(e).__name__}: {str(e).splitlines()[0][:160]}") from None
-    data = _archive_pickle(path, raw)
+            raise _not_a_checkpoint(path, _first_line(e)) from None
+    data, members = _archive_pickle(path, raw)
     try:
-        names = scan(data, _model_class)
+        scanned = scan(data, _model_class, _checkpoint_model)
     except Refused as e:
         raise _refusal(path, e) from None
     except ValueError as e:
         raise _not_a_checkpoint(path, f"its data.pkl is not a complete pickle ({e}); the file is truncated or "
                                       f"damaged") from None
+    except RecursionError:
+        raise _refusal(path, Refused("its pickle nests too deeply")) from None
+    _check_storages(path, scanned, members)
     try:
-        with torch.serialization.safe_globals(_safe_globals(names)):
+        with torch.serialization.safe_globals(_safe_globals(scanned.names)):
             return torch.load(io.BytesIO(raw), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:  # torch's own check, after ours: should not happen
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
         raise _refusal(path, Refused(f"torch's restricted loader refused it ({lines[0][:300] if lines else e})"))
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as e:
-        raise _not_a_checkpoint(path, f"it cannot be read ({str(e).splitlines()[0][:160]}); the file may be "
+    except (RuntimeError, EOFError, zipfile.BadZipFile) as e:
+        raise _not_a_checkpoint(path, f"it cannot be read ({_first_line(e)}); the file may be "
                                       f"truncated") from None
+    except Exception as e:  # anything else the file makes torch or an allowed rebuild function raise: MemoryError,
+        # TypeError/ValueError of a rebuild function given other arguments, RecursionError, ...: the same refusal
+        raise _refusal(path, Refused(f"loading it fails ({_first_line(e)})")) from None
+
+
+def pickle_globals(path):
+    """The classes and functions a checkpoint's pickle names (``module.qualname``), read within the loader's bounds
+    (file and data.pkl size, opcode count) and without unpickling anything; None for a file that is not a readable
+    torch.save archive or exceeds a bound (``load_checkpoint`` then says which). Engines are chosen from these."""
+    try:
+        path = Path(path)
+        if not path.is_file() or path.stat().st_size > MAX_FILE_BYTES:
+            return None
+        with zipfile.ZipFile(path) as archive:
+            infos = [i for i in archive.infolist() if i.filename.rpartition("/")[2] == "data.pkl"
+                     and i.filename.count("/") == 1]
+            if len(infos) != 1 or infos[0].file_size > MAX_PICKLE_BYTES:
+                return None
+            data = archive.read(infos[0])
+        names = set()
+        for count, (op, arg, _) in enumerate(pickletools.genops(data)):
+            if count > MAX_OPS or op.name not in OPCODES:
+                return None
+            if op.name == "GLOBAL":
+                names.add(global_name(arg))
+        return names
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, RuntimeError, NotImplementedError):
+        return None
 
 
 def load_checkpoint(path, map_location="cpu", trust=None):
@@ -240,13 +390,19 @@ def load_checkpoint(path, map_location="cpu", trust=None):
     """
     trust = trusted_by_environment() if trust is None else trust
     if hasattr(path, "read"):  # an open file: read once, then scan and load the same bytes
-        raw, path = path.read(), "an open file"
+        raw, path = path.read(MAX_FILE_BYTES + 1), "an open file"
+        if len(raw) > MAX_FILE_BYTES:
+            raise _refusal(path, Refused(f"it is larger than {MAX_FILE_BYTES / 2 ** 30:.0f} GiB"))
         _logger().info(f"yolo-attn: loading checkpoint from an open file ({len(raw) / 1e6:.1f} MB)")
     else:
         path = Path(path).expanduser()
         if not path.is_file():
             raise UsageError(f"checkpoint {path} does not exist" if not path.exists() else f"{path} is not a file")
         path = path.resolve()
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise _refusal(path, Refused(f"it is {size / 2 ** 30:.1f} GiB, above the {MAX_FILE_BYTES / 2 ** 30:.0f} "
+                                         f"GiB a checkpoint may have"))
         raw = path.read_bytes()  # scanned and loaded from these bytes: the file cannot change in between
         _logger().info(f"yolo-attn: loading checkpoint {_describe(path, raw)}")
     ckpt = _unpickle(path, raw, map_location, trust)
@@ -257,6 +413,7 @@ def load_checkpoint(path, map_location="cpu", trust=None):
     model = ckpt.get("ema") or ckpt.get("model")
     if not isinstance(model, nn.Module):
         raise _not_a_checkpoint(path, f"its 'model' is a {type(model).__name__}, not a model")
+    check_fields(ckpt, path)
     about = _provenance(ckpt)
     if about:
         _logger().info(f"yolo-attn: {getattr(path, 'name', 'checkpoint')}: {about}")
@@ -280,4 +437,4 @@ def model_classes(ckpt, path):
                      f"saved by yolov5's training (or yolo_attn.engines.yolov5.model.save_checkpoint). {fix}.")
 
 
-__all__ = ["load_checkpoint", "model_classes", "TRUST_ENV", "trusted_by_environment"]
+__all__ = ["load_checkpoint", "model_classes", "pickle_globals", "TRUST_ENV", "trusted_by_environment"]

@@ -34,6 +34,12 @@ class UnknownGlobals(Refused):
         super().__init__(f"its pickle names {', '.join(self.names)}")
 
 
+# --- bounds: the scan's cost and what loading may allocate (docs/security.md gives the measured real sizes) ---
+MAX_OPS = 1_000_000  # opcodes in data.pkl, and memo entries (yolo11x last.pt with SGD state: 121,352 and 25,963;
+                     # genops alone reads 2M opcodes in 0.5 s)
+MAX_DEPTH = 200  # nesting of containers/objects (last.pt with SGD state: yolov5x 27, yolo11x 33)
+MAX_ELEMENTS = 2 ** 31  # elements of one tensor, array or storage
+
 TENSOR_REBUILDERS = frozenset(f"torch._utils.{f.__name__}" for f in _tensor_rebuild_functions())
 TENSOR_TYPES = frozenset({"torch.Tensor", "torch.nn.parameter.Parameter"})
 NUMPY_RECONSTRUCT = frozenset({"numpy.core.multiarray._reconstruct", "numpy._core.multiarray._reconstruct"})
@@ -87,9 +93,12 @@ class _Made:
         self.by, self.how, self.module, self.kind, self.items = by, how, module, kind, []
         self.no_modules = False  # passed where module objects must never be (tensor arguments, hooks)
         self.sealed = False  # a module's hooks: nothing may be added later (through the memo)
+        self.state = None  # a module object's BUILD state (the dict of its attributes)
+        self.height = 0  # how deep it nests (Scan.grow)
 
 
-def _global_name(arg):
+def global_name(arg):
+    """``module.qualname`` of a GLOBAL opcode's argument (py2 names mapped as torch maps them)."""
     module, name = arg.split(" ", 1)
     if (module, name) in NAME_MAPPING:
         module, name = NAME_MAPPING[(module, name)]
@@ -99,31 +108,126 @@ def _global_name(arg):
 
 
 class _Scan:
-    def __init__(self, module_class):
+    def __init__(self, module_class, model_class=None):
         self.module_class, self.data_globals = module_class, _data_globals()
+        self.model_class = model_class or module_class
         self.stack, self.marks, self.memo = [], [], {}
+        self.storages = []  # (record key, numel, storage type name) of every tensor storage the pickle loads
+        self.checked, self.tuple_heights = {}, {}  # id -> (object, ...): see inert() and height()
+        self.data_seen = {}  # id -> object: values data_only() found free of modules
+        self.sized = {}  # id -> tuple: tuples check_sizes() passed
 
     # ------------------------------------------------------------------------------------------------ values
-    def inert(self, value, where, modules=True, seen=None):
+    def inert(self, value, where, modules=True):
         """``value`` may be stored as data: no class or function except dtypes/storage types, and (``modules``)
-        module objects only where their owner holds them."""
-        seen = set() if seen is None else seen
-        if id(value) in seen:
-            return
-        seen.add(id(value))
-        if isinstance(value, _Ref):
-            if value.name not in self.data_globals:
-                raise Refused(f"{where} holds {value.name} itself (a class or function named at byte {value.pos}) as "
-                              f"a value; a checkpoint holds only data and model objects")
-        elif isinstance(value, _Made):
-            if value.module and not modules:
-                raise Refused(f"{where} holds a {value.by} object, where only tensors and plain data belong")
-            value.no_modules = value.no_modules or not modules
-            for item in value.items:
-                self.inert(item, where, modules, seen)
-        elif isinstance(value, tuple):
-            for item in value:
-                self.inert(item, where, modules, seen)
+        module objects only where their owner holds them. Iterative, and each object is walked once per mode (what is
+        added to it later is checked by ``fill``), so a memo-shared object costs nothing more each time it is used."""
+        stack = [value]
+        while stack:
+            v = stack.pop()
+            if not isinstance(v, (_Ref, _Made, tuple)):
+                continue
+            done = self.checked.get(id(v))
+            if done is not None and (done[1] or modules):
+                continue
+            self.checked[id(v)] = (v, not modules)  # (the object is kept: its id stays its own)
+            if isinstance(v, _Ref):
+                if v.name not in self.data_globals:
+                    raise Refused(f"{where} holds {v.name} itself (a class or function named at byte {v.pos}) as "
+                                  f"a value; a checkpoint holds only data and model objects")
+            elif isinstance(v, _Made):
+                if v.module and not modules:
+                    raise Refused(f"{where} holds a {v.by} object, where only tensors and plain data belong")
+                v.no_modules = v.no_modules or not modules
+                stack.extend(v.items)
+            else:
+                stack.extend(v)
+
+    def height(self, value):
+        """How deep ``value`` nests (kept per object as it is made and filled: O(1))."""
+        if isinstance(value, _Made):
+            return value.height
+        if isinstance(value, tuple):
+            return self.tuple_heights.get(id(value), (None, 0))[1]
+        return 0
+
+    def grow(self, target, items, pos):
+        """``target`` now holds ``items``: its height, bounded by MAX_DEPTH (deeper data would break the recursive
+        code that later walks a checkpoint: repr, deepcopy, module traversal)."""
+        h = 1 + max((self.height(x) for x in items), default=0)
+        if h > MAX_DEPTH:
+            raise Refused(f"byte {pos}: objects nested more than {MAX_DEPTH} levels deep; a yolo11x last.pt nests 33")
+        if isinstance(target, _Made):
+            target.height = max(target.height, h)
+        else:
+            self.tuple_heights[id(target)] = (target, h)
+        return target
+
+    def check_tree(self, root):
+        """Where module objects may be: the checkpoint dict's 'model'/'ema' (a model class) and the ``_modules`` of a
+        module object, nowhere else (not in another attribute, a list, a namespace, ...): yolov5/ultralytics call
+        what they find in a model's attributes, and a module there would be code chosen by the file. Every module
+        object is given its state (a dict) exactly once."""
+        if not (isinstance(root, _Made) and root.kind == "dict"):
+            return  # not a checkpoint dict: load_checkpoint says what it is
+        pairs = root.items
+        todo = []
+        for key, value in zip(pairs[::2], pairs[1::2]):
+            if isinstance(value, _Made) and value.module:
+                if key not in ("model", "ema"):
+                    raise Refused(f"the checkpoint's {key!r} is a {value.by} object; only 'model' and 'ema' hold a "
+                                  f"model")
+                if self.model_class(value.by) is None:
+                    raise Refused(f"the checkpoint's {key!r} is a {value.by} object, which is not a model class "
+                                  f"(a yolov5/ultralytics DetectionModel, SegmentationModel, ...)")
+                todo.append((value, f"the checkpoint's {key!r}", 0))
+            else:
+                self.data_only(value, f"the checkpoint's {key!r}")
+        done = set()
+        while todo:
+            module, where, depth = todo.pop()
+            if id(module) in done:
+                continue
+            done.add(id(module))
+            if depth > MAX_DEPTH:
+                raise Refused(f"{where}: modules nested more than {MAX_DEPTH} deep")
+            state = module.state
+            if state is None:
+                raise Refused(f"{where} ({module.by}) is made but never given its state")
+            pairs = state.items
+            for key, value in zip(pairs[::2], pairs[1::2]):
+                if key != "_modules":
+                    self.data_only(value, f"{where} ({module.by}).{key}")
+                    continue
+                if not (isinstance(value, _Made) and value.kind == "dict"):
+                    raise Refused(f"{where} ({module.by})._modules is {_describe(value)}, not a dict")
+                if id(value) in done:
+                    continue  # (one dict shared through the memo: walked once)
+                done.add(id(value))
+                sub = value.items
+                for name, child in zip(sub[::2], sub[1::2]):
+                    if child is None:
+                        continue
+                    if not (isinstance(name, str) and isinstance(child, _Made) and child.module):
+                        raise Refused(f"{where} ({module.by})._modules[{name!r:.40}] is {_describe(child)}, not a "
+                                      f"module")
+                    todo.append((child, f"{where}.{name}", depth + 1))
+
+    def data_only(self, value, where):
+        """``value`` holds no module object at any depth (iteratively: its depth is bounded by ``inert``)."""
+        stack, seen = [value], self.data_seen  # (shared by every call: an object shared through the memo is walked
+        while stack:                                 # once, however many attributes hold it)
+            v = stack.pop()
+            if id(v) in seen:
+                continue
+            seen[id(v)] = v
+            if isinstance(v, _Made):
+                if v.module:
+                    raise Refused(f"{where} holds a {v.by} object; a model's modules are only in its _modules (a "
+                                  f"module elsewhere would be called by yolov5/ultralytics code as the file chose)")
+                stack.extend(v.items)
+            elif isinstance(v, tuple):
+                stack.extend(v)
 
     def ref(self, value, allowed, what, pos):
         if not (isinstance(value, _Ref) and value.name in allowed):
@@ -155,7 +259,11 @@ class _Scan:
             args = args[1:]
         elif kind == "bytes" and not (len(args) == 2 and isinstance(args[0], str) and args[1] == "latin1"):
             raise Refused(f"byte {pos}: {func.name} with arguments other than (text, 'latin1')")
+        if func.name == "builtins.bytearray" and any(isinstance(a, int) for a in args):
+            raise Refused(f"byte {pos}: builtins.bytearray of a size ({args[0]!r:.40}): it would allocate memory; a "
+                          f"checkpoint stores bytes, not sizes")
         self.inert(args, where, modules=False)
+        check_sizes(args, where, self.sized)
         container = "dict" if func.name == "collections.OrderedDict" else None
         return _Made(func.name, "call", kind=container)
 
@@ -182,10 +290,14 @@ class _Scan:
     def build(self, target, state, pos):
         where = f"the state given to {_describe(target)} (BUILD at byte {pos})"
         if isinstance(target, _Made) and target.module:
+            if target.state is not None:
+                raise Refused(f"byte {pos}: it gives the {target.by} object its state twice (BUILD)")
             self.inert(state, where)
             self.no_hooks(target, state, pos)
+            target.state = state
         elif isinstance(target, _Made) and (target.by in BUILDABLE_RESULTS or target.kind == "dict"):
             self.inert(state, where, modules=False)
+            check_sizes(state, where, self.sized)
         else:
             raise Refused(f"byte {pos}: it sets the state of {_describe(target)} (BUILD); only module objects, "
                           f"tensors, arrays and OrderedDicts take a state")
@@ -212,12 +324,18 @@ class _Scan:
         for item in items:
             self.inert(item, f"a {kind} (byte {pos})", modules=not target.no_modules)
         target.items += items
+        self.grow(target, items, pos)
 
     def persistent(self, pid, pos):
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"):
             raise Refused(f"byte {pos}: a persistent id that is not a tensor storage: {pid!r:.80}")
         self.ref(pid[1], self.data_globals, "the storage type", pos)
         self.inert(pid[2:], f"a storage id (byte {pos})", modules=False)
+        key, numel = pid[2], pid[4]
+        if not (isinstance(key, str) and isinstance(numel, int) and not isinstance(numel, bool)
+                and 0 <= numel <= MAX_ELEMENTS):
+            raise Refused(f"byte {pos}: a tensor storage with record {key!r:.40} and {numel!r:.40} elements")
+        self.storages.append((key, numel, pid[1].name))
         return _Made("storage", "storage")
 
     # ------------------------------------------------------------------------------------------------ stack
@@ -243,17 +361,17 @@ class _Scan:
         if name not in OPCODES:
             raise Refused(f"byte {pos}: pickle opcode {name}, which torch's restricted loader does not accept")
         if name == "GLOBAL":
-            push(_Ref(_global_name(arg), pos))
+            push(_Ref(global_name(arg), pos))
         elif name == "REDUCE":
             func, args = self.pop(pos, 2)
-            push(self.call(func, args, pos))
+            push(self.grow(self.call(func, args, pos), [args], pos))
         elif name == "NEWOBJ":
             cls, args = self.pop(pos, 2)
             push(self.new(cls, args, pos))
         elif name == "BUILD":
             target, state = self.pop(pos, 2)
             self.build(target, state, pos)
-            push(target)
+            push(self.grow(target, [state], pos) if isinstance(target, _Made) else target)
         elif name in ("APPEND", "APPENDS", "SETITEM", "SETITEMS"):
             items = [self.pop(pos)] if name == "APPEND" else self.pop(pos, 2) if name == "SETITEM" else \
                 self.pop_mark(pos)
@@ -267,7 +385,7 @@ class _Scan:
             n = {"EMPTY_TUPLE": 0, "TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}.get(name)
             items = self.pop_mark(pos) if n is None else self.pop(pos, n) if n > 1 else \
                 [self.pop(pos)] if n == 1 else []
-            push(tuple(items))
+            push(self.grow(tuple(items), items, pos) if items else ())
         elif name in ("EMPTY_LIST", "EMPTY_DICT", "EMPTY_SET"):
             push(_Made(name[6:].lower(), "literal", kind={"EMPTY_LIST": "list", "EMPTY_DICT": "dict"}.get(name)))
         elif name == "BINPERSID":
@@ -275,6 +393,8 @@ class _Scan:
         elif name in ("BINPUT", "LONG_BINPUT"):
             if not self.stack:
                 raise Refused(f"byte {pos}: malformed pickle (memo of an empty stack)")
+            if len(self.memo) >= MAX_OPS:
+                raise Refused(f"byte {pos}: more than {MAX_OPS:,} memo entries")
             self.memo[arg] = self.stack[-1]
         elif name in ("BINGET", "LONG_BINGET"):
             if arg not in self.memo:
@@ -283,7 +403,9 @@ class _Scan:
         elif name in ("NONE", "NEWFALSE", "NEWTRUE"):
             push({"NONE": None, "NEWFALSE": False, "NEWTRUE": True}[name])
         elif name == "STOP":
-            self.inert(self.pop(pos), "the checkpoint")
+            root = self.pop(pos)
+            self.inert(root, "the checkpoint")
+            self.check_tree(root)
         elif name != "PROTO":
             push(arg)  # ints, floats, strings
 
@@ -296,32 +418,67 @@ def _describe(value):
     return f"a {type(value).__name__} value"
 
 
+def check_sizes(value, where, seen=None):
+    """A tuple of integers (a shape, a size, a stride) must not describe more than MAX_ELEMENTS elements: loading
+    allocates some of them before it checks them against the stored bytes. ``seen``: {id: tuple} already checked
+    (a tuple shared through the memo is checked once per scan)."""
+    stack, seen = [value], {} if seen is None else seen
+    while stack:
+        v = stack.pop()
+        if isinstance(v, tuple):
+            if id(v) in seen:
+                continue
+            seen[id(v)] = v
+            if v and all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+                total = 1
+                for x in v:
+                    total *= abs(x) if x else 1
+                    if total > MAX_ELEMENTS:
+                        raise Refused(f"{where} gives a size of more than {MAX_ELEMENTS:,} elements ({v!r:.60})")
+            stack.extend(v)
+        elif isinstance(v, int) and not isinstance(v, bool) and abs(v) > 2 ** 62:
+            raise Refused(f"{where} holds an integer of {v.bit_length()} bits")
+
+
 def known_globals(module_class):
     """Whether a GLOBAL name may appear at all: a rebuild function, a data type, or an allowed model class."""
     plain = set(CALLS) | _data_globals() | TENSOR_TYPES | PLAIN_CLASSES | {"numpy.ndarray"}
     return lambda name: name in plain or module_class(name) is not None
 
 
-def scan(data, module_class):
-    """The GLOBAL names in the pickle ``data`` (bytes of a torch.save archive's data.pkl), after checking that loading
-    it only rebuilds tensors and data and makes module objects from their state (see the module docstring).
+def scan(data, module_class, model_class=None):
+    """A ``_Scan`` of the pickle ``data`` (bytes of a torch.save archive's data.pkl), after checking that loading it
+    only rebuilds tensors and data and makes module objects from their state (see the module docstring); its
+    ``names`` are the GLOBAL names, its ``storages`` the tensor storages the pickle loads.
 
-    ``module_class(name)``: the nn.Module class a GLOBAL names if it is an allowed model class, else None.
+    ``module_class(name)``: the nn.Module class a GLOBAL names if it is an allowed model class, else None;
+    ``model_class(name)``: the same for the checkpoint's 'model'/'ema' (default: ``module_class``).
     Raises ``UnknownGlobals`` (listing every name that is neither), ``Refused`` (the first thing loading would do
-    that a checkpoint never needs), ``ValueError`` for a pickle that is cut off or not a pickle.
+    that a checkpoint never needs, or a bound exceeded), ``ValueError`` for a pickle that is cut off or not a pickle.
     """
-    ops = list(pickletools.genops(data))
-    if not ops or ops[-1][0].name != "STOP":
+    names, count, last = set(), 0, None
+    for op, arg, pos in pickletools.genops(data):  # first pass: bounds and names only, nothing kept per opcode
+        count += 1
+        if count > MAX_OPS:
+            raise Refused(f"its data.pkl has more than {MAX_OPS:,} pickle opcodes; the largest real checkpoints "
+                          f"have far fewer")
+        last = op.name
+        if last not in OPCODES:  # at once: a bomb of some other opcode costs nothing to refuse
+            raise Refused(f"byte {pos}: pickle opcode {last}, which torch's restricted loader does not accept")
+        if last == "GLOBAL":
+            names.add(global_name(arg))
+    if last != "STOP":
         raise ValueError("the pickle ends before its STOP opcode")
-    names = {_global_name(arg) for op, arg, _ in ops if op.name == "GLOBAL"}
     known = known_globals(module_class)
     unknown = [name for name in names if not known(name)]
     if unknown:
         raise UnknownGlobals(unknown)
-    state = _Scan(module_class)
-    for op, arg, pos in ops:
+    state = _Scan(module_class, model_class)
+    for op, arg, pos in pickletools.genops(data):
         state.step(op, arg, pos)
-    return names
+    state.names = names
+    return state
 
 
-__all__ = ["Refused", "UnknownGlobals", "scan", "known_globals"]
+__all__ = ["MAX_DEPTH", "MAX_ELEMENTS", "MAX_OPS", "OPCODES", "Refused", "UnknownGlobals", "check_sizes",
+           "global_name", "known_globals", "scan"]

@@ -2,13 +2,12 @@
 use (``nc``, ``anchors``...) are substituted, plain words stay strings; ``activation:`` and ``nn.Upsample`` rows are
 read and checked without building anything from text."""
 import ast
-import difflib
 import re
 
 from torch import nn
 
 from yolo_attn.errors import ModelConfigError
-from yolo_attn.yaml_rows.checks import _positive_number
+from yolo_attn.yaml_rows.bounds import UPSAMPLE_MODES, check_upsample  # noqa: F401  (bounds of every engine)
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -67,37 +66,3 @@ def split_kwargs(args):
     return list(args), {}
 
 
-UPSAMPLE_MODES = ("nearest", "linear", "bilinear", "bicubic", "trilinear", "area", "nearest-exact")
-
-
-def check_upsample(args, kwargs, where):
-    """nn.Upsample(size, scale_factor, mode, align_corners, recompute_scale_factor), checked before it is built (a
-    bad mode would only fail at the first forward, deep inside F.interpolate)."""
-    names = ("size", "scale_factor", "mode", "align_corners", "recompute_scale_factor")
-    if len(args) > len(names):
-        raise ModelConfigError(f"{where}: nn.Upsample takes at most {len(names)} args ({', '.join(names)}), got {args!r}")
-    given = dict(zip(names, args), **kwargs)
-    unknown = set(given) - set(names)
-    if unknown:
-        raise ModelConfigError(f"{where}: nn.Upsample has no argument {sorted(unknown)[0]!r}; it takes "
-                               f"{', '.join(names)}")
-    mode = given.get("mode", "nearest")
-    if mode not in UPSAMPLE_MODES:
-        close = difflib.get_close_matches(str(mode), UPSAMPLE_MODES, n=1)
-        raise ModelConfigError(f"{where}: nn.Upsample mode {mode!r} is not an interpolation mode; use one of "
-                               f"{', '.join(UPSAMPLE_MODES)}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    size, scale = given.get("size"), given.get("scale_factor")
-    if (size is None) == (scale is None):
-        raise ModelConfigError(f"{where}: nn.Upsample takes either size or scale_factor (yolov5: [None, 2, nearest]), "
-                               f"got size={size!r}, scale_factor={scale!r}")
-    values = size if isinstance(size, list) else scale if isinstance(scale, list) else [size if scale is None else scale]
-    bound = 8192 if scale is None else 64
-    if not (1 <= len(values) <= 2 and all(_positive_number(v) and v <= bound for v in values)
-            and (scale is not None or all(isinstance(v, int) for v in values))):
-        what = "an output size (integers up to 8192)" if scale is None else "a scale factor above 0, at most 64"
-        raise ModelConfigError(f"{where}: nn.Upsample {'size' if scale is None else 'scale_factor'} "
-                               f"{size if scale is None else scale!r} must be {what}")
-    align = given.get("align_corners")
-    if align is not None and (not isinstance(align, bool) or mode not in ("linear", "bilinear", "bicubic", "trilinear")):
-        raise ModelConfigError(f"{where}: nn.Upsample align_corners must be true/false and only with the linear "
-                               f"modes (linear, bilinear, bicubic, trilinear), got {align!r} with mode {mode!r}")

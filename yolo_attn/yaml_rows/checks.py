@@ -5,11 +5,9 @@ import math
 
 from yolo_attn.errors import ModelConfigError
 from yolo_attn.registry.layers import layer_names, suggest
+from yolo_attn.yaml_rows.bounds import (MAX_CHANNELS, MAX_MULTIPLE, MAX_NC, MAX_REPEATS, MAX_VALUES,  # noqa: F401
+                                        check_channels, check_repeats, check_size, row_label)
 
-
-def row_label(i, n_backbone):
-    section, k = ("backbone", i) if i < n_backbone else ("head", i - n_backbone)
-    return f"layer {i} ({section} row {k})"
 
 def check_from(f, i, where):
     """``from`` must name the image (row 0) or earlier rows."""
@@ -58,31 +56,7 @@ def identity_rows_of(d, n_rows):
     return set(rows)
 
 
-# --- bounds: a model YAML is data; none of these is near a real YOLO model ---------------------------------------
-MAX_VALUES = 100_000  # scalars + containers in the whole model YAML, aliases expanded (yolov5x6: ~600)
-MAX_REPEATS = 100  # 'number' of a row, as written and after depth_multiple (yolov5x: 12)
-MAX_MULTIPLE = 8.0  # depth_multiple and width_multiple (yolov5x: 1.33, 1.25)
-MAX_CHANNELS = 16384  # the channels of any row (yolov5x: 1280)
-MAX_NC = 100_000
-
-
-def check_size(d, where="model YAML", limit=MAX_VALUES):
-    """Count the values of ``d`` as a reader would see them, every alias expanded (and a cycle endlessly), and stop
-    at ``limit``: a YAML alias bomb (billion laughs) or a self-referencing anchor is refused before anything walks it."""
-    count, stack = 0, [d]
-    while stack:
-        node = stack.pop()
-        count += 1
-        if count > limit:
-            raise ModelConfigError(
-                f"{where}: more than {limit:,} values once its YAML aliases (&anchor / *alias) are expanded, or an "
-                f"anchor that contains itself; a model YAML is a few hundred plain values. Write the rows out "
-                f"without nested aliases.")
-        if isinstance(node, dict):
-            stack.extend(node.keys())
-            stack.extend(node.values())
-        elif isinstance(node, (list, tuple)):
-            stack.extend(node)
+# --- bounds: in bounds.py (one set for every engine) -------------------------------------------------------------
 
 
 def _positive_number(v):
@@ -111,16 +85,3 @@ def check_model_fields(d):
         raise ModelConfigError(f"model YAML 'anchors: {anchors!r}': expected one list of w, h pairs (positive "
                                f"numbers) per detection level, e.g. [10, 13, 16, 30, 33, 23], or a number of "
                                f"anchors per level from 1 to 16")
-
-
-def check_repeats(n, gd, where):
-    """``number`` as written and after depth_multiple must stay below MAX_REPEATS."""
-    if n > MAX_REPEATS or max(round(n * gd), 1) > MAX_REPEATS:
-        raise ModelConfigError(f"{where}: 'number' {n} (×{gd} depth_multiple) repeats the layer more than "
-                               f"{MAX_REPEATS} times; yolov5 uses 1 to 9 (yolov5x: up to 12 after depth_multiple)")
-
-
-def check_channels(c2, where):
-    if not (isinstance(c2, int) and not isinstance(c2, bool) and 1 <= c2 <= MAX_CHANNELS):
-        raise ModelConfigError(f"{where}: gives {c2!r} channels; a row's channel count must be an integer from 1 to "
-                               f"{MAX_CHANNELS} (yolov5x's widest is 1280). Check the first arg and width_multiple.")

@@ -1,5 +1,7 @@
 """yolov5 reads a model YAML file as ASCII and drops every other character: a file whose data that would change is
 refused with the line named (comments may hold any text)."""
+import re
+
 import pytest
 import yaml
 
@@ -43,3 +45,22 @@ def test_train_refuses_it_before_yolov5_runs(tmp_path):
     cfg.write_text(yaml.safe_dump(d, sort_keys=False).replace("CBAM", "ＣＢＡＭ", 1), encoding="utf-8")
     assert run_cli(train.main, ["--cfg", str(cfg), "--project", str(tmp_path / "runs")]) == 2
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("text, match", [
+    ("nc: 2\nbackbone: [[-1, 1, Conv, [64, 3]]\nhead: [\n", r"bad.yaml: not valid YAML at line \d+, column \d+"),
+    ("nc: 2\nbackbone: !!python/object/apply:os.system ['touch {marker}']\nhead: []\n",
+     r"bad.yaml: !!python/object/apply:os.system \(line 2, column 11\) is refused"),
+])
+def test_train_refuses_a_yaml_syntax_error_or_a_python_tag_with_a_message(tmp_path, capsys, text, match):
+    """Issue 22: given to train, these were yolov5's yaml traceback."""
+    from yolo_attn.cli import train
+    from yolo_attn.cli.pipeline import run_cli
+
+    marker = tmp_path / "PWNED"
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text.format(marker=marker))
+    assert run_cli(train.main, ["--cfg", str(cfg), "--project", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert re.search(match, err) and "Traceback" not in err, err
+    assert not (tmp_path / "runs").exists() and not marker.exists()

@@ -107,9 +107,10 @@ def test_upsample_args_are_checked_before_building(args, match):
 
 
 @pytest.mark.parametrize("row, match", [
-    ([-1, 1, "Conv", [10 ** 9, 3, 2]], "gives 1000000000 channels"),
+    ([-1, 1, "Conv", [10 ** 9, 3, 2]], "the arg 1,000,000,000 is larger than any layer takes"),
     ([-1, 1, "Conv", [128, 100000, 2]], "parameters"),
-    ([-1, 1, "nn.ZeroPad2d", [100000]], "values for a 64×64 image"),
+    ([-1, 1, "nn.ZeroPad2d", [100000]], "the arg 100,000 is larger than any layer takes"),
+    ([-1, 1, "nn.ZeroPad2d", [10000]], "values for a 64×64 image"),
     ([-1, 1, "Conv", [128.5, 3, 2]], "the first arg must be the output channel count"),
 ])
 def test_sizes_no_yolo_has_are_refused_before_they_take_memory(row, match):

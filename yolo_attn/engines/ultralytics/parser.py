@@ -31,6 +31,7 @@ from yolo_attn.errors import ModelConfigError
 from yolo_attn.registry import find_layer
 from yolo_attn.yaml_rows import (attention_channels, build_row, check_row, identity_rows_of, make_divisible,
                                  resolve_activation, resolve_arg, row_label, torch_layer, unknown_layer)
+from yolo_attn.yaml_rows.bounds import check_model_yaml
 
 ENGINE = "ultralytics"
 SYMBOLS = ("nc", "kpt_shape")  # names ultralytics' YAMLs use as args; everything else is a literal or a word
@@ -107,6 +108,7 @@ def validate(d, notes=None):
     line per row read from another project's spelling (``C3k2_EMA``)."""
     from ultralytics.nn.modules.block import C3k
 
+    check_model_yaml(d)  # the bounds of every engine (yolo_attn.yaml_rows.bounds)
     check_format(d)
     layers = dict(ultralytics_layers(), C3k=C3k)  # C3k: not in tasks' namespace; rows of it are wired as C3's
     rows = list(d["backbone"] or []) + list(d["head"] or [])

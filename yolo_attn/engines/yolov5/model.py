@@ -17,7 +17,12 @@ def quiet(level=logging.WARNING):
 
 def check_readable_as_ascii(cfg_path):
     """yolov5 reads a model YAML file as ASCII, dropping every other character (``Model(path)``): refuse a file
-    whose data would change by that (a layer name such as ``ＣＢＡＭ`` would vanish); comments may hold any text."""
+    whose data would change by that (a layer name such as ``ＣＢＡＭ`` would vanish); comments may hold any text.
+    First, a file that is not a model YAML at all (a YAML syntax error, a ``!!python`` tag, no backbone/head) is a
+    ModelConfigError naming the line, before yolov5 reads it (its own ``yaml.safe_load`` would be a traceback)."""
+    from yolo_attn.model_yaml.edit import load_model_yaml
+
+    load_model_yaml(cfg_path)
     text = Path(cfg_path).read_text(encoding="utf-8", errors="replace")
     ascii_text = text.encode("ascii", "ignore").decode()
     if ascii_text == text:

@@ -23,8 +23,9 @@ from yolo_attn.engines.shapes import CHECK_SIZE, MAX_ELEMENTS, check_shapes  # n
 from yolo_attn.errors import ModelConfigError
 from yolo_attn.registry import find_layer
 from yolo_attn.yaml_rows import (attention_channels, build_row, check_channels, check_model_fields, check_repeats,
-                                 check_row, check_size, check_upsample, foreign_channel_args, identity_rows_of,
+                                 check_model_yaml, check_row, check_upsample, foreign_channel_args, identity_rows_of,
                                  make_divisible, resolve_activation, resolve_arg, row_label, torch_layer, unknown_layer)
+from yolo_attn.yaml_rows.bounds import MAX_PARAMS
 
 # yolov5 layers whose first arg is the output channel count (scaled by width_multiple), as yolov5's parse_model
 # lists them; the names are resolved from yolov5.models.common at parse time.
@@ -35,7 +36,6 @@ _REPEATED = ("BottleneckCSP", "C3", "C3TR", "C3Ghost", "C3x")
 # Classes in yolov5's model modules that are models or wrappers, not layers a YAML row can name.
 _NOT_LAYERS = ("AutoShape", "BaseModel", "DetectMultiBackend", "DetectionModel", "Ensemble", "Model",
                "SegmentationModel", "ClassificationModel")
-MAX_PARAMS = 500_000_000  # the whole model (yolov5x6: 140M)
 
 
 def yolov5_layers():
@@ -109,7 +109,7 @@ def parse_model(d, ch):
 
     if not isinstance(d, dict):
         raise ModelConfigError(f"a model YAML is a mapping with backbone:, head:, nc:, ..., got {type(d).__name__}")
-    check_size(d)
+    check_model_yaml(d)  # the bounds of every engine (size, nesting, repeats, numbers, layers built, ...)
     default_act = Conv.default_act
     try:
         with torch.device("meta"):  # sizes and shapes first, without memory or compute
