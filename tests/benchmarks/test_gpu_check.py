@@ -80,7 +80,7 @@ def test_report_from_fake_steps(tmp_path):
     assert steps["bench-yolov5"]["figures"]["peak_gpu_mem_infer_mb"] == 61.5
     md = (out / "gpu_check.md").read_text()
     assert "| yolov5 | cbam | 2.40 | 1.200 | 61.5 |" in md
-    assert "inside its blocks" in md and "8/8 steps passed" in md
+    assert "9/9 steps passed" in md and "| train-ultralytics-yolo26n-c3k2cbam | 0.5000 | 0.2500 |" in md
     assert not list(out.glob("*.tmp*")) and not list(out.glob(".*"))
 
 
@@ -101,11 +101,11 @@ def test_non_finite_loss_fails_the_step(tmp_path):
 
     def runner(step, out_):
         rc, s, log, work = real(step, out_)
-        if step.name == "train-ultralytics-yolo11n":
+        if step.name == "train-ultralytics-yolo26n":
             csv_path = next(work.glob("runs/train/*/results.csv"))
             csv_path.write_text("epoch,train/box_loss\n0,nan\n")
         return rc, s, log, work
 
     assert gpu_check.main(["--out", str(out)], gpus=1, runner=runner) == 1
     steps = {s["name"]: s for s in json.loads((out / "gpu_check.json").read_text())["steps"]}
-    assert "not finite" in steps["train-ultralytics-yolo11n"]["problem"]
+    assert "not finite" in steps["train-ultralytics-yolo26n"]["problem"]

@@ -236,3 +236,17 @@ def test_load_model_yaml_errors_name_the_file(tmp_path):
     data.write_text("train: images/train\nval: images/val\nnames: {0: a}\n")
     with pytest.raises(ModelConfigError, match=f"{data}: not a YOLOv5 model YAML .*'backbone:' and 'head:'"):
         load_model_yaml(data)
+
+
+def test_attention_in_rows_appends_the_mapping_and_refuses_a_second_one():
+    from yolo_attn.model_yaml.edit import attention_in_rows
+
+    d = {"backbone": [[-1, 1, "Conv", [64, 3, 2]], [-1, 2, "C3k2", [256, False]]], "head": [[[1], 1, "Detect", ["nc"]]]}
+    out = attention_in_rows(d, [1], "CBAM", {"rd_ratio": 0.25})
+    assert out["backbone"][1][3] == [256, False, {"attn": ["CBAM", {"rd_ratio": 0.25}]}]
+    assert d["backbone"][1][3] == [256, False]  # a copy
+    assert attention_in_rows(d, 1, "SE")["backbone"][1][3][-1] == {"attn": "SE"}
+    with pytest.raises(ModelConfigError, match="row 1 .C3k2. already ends in a mapping"):
+        attention_in_rows(out, [1], "SE")
+    with pytest.raises(ModelConfigError, match="row 2 cannot take attention"):
+        attention_in_rows(d, [2], "SE")

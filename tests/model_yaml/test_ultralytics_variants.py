@@ -30,7 +30,8 @@ def quiet_ultralytics():
 REQUIRED = {"yolo11n.yaml", "yolo11n-cbam.yaml", "yolo11n-se.yaml", "yolo11n-coordatt.yaml", "yolo11n-eca.yaml",
             "yolo11n-aff.yaml", "yolov8n-cbam.yaml", "yolov5su-cbam.yaml", "yolo26n.yaml", "yolo12n.yaml",
             *(f"yolo26n-{x}.yaml" for x in ("cbam", "se", "coordatt", "ema", "simam")), "yolo12n-cbam.yaml",
-            "yolo12n-se.yaml"}
+            "yolo12n-se.yaml", "yolo26n-c3k2cbam.yaml", "yolo26n-c3k2ema.yaml", "yolo26n-c2psa-shsa.yaml",
+            "yolo11n-c3k2cbam.yaml", "yolo12n-a2c2f-cga.yaml"}
 
 
 def test_the_shipped_files_are_exactly_the_variants():
@@ -125,3 +126,55 @@ def test_every_variant_builds_and_runs(name, quiet_ultralytics):
     with torch.no_grad():
         y, _ = model(torch.rand(1, 3, 64, 96))
     assert y.shape[:2] == (1, 4 + 4)
+
+
+# in-block variants: file -> (rows with {attn: X}, X and its hyper-parameters, the modules holding X, how many at n)
+IN_BLOCK = {
+    "yolo26n-c3k2cbam.yaml": ((4, 6, 8), "CBAM", "AttnBottleneck", 5),
+    "yolo26n-c3k2ema.yaml": ((4, 6, 8), ["EMA", {"groups": 8}], "AttnBottleneck", 5),
+    "yolo11n-c3k2cbam.yaml": ((4, 6, 8), "CBAM", "AttnBottleneck", 5),
+    "yolo26n-c2psa-shsa.yaml": ((10,), ["SHSA", {"residual": False}], "PSABlock", 1),
+    "yolo26n-c2psa-cga.yaml": ((10,), ["CGA", {"residual": False}], "PSABlock", 1),
+    "yolo12n-a2c2f-cga.yaml": ((6, 8), ["CGA", {"residual": False}], "ABlock", 8),
+}
+
+
+def _inner(model):
+    """(holder type, X type) of every attention inside a block."""
+    from yolo_attn.registry import find_layer
+
+    return [(type(m).__name__, type(m.attn).__name__) for m in model.modules()
+            if hasattr(m, "attn") and find_layer(type(m.attn).__name__) is not None]
+
+
+def test_in_block_variants_are_shipped():
+    assert set(IN_BLOCK) <= set(uv.variants())
+    assert {n for n in uv.variants() if uv.variants()[n][1].split("\n")[0].endswith(
+        tuple(f"inside {b}." for b in ("C3k2", "C2PSA", "A2C2f")))} == set(IN_BLOCK)
+
+
+@pytest.mark.parametrize("name", sorted(IN_BLOCK))
+def test_in_block_variants_put_x_in_the_rows_their_header_names(name, quiet_ultralytics):
+    rows, attn, holder, count = IN_BLOCK[name]
+    d = load_model_yaml(FOLDER / name)
+    stock = load_model_yaml(uv.stock_yaml(uv.variants()[name][0]))
+    all_rows, stock_rows = d["backbone"] + d["head"], stock["backbone"] + stock["head"]
+    assert [i for i, r in enumerate(all_rows) if r != stock_rows[i]] == list(rows)
+    assert all(all_rows[i][3] == stock_rows[i][3] + [{"attn": attn}] for i in rows)
+    header = " ".join(uv.variants()[name][1].split())
+    assert f"rows {', '.join(map(str, rows))}" in header or f"row {rows[0]}" in header
+    x = attn if isinstance(attn, str) else attn[0]
+    assert _inner(_build(name)) == [(holder, x)] * count
+
+
+@pytest.mark.parametrize("scale", [pytest.param(s, marks=pytest.mark.slow) if s in "lx" else s for s in "smlx"])
+def test_in_block_variants_build_at_every_scale(tmp_path, scale, quiet_ultralytics):
+    """Scale n: test_every_variant_builds_and_runs. EMA's groups (8) divide every bottleneck width, CGA / SHSA
+    take every width of C2PSA and A2C2f."""
+    from ultralytics.nn.tasks import DetectionModel
+
+    for name, (_, attn, holder, _) in IN_BLOCK.items():
+        path = tmp_path / name.replace("n-", f"{scale}-", 1)
+        path.write_bytes((FOLDER / name).read_bytes())
+        inner = _inner(DetectionModel(str(path), nc=4, verbose=False))
+        assert inner and {h for h, _ in inner} == {holder}, (path.name, inner)

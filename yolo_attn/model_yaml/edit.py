@@ -1,4 +1,5 @@
-"""Edit YOLOv5 model YAMLs structurally: insert layers or replace Concat fusions, re-numbering every ``from``."""
+"""Edit YOLOv5 model YAMLs structurally: insert layers or replace Concat fusions, re-numbering every ``from``; put
+attention inside rows (a trailing ``{attn: X}``)."""
 import copy
 import re
 from pathlib import Path
@@ -100,6 +101,22 @@ def replace_concat(d, layer, args=(), rows=None):
         raise ModelConfigError(f"rows {sorted(rows)} are not all two-input Concats of the head")
     if not replaced:
         raise ModelConfigError("the head has no two-input Concat to replace")
+    return out
+
+
+def attention_in_rows(d, rows, layer, hyper=None):
+    """A copy of ``d`` with a trailing ``{attn: layer}`` (``{attn: [layer, hyper]}`` with hyper-parameters) appended to
+    the args of each row in ``rows``: the attention goes inside those blocks (where, the engine's parser says)."""
+    out = copy.deepcopy(d)
+    all_rows = _rows(out)
+    for r in sorted(set(int(r) for r in ([rows] if isinstance(rows, int) else rows))):
+        if not 0 <= r < len(all_rows) - 1:
+            raise ModelConfigError(f"row {r} cannot take attention: the model has rows 0..{len(all_rows) - 1} and the "
+                                   f"last one is the detection head")
+        args = all_rows[r][3]
+        if args and isinstance(args[-1], dict):
+            raise ModelConfigError(f"row {r} ({all_rows[r][2]}) already ends in a mapping {args[-1]}")
+        args.append({"attn": [layer, dict(hyper)] if hyper else layer})
     return out
 
 

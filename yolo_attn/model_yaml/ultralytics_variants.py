@@ -9,7 +9,8 @@ import argparse
 import textwrap
 from pathlib import Path
 
-from yolo_attn.model_yaml.edit import dump_ultralytics_yaml, insert_after, load_model_yaml, replace_concat
+from yolo_attn.model_yaml.edit import (attention_in_rows, dump_ultralytics_yaml, insert_after, load_model_yaml,
+                                      replace_concat)
 
 # family -> (stock YAML under ultralytics/cfg/models, model name, backbone rows that end the P3, P4, P5 stages,
 #            what those rows are, equal-channel neck Concats at scale n)
@@ -84,13 +85,78 @@ def _end_variant(family, scale, layer):
     return header, lambda d: insert_after(d, [row], spec.name)
 
 
-# kind -> function(family, scale, layer) -> (header, edit). An in-block kind (attention inside C3k2 / C2PSA / A2C2f
-# rows) is one more entry here and one more line in SHIPPED.
-KINDS = {"stage": _stage_variant, "end": _end_variant}
-# (family, scale, kind, layers): one file {family}{scale}-{layer}.yaml each
+# In-block kinds: kind -> (the block, family -> rows, where X sits, why there). A trailing {attn: X} on those rows
+# (yolo_attn/engines/ultralytics/blocks.py builds it); the file is {family}{scale}-{FILE_STEMS[kind]}.
+IN_BLOCK = {
+    "c3k2": ("C3k2", {"yolo11": (4, 6, 8), "yolo26": (4, 6, 8)},
+             "on the residual branch of every bottleneck inside the C3k2 blocks that end the backbone stages P3/8, "
+             "P4/16, P5/32 ({family} rows {rows}; in C3k2 rows with c3k, and at scales m, l, x, where ultralytics "
+             "turns c3k on, the bottlenecks inside each C3k): x + {layer}(cv2(cv1(x))), the C3k2_{layer} of other "
+             "projects. The stage ends, as in the stand-alone variants; row 2 (16 channels per bottleneck at scale n) "
+             "and the neck stay stock."),
+    "c2psa": ("C2PSA", {"yolo11": (10,), "yolo26": (10,)},
+              "in place of the self-attention of each PSABlock of the C2PSA at the end of the backbone ({family} row "
+              "{rows}, P5/32): PSABlock.attn (ultralytics' multi-head Attention) is {layer}, so each block computes "
+              "x + {layer}(x), then x + ffn(x), the C2PSA_{layer} of other projects. PSA's feed-forward and every "
+              "stock weight name of the block stay."),
+    "a2c2f": ("A2C2f", {"yolo12": (6, 8)},
+              "in place of the area attention of each ABlock of the A2C2f rows that have it ({family} rows {rows}, "
+              "P4/16 and P5/32, a2: True): ABlock.attn (AAttn) is {layer}, so each block computes x + {layer}(x), "
+              "then x + mlp(x), the A2C2f_{layer} of other projects. The neck's A2C2f rows (a2: False, no attention) "
+              "stay stock."),
+}
+FILE_STEMS = {"stage": "{layer}", "end": "{layer}", "c3k2": "c3k2{layer}", "c2psa": "c2psa-{layer}",
+              "a2c2f": "a2c2f-{layer}"}
+# (kind, layer) -> (hyper-parameters written into the {attn: [X, {...}]} mapping, why)
+IN_BLOCK_HYPER = {
+    ("c3k2", "ema"): ({"groups": 8}, "EMA with groups: 8, not its default 32: the bottlenecks of rows 4 and 6 have "
+                                     "32 channels at scale n, which 32 groups would cut into single channels; 8 "
+                                     "divides every bottleneck width at every scale n..x (32 to 192 channels)."),
+    ("c2psa", "shsa"): ({"residual": False}, "SHSA with residual: false: PSABlock adds x itself (x + attn(x)), as it "
+                                             "did for the attention replaced; SHSA's own skip would add x twice."),
+    ("c2psa", "cga"): ({"residual": False}, "CGA with residual: false: PSABlock adds x itself (x + attn(x)), as it "
+                                            "did for the attention replaced; CGA's own skip would add x twice."),
+    ("a2c2f", "cga"): ({"residual": False}, "CGA with residual: false: ABlock adds x itself (x + attn(x)), as it did "
+                                            "for the area attention replaced; CGA's own skip would add x twice."),
+}
+WHY_LAYER = {
+    "shsa": "SHSA is a self-attention (single-head, on a fraction of the channels) designed as a cheaper "
+            "replacement of multi-head self-attention in a transformer block: the role PSA's Attention plays.",
+    "cga": "CGA is a self-attention (cascaded group attention over local windows) designed to replace multi-head "
+           "self-attention in a transformer block at a fraction of its memory traffic: the role {what} plays.",
+}
+
+
+def _in_block_variant(kind):
+    def variant(family, scale, layer):
+        from yolo_attn.registry import lookup
+
+        _, name, *_ = FAMILIES[family]
+        block, rows_of, where = IN_BLOCK[kind]
+        spec, rows = lookup(layer), rows_of[family]
+        hyper, why_hyper = IN_BLOCK_HYPER.get((kind, layer), (None, "Default hyper-parameters."))
+        header = (f"{name.format(scale)} + {spec.name} ({spec.paper}) inside {block}.\n\nPlacement: {spec.name} sits "
+                  + where.format(family=family, rows=", ".join(map(str, rows)), layer=spec.name)
+                  + " Written as a trailing {attn: ...} on those rows (docs/layers.md, \"Attention inside "
+                    "ultralytics' blocks\"); edited by `yolo_attn.model_yaml.edit.attention_in_rows`.\n\n"
+                  + why_hyper)
+        if layer in WHY_LAYER:
+            header += " " + WHY_LAYER[layer].format(what="PSA's Attention" if kind == "c2psa" else "area attention")
+        return header, lambda d: attention_in_rows(d, rows, spec.name, hyper)
+
+    return variant
+
+
+# kind -> function(family, scale, layer) -> (header, edit)
+KINDS = {"stage": _stage_variant, "end": _end_variant, **{k: _in_block_variant(k) for k in IN_BLOCK}}
+# (family, scale, kind, layers): one file {family}{scale}-{FILE_STEMS[kind]}.yaml each
 SHIPPED = (
     ("yolo26", "n", "stage", ("cbam", "se", "coordatt", "ema", "simam")),
     ("yolo12", "n", "stage", ("cbam", "se")),
+    ("yolo26", "n", "c3k2", ("cbam", "ema")),
+    ("yolo26", "n", "c2psa", ("shsa", "cga")),
+    ("yolo11", "n", "c3k2", ("cbam",)),
+    ("yolo12", "n", "a2c2f", ("cga",)),
 )
 
 
@@ -114,7 +180,7 @@ def variants():
     out["yolo11n-shsa.yaml"] = ("yolo11", *_end_variant("yolo11", "n", "SHSA"))
     for family, scale, kind, layers in SHIPPED:
         for layer in layers:
-            out[f"{family}{scale}-{layer}.yaml"] = (family, *KINDS[kind](family, scale, layer))
+            out[f"{family}{scale}-{FILE_STEMS[kind].format(layer=layer)}.yaml"] = (family, *KINDS[kind](family, scale, layer))
     return out
 
 
