@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from tiny_models import tiny_yolov5
 import torch
 import yaml
 
@@ -90,7 +91,7 @@ def test_what_cannot_be_resumed_is_refused_clearly(tmp_path, monkeypatch, capsys
     assert "checkpoint nowhere/last.pt not found" in capsys.readouterr().err
     assert run_main(train.main, ["--resume", "x.pt", "--epochs", "10"]) == 2
     assert "drop --epochs 10" in capsys.readouterr().err
-    finished = save_checkpoint(torch.nn.Conv2d(1, 1, 1), tmp_path / "runs" / "train" / "a" / "weights" / "last.pt",
+    finished = save_checkpoint(tiny_yolov5(), tmp_path / "runs" / "train" / "a" / "weights" / "last.pt",
                                opt={"epochs": 3})
     assert run_main(train.main, ["--resume", str(finished)]) == 2
     err = capsys.readouterr().err

@@ -3,6 +3,7 @@ output flag overwrites an input."""
 import os
 
 import pytest
+from tiny_models import tiny_yolov5
 import yaml
 
 import yolo_attn  # noqa: F401
@@ -134,7 +135,7 @@ def yolov5_run(tmp_path, data, save_dir):
     from yolo_attn.engines.yolov5.model import save_checkpoint
 
     run = tmp_path / "moved"
-    last = save_checkpoint(torch.nn.Conv2d(1, 1, 1), run / "weights" / "last.pt", opt={"epochs": 3}, epoch=0,
+    last = save_checkpoint(tiny_yolov5(), run / "weights" / "last.pt", opt={"epochs": 3}, epoch=0,
                            optimizer={"state": {}, "param_groups": []})
     (run / "opt.yaml").write_text(yaml.safe_dump({"epochs": 3, "save_dir": str(save_dir), "data": str(data),
                                                   "weights": "", "project": str(save_dir.parent)}))
