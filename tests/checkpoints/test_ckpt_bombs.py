@@ -4,26 +4,20 @@ import pickle
 import pickletools
 import time
 import zipfile
-from pathlib import Path
 
 import pytest
-import yaml
 
 from checkpoint_gadgets import Call, data_pkl, with_data_pkl
+from tiny_models import tiny_yolov5
 from yolo_attn import checkpoints
 from yolo_attn.checkpoints import load_checkpoint, pickle_scan
 from yolo_attn.errors import UsageError
 
-REPO = Path(__file__).resolve().parents[2]
-
-
 @pytest.fixture(scope="module")
 def good(tmp_path_factory):
-    from yolo_attn.engines.yolov5.model import build_model, save_checkpoint
+    from yolo_attn.engines.yolov5.model import save_checkpoint
 
-    cfg = yaml.safe_load((REPO / "model_yamls" / "yolov5s.yaml").read_text())
-    cfg["depth_multiple"], cfg["width_multiple"] = 0.33, 0.125
-    return save_checkpoint(build_model(cfg, nc=2).eval(), tmp_path_factory.mktemp("bombs") / "best.pt")
+    return save_checkpoint(tiny_yolov5(), tmp_path_factory.mktemp("bombs") / "best.pt")
 
 
 def refused_fast(path, match, seconds=1.0, refusal=True):

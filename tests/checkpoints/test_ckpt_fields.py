@@ -1,25 +1,18 @@
 """Tampered fields of a checkpoint (issue 22: malformed ultralytics checkpoint fields were tracebacks inside the
 engine) are a UsageError naming the field; the model YAML stored in a checkpoint is held to the model-YAML bounds."""
 import copy
-from pathlib import Path
 
 import pytest
 import torch
 import yaml
 
+from tiny_models import tiny_yolov5
 from yolo_attn.checkpoints import load_checkpoint
 from yolo_attn.errors import UsageError
 
-REPO = Path(__file__).resolve().parents[2]
-
-
 @pytest.fixture(scope="module")
 def model():
-    from yolo_attn.engines.yolov5.model import build_model
-
-    cfg = yaml.safe_load((REPO / "model_yamls" / "yolov5s.yaml").read_text())
-    cfg["depth_multiple"], cfg["width_multiple"] = 0.33, 0.125
-    return build_model(cfg, nc=2).eval()
+    return tiny_yolov5()
 
 
 def with_model_attr(model, **attrs):

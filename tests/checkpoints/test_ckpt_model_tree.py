@@ -3,28 +3,20 @@ a yolov5 DetectMultiBackend with the TFLite flags set and an AutoShape as its in
 fetched a URL stored in the file. Refused, and so is every smaller step of it: a class that is never part of a
 saved model, a module object anywhere but a model's ``_modules``, a model that is not a model class, a class named
 through a module that only imports it."""
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from torch import nn
 
 from checkpoint_gadgets import with_data_pkl
+from tiny_models import tiny_yolov5
 from yolo_attn import checkpoints
 from yolo_attn.checkpoints import load_checkpoint
 from yolo_attn.errors import UsageError
 
-REPO = Path(__file__).resolve().parents[2]
-
-
 @pytest.fixture(scope="module")
 def model():
-    from yolo_attn.engines.yolov5.model import build_model
-
-    cfg = yaml.safe_load((REPO / "model_yamls" / "yolov5s.yaml").read_text())
-    cfg["depth_multiple"], cfg["width_multiple"] = 0.33, 0.125
-    return build_model(cfg, nc=2).eval()
+    return tiny_yolov5()
 
 
 def empty(cls):
