@@ -16,6 +16,8 @@ from typing import ClassVar, Optional
 import torch
 from torch import nn
 
+from ._common import no_second_input
+
 
 class AttentionModule(nn.Module):
     """Base class of the attention layers: ``forward`` plus readable gates."""
@@ -29,6 +31,28 @@ class AttentionModule(nn.Module):
     def applied_gates(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> dict:
         """{name: N×C×H×W tensor}: the gates as they multiply the input (C or H·W may be 1), for drawing."""
         return {k: v for k, v in self.attention_maps(x, y).items() if isinstance(v, torch.Tensor) and v.dim() == 4}
+
+
+class DirectionalAttention(AttentionModule):
+    """x · a_h · a_w: a gate along the height times a gate along the width (Coordinate Attention, ELA). Subclasses
+    give ``_attn(x) -> (a_h N×C×H×1, a_w N×C×1×W)``."""
+
+    def _attn(self, x: torch.Tensor):
+        raise NotImplementedError
+
+    def attention_maps(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> dict:
+        no_second_input(y)
+        a_h, a_w = self._attn(x)
+        return {'h': a_h, 'w': a_w}
+
+    def applied_gates(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> dict:
+        """The gate the module applies, a_h ⊗ a_w (C×H×W), rather than its two 1-D factors."""
+        a_h, a_w = self.attention_maps(x, y).values()
+        return {'h⊗w': a_h * a_w}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a_h, a_w = self._attn(x)
+        return x * a_h * a_w
 
 
 # Where the shipped yolov5s variant puts a layer (``yolo_attn.model_yaml.variants`` knows each place's rows):

@@ -4,8 +4,7 @@ import torch.nn as nn
 
 from yolo_attn.errors import ModelConfigError
 
-from ._base import AttentionModule, Placement, declare_layer
-from ._common import no_second_input
+from ._base import DirectionalAttention, Placement, declare_layer
 from ._precision import accumulation_dtype
 
 # phi -> (kernel size, conv groups as a function of C, GroupNorm groups), as in the four-version class
@@ -38,7 +37,7 @@ class _GroupNorm1d(nn.GroupNorm):
                placements=(Placement("stage_outputs",
                                      "YOLOv5s + ELA (Xu & Wan, arXiv 2403.01123, 2024), ELA-B: depth-wise 1-D kernel "
                                      "7, GroupNorm 16."),))
-class ELA(AttentionModule):
+class ELA(DirectionalAttention):
     """Efficient Local Attention: out = x · a_h · a_w, a_h depending on the row only, a_w on the column.
 
     z_h = mean of x over W (N×C×H), z_w = mean over H (N×C×W); a_h = σ(GN(Conv1d(z_h))) -> N×C×H×1,
@@ -86,17 +85,3 @@ class ELA(AttentionModule):
         a_h = torch.sigmoid(self.gn(self.conv(z_h)))
         a_w = torch.sigmoid(self.gn(self.conv(z_w)))
         return a_h.unsqueeze(3), a_w.unsqueeze(2)
-
-    def attention_maps(self, x, y=None):
-        no_second_input(y)
-        a_h, a_w = self._attn(x)
-        return {'h': a_h, 'w': a_w}
-
-    def applied_gates(self, x, y=None):
-        no_second_input(y)
-        a_h, a_w = self._attn(x)
-        return {'h⊗w': a_h * a_w}
-
-    def forward(self, x):
-        a_h, a_w = self._attn(x)
-        return x * a_h * a_w

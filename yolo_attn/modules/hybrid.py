@@ -2,7 +2,7 @@
 import torch
 import torch.nn as nn
 
-from ._base import AttentionModule, Placement, declare_layer
+from ._base import AttentionModule, DirectionalAttention, Placement, declare_layer
 from ._common import PooledBatchNorm2d, get_act_layer, make_rd_channels, no_second_input
 
 
@@ -79,7 +79,7 @@ class CBAM(AttentionModule):
                                                        "bottlenecks (Hou et al., CVPR 2021), reduction 32.",
                                      file_tag="c3coordatt")),
                cpu_goal=1.05)
-class CoordAtt(AttentionModule):
+class CoordAtt(DirectionalAttention):
     """Coordinate Attention: out = x * a_h * a_w, a_h depending on the row only, a_w on the column.
 
     x_h = mean over W (N×C×H×1), x_w = mean over H (N×C×W×1, transposed); concatenated along the
@@ -115,18 +115,3 @@ class CoordAtt(AttentionModule):
         y = self.act(self.bn1(self.conv1(torch.cat([x_h, x_w], 2))))
         y_h, y_w = y[:, :, :h], y[:, :, h:]
         return self.gate(self.conv_h(y_h)), self.gate(self.conv_w(y_w.transpose(2, 3)))
-
-    def attention_maps(self, x, y=None):
-        no_second_input(y)
-        a_h, a_w = self._attn(x)
-        return {'h': a_h, 'w': a_w}
-
-    def applied_gates(self, x, y=None):
-        """The gate the module applies, a_h ⊗ a_w (C×H×W), rather than its two 1-D factors."""
-        no_second_input(y)
-        a_h, a_w = self._attn(x)
-        return {'h⊗w': a_h * a_w}
-
-    def forward(self, x):
-        a_h, a_w = self._attn(x)
-        return x * a_h * a_w
