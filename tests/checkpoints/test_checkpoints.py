@@ -171,35 +171,37 @@ def test_refuses_what_is_not_a_checkpoint_clearly_and_runs_nothing(tmp_path, tin
         load_checkpoint(tmp_path)
 
 
-def test_the_refusal_names_the_class_and_what_to_import_and_trust_lifts_it(tmp_path, monkeypatch, tiny):
+def test_the_refusal_names_the_class_and_what_to_import_and_trust_lifts_it(tmp_path, monkeypatch):
     (tmp_path / "my_layers.py").write_text(
-        "import torch\nclass Gate(torch.nn.Module):\n    def forward(self, x):\n        return x * 2\n")
+        "import torch\nclass Gate(torch.nn.Module):\n    def __init__(self, c):\n        super().__init__()\n"
+        "        self.w = torch.nn.Parameter(torch.full((c,), 2.0))\n"
+        "    def forward(self, x):\n        return x * self.w.view(1, -1, 1, 1)\n")
     monkeypatch.setattr(sys, "path", [str(tmp_path), *sys.path])  # (syspath_prepend trips over the pkg_resources shim)
     monkeypatch.delitem(sys.modules, "my_layers", raising=False)
     import my_layers
 
     monkeypatch.setitem(sys.modules, "my_layers", my_layers)  # removed again afterwards
+    from yolo_attn.engines.yolov5.model import build_model
+    from yolo_attn.model_yaml.edit import insert_after
+    from yolo_attn.registry import layers
 
-    model = copy.deepcopy(tiny["reference"])
-    model.model[0] = my_layers.Gate()  # a user's layer inside a yolov5 model
+    spec = yolo_attn.LayerSpec("GateTest", my_layers.Gate, 1, "test", "test")
+    monkeypatch.setitem(layers._REGISTRY, "gatetest", spec)  # the registry is restored afterwards
+    d = yaml.safe_load((REPO / "model_yamls" / "yolov5s.yaml").read_text())
+    d["depth_multiple"], d["width_multiple"] = 0.33, 0.125
+    model = build_model(insert_after(d, [0], "GateTest"), nc=2)  # a user's layer inside a yolov5 model, by its YAML
+    assert type(model.model[1]) is my_layers.Gate
     torch.save({"model": model, "epoch": -1}, tmp_path / "custom.pt")
+    assert type(load_checkpoint(tmp_path / "custom.pt")["model"].model[1]) is my_layers.Gate  # registered: allowed
+    monkeypatch.delitem(layers._REGISTRY, "gatetest")
     with pytest.raises(UsageError) as e:
         load_checkpoint(tmp_path / "custom.pt")
     msg = str(e.value)
     assert "its pickle names my_layers.Gate, which is not a yolov5/yolo-attn/torch.nn model class" in msg
     assert "run `import my_layers` and register its layers with yolo_attn.register(...)" in msg
     assert f"set {checkpoints.TRUST_ENV}=1" in msg
-    # registered in this process: allowed (the registry is restored afterwards)
-    from yolo_attn.registry import layers
-
-    spec = yolo_attn.LayerSpec("GateTest", my_layers.Gate, 1, "test", "test")
-    monkeypatch.setitem(layers._REGISTRY, "gate-test", spec)
-    assert type(load_checkpoint(tmp_path / "custom.pt")["model"].model[0]) is my_layers.Gate
-    monkeypatch.delitem(layers._REGISTRY, "gate-test")
-    with pytest.raises(UsageError):
-        load_checkpoint(tmp_path / "custom.pt")
     monkeypatch.setenv(checkpoints.TRUST_ENV, "1")  # the user's explicit trust
-    assert type(load_checkpoint(tmp_path / "custom.pt")["model"].model[0]) is my_layers.Gate
+    assert type(load_checkpoint(tmp_path / "custom.pt")["model"].model[1]) is my_layers.Gate
 
 
 def test_plain_torch_load_of_a_checkpoint_is_refused_by_torch_itself(tiny):

@@ -10,8 +10,7 @@ from torch import nn
 
 from checkpoint_gadgets import with_data_pkl
 from tiny_models import tiny_yolov5
-from yolo_attn import checkpoints
-from yolo_attn.checkpoints import load_checkpoint
+from yolo_attn.checkpoints import classes, load_checkpoint
 from yolo_attn.errors import UsageError
 
 @pytest.fixture(scope="module")
@@ -61,7 +60,7 @@ def test_the_issue_gadget_is_refused_by_name(tmp_path):
 def test_without_the_name_list_the_gadget_is_still_refused_by_where_its_modules_are(tmp_path, monkeypatch):
     """Every layer holds alone: with NOT_IN_A_CHECKPOINT emptied, the model is not a model class, and the module in
     an attribute is refused."""
-    monkeypatch.setattr(checkpoints, "NOT_IN_A_CHECKPOINT", frozenset())
+    monkeypatch.setattr(classes, "NOT_IN_A_CHECKPOINT", frozenset())
     torch.save(issue_gadget("http://127.0.0.1:9/pwned"), tmp_path / "gadget.pt")
     assert "the checkpoint's 'model' is a yolov5.models.common.DetectMultiBackend object, which is not a model " \
            "class" in refusal(tmp_path / "gadget.pt")

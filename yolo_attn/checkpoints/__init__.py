@@ -1,31 +1,29 @@
-"""The one place yolo-attn reads checkpoints (and, once ``import yolo_attn`` ran, yolov5 reads them too).
+"""The one place yolo-attn reads checkpoints (and, once ``import yolo_attn`` ran, yolov5 and ultralytics read them too).
 
-A yolov5 ``.pt`` file is a pickle: a plain ``torch.load(..., weights_only=False)`` runs whatever code the
-file names, and even torch's restricted unpickler lets an allowed class be *called* with arguments from the file.
-So a checkpoint is loaded here in steps:
+A ``.pt`` file is a pickle: a plain ``torch.load(..., weights_only=False)`` runs whatever code the file names, and
+even torch's restricted unpickler lets an allowed class be *called* with arguments from the file. So a checkpoint is
+read as data, in steps:
 
 0. its sizes are bounded before anything is inflated or scanned (file, members uncompressed, data.pkl, opcodes,
    memo, nesting: ``MAX_*`` here and in ``pickle_scan``), so a zip bomb or an opcode flood is refused at once;
 1. the file is read once, and its pickle is scanned without running it (``pickle_scan.py``): every class or function it
    names must be a layer or model class *defined in* yolov5's, ultralytics', yolo-attn's (or a layer registered
-   with it) or ``torch.nn``'s modules and not in ``NOT_IN_A_CHECKPOINT`` (wrappers with I/O such as
-   DetectMultiBackend), or one of the rebuild functions of tensors and a few data types (numpy arrays/scalars,
-   paths, OrderedDict); what it does with them must be what torch writes for a model: model objects are made empty
-   and given their saved state (never called, never given hooks), only the rebuild functions are called, with plain
-   data; the checkpoint's 'model'/'ema' is a yolov5/ultralytics model class and every other module object sits in
-   a module's ``_modules`` (never in an attribute the engines would call);
-2. the same bytes are loaded with torch's restricted unpickler (``weights_only=True``) allowing exactly those names;
-   whatever that raises is the same refusal;
-3. the fields the engines read are checked (``fields.py``), the stored model YAML within the model-YAML bounds.
+   with it) or ``torch.nn``'s modules and not in ``NOT_IN_A_CHECKPOINT`` (``classes.py``), or one of the rebuild
+   functions of tensors and a few data types (numpy arrays/scalars, paths, OrderedDict); what it does with them must
+   be what torch writes for a model (module objects made empty and given their state, only the rebuild functions
+   called, with plain data; the 'model'/'ema' a model class, every other module object in a module's ``_modules``);
+2. the same bytes are unpickled by torch's restricted unpickler (``weights_only=True``) with every module class
+   mapped to an inert record (``saved.SavedObject``): tensors and plain values only, no object of a class the file
+   names is made; whatever that raises is the same refusal;
+3. the fields the engines read are checked (``fields.py``), the stored model YAML within the model-YAML bounds;
+4. the model is rebuilt from that YAML through the engine's parser, its module tree must be the saved one, and the
+   saved tensors are loaded into it (``saved.py``; engines register their ``ModelBuilder``).
 
-Anything else (``os.system``, an unknown class, a model class called with arguments) is refused with a message
-naming it, before any of the file runs. What remains open (objects are still made as the allowed classes they name,
-with the attribute values the file gives): docs/security.md, "What a checkpoint may contain".
-
-``YOLO_ATTN_TRUST_CHECKPOINTS=1`` in the environment (or ``trust=True``) skips the restriction for files you
-made or trust, e.g. a checkpoint whose model uses classes from your own module. Every load logs the file it
-reads (absolute path, size, sha256 prefix) and what the checkpoint says about itself (date, yolov5 version,
-epoch, model YAML), so it is always visible which file a run came from.
+Anything else (``os.system``, an unknown class, a model class called with arguments, a module tree its YAML does not
+build) is refused with a message naming it. ``YOLO_ATTN_TRUST_CHECKPOINTS=1`` in the environment (or ``trust=True``)
+skips all of this for files you made or trust (a plain ``torch.load``). Every load logs the file it reads (absolute
+path, size, sha256 prefix) and what the checkpoint says about itself (date, engine version, epoch, model YAML), so it
+is always visible which file a run came from.
 
 A file that is not a yolov5/yolo-attn checkpoint (not a torch.save archive, truncated, a bare state_dict,
 a TorchScript file) is refused with a ``UsageError`` that says what it is; the command-line tools print it
@@ -34,7 +32,6 @@ without a traceback.
 import hashlib
 import importlib
 import importlib.util
-import inspect
 import io
 import logging
 import os
@@ -47,29 +44,15 @@ import torch
 from torch import nn
 from torch._weights_only_unpickler import _get_allowed_globals
 
+from yolo_attn.checkpoints.classes import NOT_IN_A_CHECKPOINT, attribute, denied, model_class, module_class
 from yolo_attn.checkpoints.fields import check_fields
 from yolo_attn.checkpoints.pickle_scan import (CALLS, MAX_OPS, OPCODES, PLAIN_CLASSES, Refused, UnknownGlobals,
                                                global_name, scan)
+from yolo_attn.checkpoints.saved import ModelBuilder, SavedObject, rebuild_models, register_builder, saved_class
 from yolo_attn.errors import UsageError
 
 TRUST_ENV = "YOLO_ATTN_TRUST_CHECKPOINTS"
 
-# Modules whose nn.Module classes a checkpoint may name. "models." is yolov5's own folder on sys.path (older
-# yolov5 checkpoints, e.g. the official release weights, name "models.yolo.DetectionModel"); it is accepted only
-# when that is where it resolves. "ultralytics.nn.": the ultralytics engine's layers and models.
-_MODEL_MODULE_PREFIXES = ("torch.nn.modules.", "yolov5.models.", "yolo_attn.", "models.", "ultralytics.nn.modules.",
-                          "ultralytics.nn.tasks")
-# Classes of those modules that are never part of a saved model: wrappers that open files, download, read images or
-# load other models (yolov5's DetectMultiBackend and AutoShape made the issue-22 gadget: a DetectMultiBackend with
-# TFLite flags whose interpreter was an AutoShape fetched a URL stored in the file), and ensembles/text-prompt models
-# that loading never needs. Names without the "yolov5." prefix also match yolov5's "models." copy.
-NOT_IN_A_CHECKPOINT = frozenset({"models.common.DetectMultiBackend", "models.common.AutoShape",
-                                 "models.experimental.Ensemble", "ultralytics.nn.tasks.Ensemble",
-                                 "ultralytics.nn.tasks.WorldModel", "ultralytics.nn.tasks.YOLOEModel",
-                                 "ultralytics.nn.tasks.YOLOESegModel", "ultralytics.nn.tasks.YOLOESegModel26",
-                                 "ultralytics.nn.tasks.YOLOEModel26"})
-# What a checkpoint's 'model'/'ema' may be: a subclass of one of these (yolov5's/ultralytics' model classes).
-_MODEL_BASES = frozenset({"yolov5.models.yolo.BaseModel", "models.yolo.BaseModel", "ultralytics.nn.tasks.BaseModel"})
 # Bounds checked before the pickle is read (docs/security.md gives the measured real sizes).
 MAX_FILE_BYTES = 4 * 2 ** 30  # the .pt file, and all its members uncompressed (yolov5x last.pt with SGD state: 521 MB)
 MAX_PICKLE_BYTES = 16 * 2 ** 20  # its data.pkl uncompressed (yolo11x last.pt with SGD state: 296 KB)
@@ -86,80 +69,14 @@ def trusted_by_environment():
     return os.environ.get(TRUST_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
-def _yolov5_dir():
-    spec = importlib.util.find_spec("yolov5")
-    return Path(spec.origin).parent.resolve()
-
-
-def _attribute(module_name, attr):
-    try:
-        obj = importlib.import_module(module_name)
-    except ImportError:
-        return None
-    for part in attr.split("."):
-        obj = getattr(obj, part, None)
-    return obj
-
-
-def _canonical(cls):
-    name = f"{cls.__module__}.{cls.__qualname__}"
-    return name[len("yolov5."):] if name.startswith("yolov5.") else name
-
-
-def _model_class(name):
-    """The nn.Module class a pickle GLOBAL ``module.qualname`` names, if it is a class a model's module tree may hold;
-    else None. Imports only yolov5's, yolo-attn's, ultralytics' and torch.nn's modules. The class must be defined in
-    the module the GLOBAL names (not imported there: ``yolov5.models.yolo.DetectMultiBackend`` is refused as well)
-    and not in NOT_IN_A_CHECKPOINT."""
-    cls = _tree_class(name)
-    if cls is None or _canonical(cls) in NOT_IN_A_CHECKPOINT:
-        return None
-    if cls.__module__ != name.rpartition(".")[0] and name not in _registered_names():
-        return None
-    return cls
-
-
-def _registered_names():
-    from yolo_attn.registry import registered_layers
-
-    return {f"{s.cls.__module__}.{s.cls.__qualname__}" for s in registered_layers()}
-
-
-def _denied(name):
-    """Whether a GLOBAL names a class of NOT_IN_A_CHECKPOINT (wherever it is imported)."""
-    cls = _tree_class(name)
-    return cls is not None and _canonical(cls) in NOT_IN_A_CHECKPOINT
-
-
-def _checkpoint_model(name):
-    """The class a checkpoint's 'model'/'ema' may be: a yolov5/ultralytics model class (BaseModel subclass)."""
-    cls = _model_class(name)
-    if cls is None or not any(f"{b.__module__}.{b.__qualname__}" in _MODEL_BASES for b in cls.__mro__):
-        return None
-    return cls
-
-
-def _tree_class(name):
-    module_name, _, attr = name.rpartition(".")
-    if not module_name.startswith(_MODEL_MODULE_PREFIXES):
-        from yolo_attn.registry import registered_layers
-
-        registered = {f"{s.cls.__module__}.{s.cls.__qualname__}": s.cls for s in registered_layers()}
-        return registered.get(name)  # a layer registered in this process (its module is already imported)
-    if module_name.startswith("models."):
-        spec = importlib.util.find_spec("models")  # the top-level package only: finding it runs nothing
-        if spec is None or spec.origin is None or _yolov5_dir() not in Path(spec.origin).resolve().parents:
-            return None
-    obj = _attribute(module_name, attr)
-    return obj if inspect.isclass(obj) and issubclass(obj, nn.Module) else None
-
-
 def _resolve(name):
-    """The object for a GLOBAL the scan accepted: a model class, or a rebuild function / data type by name."""
+    """What torch's restricted unpickler gets for a GLOBAL the scan accepted: for a module class, the inert
+    ``SavedObject`` class standing in for it (no class a checkpoint names is ever made); for a rebuild function or
+    data type, that object."""
     module_name, _, attr = name.rpartition(".")
     if module_name in _DATA_MODULES and (name in CALLS or name in PLAIN_CLASSES or name == "numpy.ndarray"):
-        return _attribute(module_name, attr)
-    return _model_class(name)
+        return attribute(module_name, attr)
+    return (saved_class(name), name) if module_class(name) is not None else None
 
 
 def _missing_module_hint(names):
@@ -286,9 +203,10 @@ def _check_storages(path, scanned, members):
 
 
 def _refusal(path, e):
-    denied = [n for n in getattr(e, "names", ()) if _denied(n)]
-    if denied:
-        what = (f"its pickle names {', '.join(denied)}, which {'is' if len(denied) == 1 else 'are'} never part of a "
+    denied_names = [n for n in getattr(e, "names", ()) if denied(n)]
+    if denied_names:
+        what = (f"its pickle names {', '.join(denied_names)}, which {'is' if len(denied_names) == 1 else 'are'} never "
+                f"part of a "
                 f"saved model (a wrapper that opens files, downloads or loads other models: loading it as the file "
                 f"chose would let the file pick what it reads or fetches)")
     elif isinstance(e, UnknownGlobals):
@@ -334,7 +252,7 @@ def _unpickle(path, raw, map_location, trust):
             raise _not_a_checkpoint(path, _first_line(e)) from None
     data, members = _archive_pickle(path, raw)
     try:
-        scanned = scan(data, _model_class, _checkpoint_model)
+        scanned = scan(data, module_class, model_class)
     except Refused as e:
         raise _refusal(path, e) from None
     except ValueError as e:
@@ -411,9 +329,10 @@ def load_checkpoint(path, map_location="cpu", trust=None):
                 and all(isinstance(v, torch.Tensor) for v in ckpt.values()) else f"a {type(ckpt).__name__}")
         raise _not_a_checkpoint(path, f"it holds {kind}, not a dict with 'model' or 'ema'")
     model = ckpt.get("ema") or ckpt.get("model")
-    if not isinstance(model, nn.Module):
+    if not isinstance(model, (nn.Module, SavedObject)):
         raise _not_a_checkpoint(path, f"its 'model' is a {type(model).__name__}, not a model")
-    check_fields(ckpt, path)
+    check_fields(ckpt, path)  # before anything is built: the stored YAML within the model-YAML bounds
+    rebuild_models(ckpt, path)
     about = _provenance(ckpt)
     if about:
         _logger().info(f"yolo-attn: {getattr(path, 'name', 'checkpoint')}: {about}")
@@ -437,4 +356,5 @@ def model_classes(ckpt, path):
                      f"saved by yolov5's training (or yolo_attn.engines.yolov5.model.save_checkpoint). {fix}.")
 
 
-__all__ = ["load_checkpoint", "model_classes", "pickle_globals", "TRUST_ENV", "trusted_by_environment"]
+__all__ = ["ModelBuilder", "NOT_IN_A_CHECKPOINT", "SavedObject", "load_checkpoint", "model_classes", "pickle_globals",
+           "register_builder", "TRUST_ENV", "trusted_by_environment"]

@@ -52,7 +52,9 @@ MODEL_FIELDS = {"names": (_names, "class names (a mapping of index to name, or a
                 "nc": (lambda v: _int(v) and (v is None or v > 0), "a positive integer"),
                 "stride": (_stride, "the strides (a tensor)"), "yaml_file": (_text, "a file name"),
                 "task": (_text, "a task name"), "args": (_mapping, "a mapping of settings"),
-                "hyp": (_mapping, "a mapping of hyper-parameters"), "yaml": (lambda v: isinstance(v, dict), "a model "
+                "hyp": (_mapping, "a mapping of hyper-parameters"),
+                "class_weights": (lambda v: v is None or isinstance(v, torch.Tensor) and v.dim() == 1
+                                  and v.is_floating_point(), "a vector of class weights"), "yaml": (lambda v: isinstance(v, dict), "a model "
                                                                                                       "YAML mapping")}
 
 

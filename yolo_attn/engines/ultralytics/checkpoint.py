@@ -8,12 +8,33 @@ replaces both checkpoint bindings (patch ``restricted_checkpoint_load``): the pi
 classes of torch.nn, ultralytics and yolo-attn are allowed. A yolov5 checkpoint is refused with a message naming
 its engine.
 """
+import logging
+import numbers
 import pickle
 
 import numpy as np
 
 from yolo_attn.checkpoints import load_checkpoint
+from yolo_attn.checkpoints.saved import ModelBuilder
 from yolo_attn.errors import UsageError
+
+
+class UltralyticsBuilder(ModelBuilder):
+    """Rebuilds an ultralytics checkpoint's model from its stored YAML (``yolo_attn.checkpoints.saved``) with the
+    class it names (detection, segmentation, pose, OBB, classification), through yolo-attn's parser; carried over:
+    class names and count, the training settings, the task, the YAML's file name, and the head's inference choice
+    (``end2end``: YOLO26's one-to-one branch) and ``max_det``."""
+
+    bases = frozenset({"ultralytics.nn.tasks.BaseModel"})
+    model_values = ("names", "nc", "args", "task", "yaml_file")
+    head_values = {"_end2end": lambda v: isinstance(v, bool),
+                   "max_det": lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 < v <= 100_000}
+
+    def build(self, cls, yaml):
+        from yolo_attn.engines.ultralytics.model import quiet
+
+        with quiet(logging.ERROR):
+            return cls(cfg=yaml, ch=yaml.get("channels", 3), nc=yaml.get("nc"), verbose=False)
 
 
 def torch_load(file, *args, map_location=None, weights_only=None, **kwargs):

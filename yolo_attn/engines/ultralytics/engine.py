@@ -24,9 +24,12 @@ class UltralyticsEngine(Engine):
     sweep_epochs = 10
 
     def install(self) -> None:
+        from yolo_attn.checkpoints.saved import register_builder
         from yolo_attn.engines import ultralytics
+        from yolo_attn.engines.ultralytics.checkpoint import UltralyticsBuilder
 
         ultralytics.install()
+        register_builder(UltralyticsBuilder())
 
     # --- recognising ------------------------------------------------------------------------------------------
     def owns_yaml(self, d: dict) -> bool:

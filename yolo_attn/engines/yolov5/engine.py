@@ -48,9 +48,12 @@ class Yolov5Engine(Engine):
     sweep_epochs = 6
 
     def install(self) -> None:
+        from yolo_attn.checkpoints.saved import register_builder
         from yolo_attn.engines import yolov5
+        from yolo_attn.engines.yolov5.model import Yolov5Builder
 
         yolov5.install()
+        register_builder(Yolov5Builder())
 
     # --- recognising ------------------------------------------------------------------------------------------
     def owns_yaml(self, d: dict) -> bool:

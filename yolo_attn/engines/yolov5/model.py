@@ -4,8 +4,9 @@ from pathlib import Path
 
 import yaml
 
+from yolo_attn.checkpoints.saved import ModelBuilder
 from yolo_attn.engines import common, identity
-from yolo_attn.errors import ModelConfigError
+from yolo_attn.errors import ModelConfigError, UsageError
 
 
 def quiet(level=logging.WARNING):
@@ -55,6 +56,24 @@ def build_model(cfg, nc=None, ch=3, level=logging.WARNING):
 
     with quiet(level):
         return Model(cfg if isinstance(cfg, dict) else str(cfg), ch=ch, nc=nc)
+
+
+class Yolov5Builder(ModelBuilder):
+    """Rebuilds a yolov5 checkpoint's model from its stored YAML (``yolo_attn.checkpoints.saved``): detection and
+    segmentation models, through yolo-attn's parser; training's plain values (class names and count, the
+    hyper-parameters, the class weights, the YAML's file name) carried over."""
+
+    bases = frozenset({"models.yolo.BaseModel"})
+    model_values = ("names", "nc", "hyp", "class_weights", "yaml_file")
+
+    def build(self, cls, yaml):
+        from yolov5.models import yolo
+
+        built = getattr(yolo, cls.__name__, None)  # yolov5's own copy, also for a "models.yolo" name
+        if built not in (yolo.DetectionModel, yolo.SegmentationModel):
+            raise UsageError(f"yolo-attn rebuilds yolov5 detection and segmentation models, not a {cls.__name__}")
+        with quiet(logging.ERROR):
+            return built(yaml, ch=yaml.get("ch", 3), nc=yaml.get("nc"))
 
 
 def identity_rows(source_state_dict, cfg):
