@@ -149,6 +149,22 @@ def test_ultralytics_huge_channels_and_classes(stock):
     refused(build_ultralytics, d, r"layer 1 \(backbone row 1\), Conv: the rows up to this one would hold about")
 
 
+@pytest.mark.parametrize("stock", [False, True])
+def test_ultralytics_sizes_within_the_bounds_are_measured_before_memory(stock, monkeypatch):
+    """A row within every YAML bound can still make gigabytes (padding 16,384 on each side): the meta-device pass
+    refuses it, naming the row, before anything is allocated; and it counts the parameters (here against a budget
+    lowered below yolo11n's 2.6M)."""
+    from yolo_attn.engines import shapes
+
+    d = yolo11n(stock)
+    d["backbone"][1] = [-1, 1, "nn.ZeroPad2d", [16_384]]
+    refused(build_ultralytics, d, r"layer 1 \(backbone row 1\), nn.ZeroPad2d: gives 17,213,440,000 values for a "
+                                  r"64×64 image")
+    monkeypatch.setattr(shapes, "MAX_PARAMS", 1_000_000)
+    refused(build_ultralytics, yolo11n(stock), r"parameters \(the model [\d,]+\); yolo-attn refuses models above "
+                                               r"1,000,000")
+
+
 def test_a_chain_of_2000_members_repeated_100_times_in_yolov5():
     d = yolov5s()
     d["backbone"].insert(5, [-1, 100, "Chain", ["simam"] * 2000])

@@ -3,18 +3,30 @@ row that cannot take what it is given is reported with its YAML row instead of a
 import torch
 
 from yolo_attn.errors import ModelConfigError
+from yolo_attn.yaml_rows.bounds import MAX_PARAMS
 
 CHECK_SIZE = 64  # the shape check's input (pixels): every row must accept what the row before gives it
 MAX_ELEMENTS = 2 ** 25  # one row's output on the check's 64-px image (yolov5x's largest: 160×32×32 = 163,840)
 
 
-def check_shapes(model, save, labels, channels=3, size=CHECK_SIZE, device=None):
+def check_budget(model, labels):
+    """Refuse a model no YOLO comes near (a huge arg, width or nc) before it takes memory: counted on the meta device."""
+    sizes = [sum(p.numel() for p in m.parameters()) for m in model]
+    if sum(sizes) > MAX_PARAMS:
+        k = max(range(len(sizes)), key=sizes.__getitem__)
+        raise ModelConfigError(f"{labels[k]}: {sizes[k]:,} parameters (the model {sum(sizes):,}); yolo-attn refuses "
+                               f"models above {MAX_PARAMS:,} (yolov5x6 has 140M). Check this row's args, nc and "
+                               f"width_multiple.")
+
+
+def check_shapes(model, save, labels, channels=3, size=CHECK_SIZE, device=None, sizes_only=False):
     """Run the rows once on a small image (no gradients; eval mode except the head, whose training-mode output
     needs no strides), as the engines' ``_forward_once`` do, so that a row that cannot take what it is given (maps of
     different resolutions fused, a gate finer than its skip) is reported with its YAML row (``labels``) instead of
     a traceback from deep inside the build. On the meta device it computes shapes only, and a row whose output
     exceeds MAX_ELEMENTS is refused; returns False when an operation has no meta implementation (then run it
-    again on the real model)."""
+    again on the real model). ``sizes_only``: refuse only outputs above MAX_ELEMENTS; a row that fails ends the
+    check (False), for the real build to report."""
     training = model.training
     outputs, x = [], torch.zeros(1, channels, size, size, device=device)
     model.eval()
@@ -31,6 +43,8 @@ def check_shapes(model, save, labels, channels=3, size=CHECK_SIZE, device=None):
                         return False
                     raise
                 except Exception as e:  # noqa: BLE001  (whatever the row's code raises on this input)
+                    if sizes_only:
+                        return False
                     shapes = [tuple(t.shape) for t in (x if isinstance(x, (list, tuple)) else [x])
                               if isinstance(t, torch.Tensor)]
                     raise ModelConfigError(f"{where}: cannot run on its input(s) of shape "

@@ -107,13 +107,15 @@ def test_channel_changing_layer_follows_width_and_max_channels(quiet_ultralytics
 
 
 def test_registry_rows_go_through_the_registry_and_stock_rows_through_stock(build, monkeypatch):
-    """A YAML without registered layers is built by ultralytics' own parse_model; with them, by ours."""
+    """A YAML without registered layers is built by ultralytics' own parse_model (once on the meta device for its
+    sizes, then for real); with them, by ours."""
     stock, calls = ul_parser.stock_parse_model(), []
-    monkeypatch.setattr(ul_parser, "stock_parse_model", lambda: lambda *a: calls.append(1) or stock(*a))
+    monkeypatch.setattr(ul_parser, "stock_parse_model",
+                        lambda: lambda *a: calls.append(torch.empty(0).device.type) or stock(*a))
     build("yolo11n.yaml")
-    assert len(calls) == 1
+    assert calls == ["meta", "cpu"]
     build("yolo11n-cbam.yaml")
-    assert len(calls) == 1
+    assert calls == ["meta", "cpu"]
 
 
 # ---------------------------------------------------------------------------------------------------- bad input

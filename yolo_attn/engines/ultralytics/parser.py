@@ -18,15 +18,18 @@ module namespace. ``parse_model`` below:
 
 ``Conv.default_act`` is restored in every case, also after an error (ultralytics leaves it changed then).
 """
+import copy
 import inspect
+import logging
 
 import torch
 from torch import nn
 
+from yolo_attn.engines import common
 from yolo_attn.engines import identity as identity_start
 from yolo_attn.engines import inner
 from yolo_attn.engines.ultralytics.blocks import BLOCKS, with_attention
-from yolo_attn.engines.shapes import check_shapes
+from yolo_attn.engines.shapes import check_budget, check_shapes
 from yolo_attn.errors import ModelConfigError
 from yolo_attn.registry import find_layer
 from yolo_attn.yaml_rows import (attention_channels, build_row, check_row, identity_rows_of, make_divisible,
@@ -205,6 +208,7 @@ def parse_model(d, ch, verbose=True):
             LOGGER.info(note)
     default_act = Conv.default_act
     try:
+        _check_sizes(d, ch, rows)
         if not uses_registry(rows, d):
             stock = {k: v for k, v in d.items() if k != "activation"}
             if d.get("activation"):
@@ -213,6 +217,34 @@ def parse_model(d, ch, verbose=True):
         return parse_with_registry(d, ch, verbose, rows)
     finally:
         Conv.default_act = default_act
+
+
+def _check_sizes(d, ch, rows):
+    """Sizes before memory: the model built once on the meta device (no memory, no compute), its parameters counted
+    and each row run on a small image for its output size (``engines.shapes``), so that a row within the YAML bounds
+    that would still take gigabytes (``[-1, 1, nn.ZeroPad2d, [16384]]``) is refused naming it. A row the meta
+    device cannot build or run is left to the real build, which reports it."""
+    from ultralytics.nn.tasks import Conv
+    from ultralytics.utils import LOGGER
+
+    d = copy.deepcopy(d)  # the builds change a row's args in place (ultralytics appends the head's channels)
+    rows = validate(d)
+    labels = [row[0] for row in rows]
+    try:
+        with torch.device("meta"), common.quiet(LOGGER, logging.ERROR):  # the real build logs what it has to say
+            if uses_registry(rows, d):
+                model, save = parse_with_registry(d, ch, False, rows, shape_check=False)
+            else:
+                if d.get("activation"):
+                    Conv.default_act = activation(d["activation"])
+                model, save = stock_parse_model()({k: v for k, v in d.items() if k != "activation"}, ch, False)
+    except ModelConfigError:
+        raise
+    except Exception:  # noqa: BLE001  (an operation without a meta implementation: the real build decides)
+        return
+    if len(model) == len(labels):
+        check_budget(model, labels)
+        check_shapes(model, save, labels, ch, device="meta", sizes_only=True)
 
 
 def _stock_sets(T):
@@ -299,18 +331,18 @@ def _stock_row(T, m, f, n, args, ch, c2, state, sets):
     return args, c2, n
 
 
-def parse_with_registry(d, ch, verbose, rows):
+def parse_with_registry(d, ch, verbose, rows, shape_check=True):
     """tasks.parse_model's build, with registry rows; ``rows`` from ``validate``. Restores Conv.default_act."""
     from ultralytics.nn import tasks as T
 
     default_act = T.Conv.default_act
     try:
-        return _build(d, ch, verbose, rows)
+        return _build(d, ch, verbose, rows, shape_check)
     finally:
         T.Conv.default_act = default_act
 
 
-def _build(d, ch, verbose, rows):
+def _build(d, ch, verbose, rows, shape_check=True):
     from ultralytics.nn import tasks as T
     from ultralytics.utils import LOGGER, colorstr
 
@@ -369,7 +401,8 @@ def _build(d, ch, verbose, rows):
             ch = []
         ch.append(c2)
     model, save = nn.Sequential(*layers), sorted(save)
-    if isinstance(layers[-1], T.Detect) and any(kind in ("attention", "block") for _, _, _, kind, _, _ in rows):
+    if shape_check and isinstance(layers[-1], T.Detect) and any(kind in ("attention", "block")
+                                                                for _, _, _, kind, _, _ in rows):
         check_shapes(model, save, labels, channels)
     return model, save
 

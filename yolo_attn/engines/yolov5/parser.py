@@ -19,13 +19,12 @@ from torch import nn
 
 from yolo_attn.engines import identity as identity_start
 from yolo_attn.engines import inner
-from yolo_attn.engines.shapes import CHECK_SIZE, MAX_ELEMENTS, check_shapes  # noqa: F401  (the shape check's bounds)
+from yolo_attn.engines.shapes import CHECK_SIZE, MAX_ELEMENTS, check_budget, check_shapes  # noqa: F401  (the shape check's bounds)
 from yolo_attn.errors import ModelConfigError
 from yolo_attn.registry import find_layer
 from yolo_attn.yaml_rows import (attention_channels, build_row, check_channels, check_model_fields, check_repeats,
                                  check_model_yaml, check_row, check_upsample, foreign_channel_args, identity_rows_of,
                                  make_divisible, resolve_activation, resolve_arg, row_label, torch_layer, unknown_layer)
-from yolo_attn.yaml_rows.bounds import MAX_PARAMS
 
 # yolov5 layers whose first arg is the output channel count (scaled by width_multiple), as yolov5's parse_model
 # lists them; the names are resolved from yolov5.models.common at parse time.
@@ -123,16 +122,6 @@ def parse_model(d, ch):
     if not checked:
         check_shapes(model, save, labels, ch[0])
     return model, save
-
-
-def check_budget(model, labels):
-    """Refuse a model no YOLO comes near (a huge arg, width or nc) before it takes memory: counted on the meta device."""
-    sizes = [sum(p.numel() for p in m.parameters()) for m in model]
-    if sum(sizes) > MAX_PARAMS:
-        k = max(range(len(sizes)), key=sizes.__getitem__)
-        raise ModelConfigError(f"{labels[k]}: {sizes[k]:,} parameters (the model {sum(sizes):,}); yolo-attn refuses "
-                               f"models above {MAX_PARAMS:,} (yolov5x6 has 140M). Check this row's args, nc and "
-                               f"width_multiple.")
 
 
 def _parse_model(d, ch, log=True):
