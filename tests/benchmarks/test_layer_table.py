@@ -1,9 +1,13 @@
 """The layer table of docs/layers.md: generated from the registry and the shipped YAMLs, numbers checked independently."""
+import contextlib
+import io
 import re
+from pathlib import Path
 
 import pytest
 
 import yolo_attn
+from yolo_attn.cli.main import cli
 from yolo_attn.modules import SE
 from yolo_attn.benchmarks import layer_table as docs
 
@@ -12,7 +16,18 @@ pytestmark = pytest.mark.slow  # builds every shipped model and counts its FLOPs
 
 @pytest.fixture(scope="module")
 def table():
-    return docs.layer_table()
+    """The table as ``yolo-attn layers --markdown`` prints it (computed once for this file)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as e:
+        cli(["layers", "--markdown"])
+    assert e.value.code == 0
+    return out.getvalue().strip()
+
+
+def test_the_printed_table_is_the_one_in_docs_layers_md(table):
+    assert table.startswith(docs.BEGIN)
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "layers.md").read_text()
+    assert table in doc, "the layer table of docs/layers.md is stale: paste `yolo-attn layers --markdown` into it"
 
 
 def _row(table, name):
@@ -32,8 +47,6 @@ def test_every_registered_layer_has_one_row_between_the_markers(table):
 
 
 def test_yaml_rows_are_the_ones_in_the_shipped_files(table):
-    from pathlib import Path
-
     shipped = Path(__file__).resolve().parents[2] / "model_yamls"
     for spec in yolo_attn.registered_layers():
         row = _row(table, spec.name)

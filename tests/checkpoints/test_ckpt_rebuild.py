@@ -146,3 +146,25 @@ def test_ultralytics_keeps_the_head_choice_and_refuses_bad_values(tmp_path, ultr
     bad = copy.deepcopy(ultralytics_model)
     bad.model[-1].max_det = "all"
     refusal(save(tmp_path, bad, "bad.pt"), "gives its head's max_det the value str 'all'")
+
+
+@pytest.mark.parametrize("sync", ["torch", "yolo_attn"])
+def test_a_sync_bn_checkpoint_loads_as_the_batch_norms_its_yaml_builds(tmp_path, sync):
+    """DDP training with --sync-bn saves its batch norms converted (torch's SyncBatchNorm, or yolo-attn's conversion
+    for CPU runs, which also turns MSCAM's PooledBatchNorm2d into a SyncPooledBatchNorm2d): they load into the batch
+    norms the YAML builds, with the same weights and output; a synchronised BN where no BN is built is refused."""
+    from yolo_attn.modules import sync_bn
+    from yolo_attn.modules._common import PooledBatchNorm2d
+
+    model = tiny_yolov5(cfg="yolov5s-mscam.yaml").eval()
+    plain = (lambda bn: nn.SyncBatchNorm.convert_sync_batchnorm(bn)) if sync == "torch" else None
+    synced = sync_bn.convert_sync_batchnorm(copy.deepcopy(model), plain)
+    kinds = {type(m) for m in synced.modules()}
+    assert sync_bn.SyncPooledBatchNorm2d in kinds and (nn.SyncBatchNorm if plain else sync_bn.SyncBatchNorm) in kinds
+    loaded = load_checkpoint(save(tmp_path, synced))["model"]
+    assert {type(m) for m in loaded.modules()} == {type(m) for m in model.modules()}
+    assert any(type(m) is PooledBatchNorm2d for m in loaded.modules())
+    assert torch.equal(out(loaded), out(model))
+    synced.model[0].conv = sync_bn.SyncBatchNorm(synced.model[0].conv.out_channels)
+    refusal(save(tmp_path, synced, "conv.pt"), "holds a yolo_attn.modules.sync_bn.SyncBatchNorm at model.0.conv, "
+                                                "where its YAML builds torch.nn.modules.conv.Conv2d")

@@ -20,21 +20,6 @@ def test_unknown_command_lists_the_commands(capsys):
     assert "unknown command 'trian'" in err and "train" in err and "heatmap" in err
 
 
-@pytest.mark.slow
-def test_layers_markdown_is_the_table_in_docs_layers_md(capsys):
-    from pathlib import Path
-
-    from yolo_attn.benchmarks.layer_table import layer_table
-
-    with pytest.raises(SystemExit) as e:
-        cli(["layers", "--markdown"])
-    assert e.value.code == 0
-    table = capsys.readouterr().out.strip()
-    assert table == layer_table()
-    doc = (Path(__file__).resolve().parents[2] / "docs" / "layers.md").read_text()
-    assert table in doc, "the layer table of docs/layers.md is stale: paste `yolo-attn layers --markdown` into it"
-
-
 def test_generate_yamls_writes_every_variant_and_keeps_a_users_edits(tmp_path, capsys):
     from yolo_attn.model_yaml.variants import render, variants
 

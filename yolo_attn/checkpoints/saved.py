@@ -19,9 +19,12 @@ import json
 from typing import Any, Callable, Iterator, Optional
 
 from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from yolo_attn.checkpoints.classes import canonical, model_class, module_class
 from yolo_attn.errors import ModelConfigError, UsageError
+from yolo_attn.modules._common import PooledBatchNorm2d
+from yolo_attn.modules.sync_bn import SyncBatchNorm
 
 
 class SavedObject:
@@ -115,6 +118,17 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {lines[0][:200]}" if lines else type(e).__name__
 
 
+def _same_class(saved: type, built: type) -> bool:
+    """Whether a module saved as ``saved`` is what the YAML builds as ``built``. A synchronised batch norm (torch's,
+    or yolo-attn's that also runs on CPU) stands for the batch norm it replaced: DDP training with --sync-bn converts
+    every batch norm and saves the converted model (same state; the engines convert again when they resume)."""
+    if canonical(saved) == canonical(built):
+        return True
+    if not issubclass(saved, (nn.SyncBatchNorm, SyncBatchNorm)):
+        return False
+    return issubclass(built, PooledBatchNorm2d if issubclass(saved, PooledBatchNorm2d) else _BatchNorm)
+
+
 def _same_tree(tree: dict, model: nn.Module, path: Any, where: str) -> None:
     built = dict(model.named_modules(remove_duplicate=False))
     for name, saved in tree.items():
@@ -127,7 +141,7 @@ def _same_tree(tree: dict, model: nn.Module, path: Any, where: str) -> None:
         if name not in built:
             raise _refuse(path, where, f"holds a {type(saved).saved_class} at {here}, which its YAML does not build")
         cls = module_class(type(saved).saved_class)
-        if cls is None or canonical(cls) != canonical(type(built[name])):
+        if cls is None or not _same_class(cls, type(built[name])):
             raise _refuse(path, where, f"holds a {type(saved).saved_class} at {here}, where its YAML builds "
                                        f"{canonical(type(built[name]))}")
     missing = sorted(set(built) - set(tree))
