@@ -34,6 +34,9 @@ def ultralytics_model():
 
     torch.manual_seed(0)
     m = build_model("yolo26n.yaml", nc=3).eval()
+    with torch.no_grad():  # away from the head's initial biases, so that the output depends on the features
+        for p in m.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
     m.names, m.nc = {0: "a", 1: "b", 2: "c"}, 3
     return m
 
@@ -168,3 +171,19 @@ def test_a_sync_bn_checkpoint_loads_as_the_batch_norms_its_yaml_builds(tmp_path,
     synced.model[0].conv = sync_bn.SyncBatchNorm(synced.model[0].conv.out_channels)
     refusal(save(tmp_path, synced, "conv.pt"), "holds a yolo_attn.modules.sync_bn.SyncBatchNorm at model.0.conv, "
                                                 "where its YAML builds torch.nn.modules.conv.Conv2d")
+
+
+def test_the_engines_own_loaders_get_the_rebuilt_model(tmp_path, model, ultralytics_model):
+    """yolov5's attempt_load (detect, val, export, hub) and ultralytics' load_checkpoint (YOLO(pt), pretrained=,
+    resume, val, predict, export) read through the same loader: a rewired file computes what its YAML builds there
+    too (row 10 made to read row 8, which gives the same channels at the same resolution in both models)."""
+    from ultralytics.nn.tasks import load_checkpoint as ultralytics_load
+    from yolov5.models.experimental import attempt_load
+
+    for reference, name in ((model, "v5.pt"), (ultralytics_model, "ul.pt")):
+        tampered = copy.deepcopy(reference)
+        tampered.model[10].f, tampered.save = 8, sorted({*tampered.save, 8})
+        assert not torch.equal(out(copy.deepcopy(tampered)), out(reference))
+        path = str(save(tmp_path, tampered, name))
+        loaded = attempt_load(path, device="cpu", fuse=False) if name == "v5.pt" else ultralytics_load(path)[0]
+        assert loaded.model[10].f == -1 and torch.equal(out(loaded), out(reference))
