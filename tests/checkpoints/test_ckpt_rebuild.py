@@ -119,6 +119,12 @@ def test_wiring_and_strides_come_from_the_yaml_not_the_file(tmp_path, model):
      "stores a model YAML that does not build"),
     (lambda m: m.__dict__.pop("yaml"), "stores no model YAML"),
     (lambda m: setattr(m, "nc", 5), "says it has 5 classes but its YAML builds a head for 2"),
+    (lambda m: m.model[0].__dict__.__setitem__("_modules", 5),
+     "model.0 (yolov5.models.common.Conv)._modules is a int value, not a dict"),  # the scan's refusal
+    (lambda m: m.model[0].conv.__dict__["_parameters"].__setitem__("weight", 3),
+     "has a _parameters at model.0.conv that is not a table of names to tensors"),
+    (lambda m: m.model[0].bn.__dict__.__setitem__("_non_persistent_buffers_set", [1]),
+     "has a _non_persistent_buffers_set at model.0.bn that is not a set"),
 ])
 def test_a_model_that_is_not_what_its_yaml_builds_is_refused(tmp_path, model, edit, says):
     m = copy.deepcopy(model)

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import copy
 import functools
-import json
 from typing import Any, Callable, Iterator, Optional
 
+import torch
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
@@ -76,11 +76,25 @@ def _builder_of(cls: type) -> Optional[ModelBuilder]:
     return next((b for b in reversed(_BUILDERS) if names & b.bases), None)
 
 
+class Malformed(Exception):
+    """A saved module whose torch bookkeeping (``_modules``, ``_parameters``, ``_buffers``) is not what torch
+    writes; the message says where."""
+
+
+def _table(saved: SavedObject, key: str, path: str, kind: type) -> dict:
+    table = vars(saved).get(key, {})
+    if not isinstance(table, dict) or not all(isinstance(k, str) and (v is None or isinstance(v, kind))
+                                              for k, v in table.items()):
+        raise Malformed(f"has a {key} at {path or 'the model'} that is not a table of names to "
+                        f"{'modules' if kind is SavedObject else 'tensors'}")
+    return table
+
+
 def walk(saved: SavedObject, prefix: str = "") -> Iterator[tuple[str, Optional[SavedObject]]]:
-    """(path, saved module or None) of ``saved`` and every module below it, as ``named_modules`` names them."""
+    """(path, saved module or None) of ``saved`` and every module below it, as ``named_modules`` names them;
+    ``Malformed`` for a ``_modules`` that is not a table of modules."""
     yield prefix, saved
-    children = vars(saved).get("_modules") or {}
-    for name, child in children.items():
+    for name, child in _table(saved, "_modules", prefix, SavedObject).items():
         path = f"{prefix}.{name}" if prefix else name
         if child is None:
             yield path, None
@@ -89,19 +103,21 @@ def walk(saved: SavedObject, prefix: str = "") -> Iterator[tuple[str, Optional[S
 
 
 def _state_dict(tree: dict[str, Optional[SavedObject]]) -> tuple[dict, dict]:
-    """(state dict, {parameter name: requires_grad}) of a saved module tree."""
+    """(state dict, {parameter name: requires_grad}) of a saved module tree; ``Malformed`` for tables that are not
+    what torch writes."""
     state, grads = {}, {}
     for path, saved in tree.items():
         if saved is None:
             continue
-        attrs = vars(saved)
-        skip = attrs.get("_non_persistent_buffers_set") or set()
+        skip = vars(saved).get("_non_persistent_buffers_set", set())
+        if not isinstance(skip, (set, frozenset)):
+            raise Malformed(f"has a _non_persistent_buffers_set at {path or 'the model'} that is not a set")
         pre = f"{path}." if path else ""
-        for name, p in (attrs.get("_parameters") or {}).items():
+        for name, p in _table(saved, "_parameters", path, torch.Tensor).items():
             if p is not None:
                 state[pre + name] = p
                 grads[pre + name] = bool(p.requires_grad)
-        for name, b in (attrs.get("_buffers") or {}).items():
+        for name, b in _table(saved, "_buffers", path, torch.Tensor).items():
             if b is not None and name not in skip:
                 state[pre + name] = b
     return state, grads
@@ -179,7 +195,7 @@ def rebuild(saved: SavedObject, path: Any, where: str, fresh: dict) -> nn.Module
     yaml = vars(saved).get("yaml")
     if not isinstance(yaml, dict):
         raise _refuse(path, where, "stores no model YAML (its 'yaml'), so it cannot be rebuilt")
-    key = (cls, json.dumps(yaml, sort_keys=True, default=repr))
+    key = (cls, repr(yaml))  # the model and the EMA of one checkpoint store equal YAMLs
     if key not in fresh:
         try:
             fresh[key] = builder.build(cls, copy.deepcopy(yaml))
@@ -188,12 +204,15 @@ def rebuild(saved: SavedObject, path: Any, where: str, fresh: dict) -> nn.Module
         except Exception as e:  # noqa: BLE001  (whatever the engine raises on a YAML its parser let through)
             raise _refuse(path, where, f"stores a model YAML that does not build ({_first_line(e)})") from None
     model = copy.deepcopy(fresh[key])
-    tree = dict(walk(saved))
+    try:
+        tree = dict(walk(saved))
+        state, grads = _state_dict(tree)
+    except Malformed as e:
+        raise _refuse(path, where, str(e)) from None
     _same_tree(tree, model, path, where)
-    state, grads = _state_dict(tree)
     try:
         model.load_state_dict(state, strict=True, assign=True)
-    except RuntimeError as e:
+    except (RuntimeError, TypeError, ValueError) as e:
         raise _refuse(path, where, f"holds weights that do not fit the model its YAML builds "
                                    f"({_first_line(e)})") from None
     for pname, p in model.named_parameters():
