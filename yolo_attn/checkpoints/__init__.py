@@ -48,7 +48,8 @@ from yolo_attn.checkpoints.classes import NOT_IN_A_CHECKPOINT, attribute, denied
 from yolo_attn.checkpoints.fields import check_fields
 from yolo_attn.checkpoints.pickle_scan import (CALLS, MAX_OPS, OPCODES, PLAIN_CLASSES, Refused, UnknownGlobals,
                                                global_name, scan)
-from yolo_attn.checkpoints.saved import ModelBuilder, SavedObject, rebuild_models, register_builder, saved_class
+from yolo_attn.checkpoints.saved import (ModelBuilder, SavedObject, first_line, rebuild_models, register_builder,
+                                         saved_class)
 from yolo_attn.errors import UsageError
 
 TRUST_ENV = "YOLO_ATTN_TRUST_CHECKPOINTS"
@@ -87,11 +88,6 @@ def _missing_module_hint(names):
         if importlib.util.find_spec(top) is None:
             hints.append(f"{name} (module {top!r} is not installed here)")
     return hints
-
-
-def _first_line(e):
-    lines = str(e).splitlines()
-    return f"{type(e).__name__}: {lines[0][:160]}" if lines else type(e).__name__
 
 
 def _describe(path, raw):
@@ -143,7 +139,7 @@ def _bounded_members(path, raw):
     try:
         infos = zipfile.ZipFile(io.BytesIO(raw)).infolist()
     except Exception as e:  # noqa: BLE001  (BadZipFile, NotImplementedError of a version byte, ...: all the same)
-        raise _not_a_checkpoint(path, f"the archive cannot be read ({_first_line(e)}); the file may be "
+        raise _not_a_checkpoint(path, f"the archive cannot be read ({first_line(e)}); the file may be "
                                       f"truncated") from None
     total = sum(i.file_size for i in infos)
     pickles = [i.file_size for i in infos if i.filename.rpartition("/")[2] == "data.pkl"]
@@ -175,7 +171,7 @@ def _archive_pickle(path, raw):
     except UsageError:
         raise
     except Exception as e:  # noqa: BLE001  (whatever torch's zip reader raises on a damaged archive)
-        raise _not_a_checkpoint(path, f"the archive cannot be read ({_first_line(e)}); the file may be "
+        raise _not_a_checkpoint(path, f"the archive cannot be read ({first_line(e)}); the file may be "
                                       f"truncated") from None
 
 
@@ -249,7 +245,7 @@ def _unpickle(path, raw, map_location, trust):
             raise UsageError(f"{path} needs code that is not importable here ({e}). yolo-attn checkpoints need "
                              f"`import yolo_attn` (and yolov5) before loading.") from None
         except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as e:
-            raise _not_a_checkpoint(path, _first_line(e)) from None
+            raise _not_a_checkpoint(path, first_line(e)) from None
     data, members = _archive_pickle(path, raw)
     try:
         scanned = scan(data, module_class, model_class)
@@ -268,11 +264,11 @@ def _unpickle(path, raw, map_location, trust):
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
         raise _refusal(path, Refused(f"torch's restricted loader refused it ({lines[0][:300] if lines else e})"))
     except (RuntimeError, EOFError, zipfile.BadZipFile) as e:
-        raise _not_a_checkpoint(path, f"it cannot be read ({_first_line(e)}); the file may be "
+        raise _not_a_checkpoint(path, f"it cannot be read ({first_line(e)}); the file may be "
                                       f"truncated") from None
     except Exception as e:  # anything else the file makes torch or an allowed rebuild function raise: MemoryError,
         # TypeError/ValueError of a rebuild function given other arguments, RecursionError, ...: the same refusal
-        raise _refusal(path, Refused(f"loading it fails ({_first_line(e)})")) from None
+        raise _refusal(path, Refused(f"loading it fails ({first_line(e)})")) from None
 
 
 def pickle_globals(path):

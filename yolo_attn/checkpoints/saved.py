@@ -129,9 +129,10 @@ def _refuse(path: Any, where: str, what: str) -> UsageError:
                       f"trust its source, set YOLO_ATTN_TRUST_CHECKPOINTS=1 to load it as it is.")
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
+    """``Type: first line of the message`` (160 characters at most), for one-line refusals."""
     lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-    return f"{type(e).__name__}: {lines[0][:200]}" if lines else type(e).__name__
+    return f"{type(e).__name__}: {lines[0][:160]}" if lines else type(e).__name__
 
 
 def _same_class(saved: type, built: type) -> bool:
@@ -179,14 +180,19 @@ def _carry(builder: ModelBuilder, tree: dict, model: nn.Module, path: Any, where
                 raise _refuse(path, where, f"gives its head's {key} the value {type(head[key]).__name__} "
                                            f"{head[key]!r:.60}, which it cannot be")
             setattr(model.model[-1], key, head[key])
-    nc = vars(tree[""]).get("nc")
+    nc = saved.get("nc")
     if nc is not None and nc != model.yaml.get("nc"):
         raise _refuse(path, where, f"says it has {nc} classes but its YAML builds a head for {model.yaml.get('nc')}")
 
 
-def rebuild(saved: SavedObject, path: Any, where: str, fresh: dict) -> nn.Module:
+def _key(saved: SavedObject) -> tuple:
+    return type(saved).saved_class, repr(vars(saved).get("yaml"))
+
+
+def rebuild(saved: SavedObject, path: Any, where: str, fresh: dict, spare: bool = False) -> nn.Module:
     """The model ``saved`` (a checkpoint's 'model' or 'ema') stands for, rebuilt from its YAML with its weights.
-    ``fresh``: models already built in this load, by (class, YAML), copied instead of built again."""
+    ``fresh``: unloaded models of this load by ``_key``, taken instead of built again; ``spare``: leave a copy of
+    the fresh model there for the next one (the model and the EMA of one checkpoint store the same YAML)."""
     name = type(saved).saved_class
     cls = model_class(name)
     builder = _builder_of(cls) if cls is not None else None
@@ -195,15 +201,16 @@ def rebuild(saved: SavedObject, path: Any, where: str, fresh: dict) -> nn.Module
     yaml = vars(saved).get("yaml")
     if not isinstance(yaml, dict):
         raise _refuse(path, where, "stores no model YAML (its 'yaml'), so it cannot be rebuilt")
-    key = (cls, repr(yaml))  # the model and the EMA of one checkpoint store equal YAMLs
-    if key not in fresh:
+    model = fresh.pop(_key(saved), None)
+    if model is None:
         try:
-            fresh[key] = builder.build(cls, copy.deepcopy(yaml))
+            model = builder.build(cls, copy.deepcopy(yaml))
         except (ModelConfigError, UsageError) as e:
             raise _refuse(path, where, f"stores a model YAML that does not build: {e}") from None
         except Exception as e:  # noqa: BLE001  (whatever the engine raises on a YAML its parser let through)
-            raise _refuse(path, where, f"stores a model YAML that does not build ({_first_line(e)})") from None
-    model = copy.deepcopy(fresh[key])
+            raise _refuse(path, where, f"stores a model YAML that does not build ({first_line(e)})") from None
+    if spare:
+        fresh[_key(saved)] = copy.deepcopy(model)
     try:
         tree = dict(walk(saved))
         state, grads = _state_dict(tree)
@@ -214,7 +221,7 @@ def rebuild(saved: SavedObject, path: Any, where: str, fresh: dict) -> nn.Module
         model.load_state_dict(state, strict=True, assign=True)
     except (RuntimeError, TypeError, ValueError) as e:
         raise _refuse(path, where, f"holds weights that do not fit the model its YAML builds "
-                                   f"({_first_line(e)})") from None
+                                   f"({first_line(e)})") from None
     for pname, p in model.named_parameters():
         p.requires_grad_(grads.get(pname, p.requires_grad))
     modules = dict(model.named_modules(remove_duplicate=False))
@@ -226,12 +233,15 @@ def rebuild(saved: SavedObject, path: Any, where: str, fresh: dict) -> nn.Module
 
 
 def rebuild_models(ckpt: dict, path: Any) -> dict:
-    """``ckpt`` with its saved 'model' and 'ema' replaced by the models rebuilt from them (``rebuild``)."""
+    """``ckpt`` with its saved 'model' and 'ema' replaced by the models rebuilt from them (``rebuild``); one build
+    when both store the same YAML."""
+    saved = [where for where in ("ema", "model") if isinstance(ckpt.get(where), SavedObject)]
     fresh: dict = {}
-    for where in ("ema", "model"):
-        if isinstance(ckpt.get(where), SavedObject):
-            ckpt[where] = rebuild(ckpt[where], path, where, fresh)
+    for i, where in enumerate(saved):
+        spare = i + 1 < len(saved) and _key(ckpt[saved[i + 1]]) == _key(ckpt[where])
+        ckpt[where] = rebuild(ckpt[where], path, where, fresh, spare)
     return ckpt
 
 
-__all__ = ["ModelBuilder", "SavedObject", "rebuild", "rebuild_models", "register_builder", "saved_class", "walk"]
+__all__ = ["ModelBuilder", "SavedObject", "first_line", "rebuild", "rebuild_models", "register_builder", "saved_class",
+           "walk"]

@@ -208,23 +208,29 @@ def parse_model(d, ch, verbose=True):
             LOGGER.info(note)
     default_act = Conv.default_act
     try:
-        _check_sizes(d, ch, rows)
-        if not uses_registry(rows, d):
-            stock = {k: v for k, v in d.items() if k != "activation"}
-            if d.get("activation"):
-                Conv.default_act = activation(d["activation"])
-            return stock_parse_model()(stock, ch, verbose)
-        return parse_with_registry(d, ch, verbose, rows)
+        _check_sizes(d, ch)
+        return _parse(d, ch, verbose, rows)
     finally:
         Conv.default_act = default_act
 
 
-def _check_sizes(d, ch, rows):
+def _parse(d, ch, verbose, rows, shape_check=True):
+    """ultralytics' own parser for a YAML without registered layers (``activation:`` resolved without ``eval``),
+    else ours; the caller restores Conv.default_act."""
+    from ultralytics.nn.tasks import Conv
+
+    if uses_registry(rows, d):
+        return parse_with_registry(d, ch, verbose, rows, shape_check)
+    if d.get("activation"):
+        Conv.default_act = activation(d["activation"])
+    return stock_parse_model()({k: v for k, v in d.items() if k != "activation"}, ch, verbose)
+
+
+def _check_sizes(d, ch):
     """Sizes before memory: the model built once on the meta device (no memory, no compute), its parameters counted
     and each row run on a small image for its output size (``engines.shapes``), so that a row within the YAML bounds
     that would still take gigabytes (``[-1, 1, nn.ZeroPad2d, [16384]]``) is refused naming it. A row the meta
     device cannot build or run is left to the real build, which reports it."""
-    from ultralytics.nn.tasks import Conv
     from ultralytics.utils import LOGGER
 
     d = copy.deepcopy(d)  # the builds change a row's args in place (ultralytics appends the head's channels)
@@ -232,12 +238,7 @@ def _check_sizes(d, ch, rows):
     labels = [row[0] for row in rows]
     try:
         with torch.device("meta"), common.quiet(LOGGER, logging.ERROR):  # the real build logs what it has to say
-            if uses_registry(rows, d):
-                model, save = parse_with_registry(d, ch, False, rows, shape_check=False)
-            else:
-                if d.get("activation"):
-                    Conv.default_act = activation(d["activation"])
-                model, save = stock_parse_model()({k: v for k, v in d.items() if k != "activation"}, ch, False)
+            model, save = _parse(d, ch, False, rows, shape_check=False)
     except ModelConfigError:
         raise
     except Exception:  # noqa: BLE001  (an operation without a meta implementation: the real build decides)
