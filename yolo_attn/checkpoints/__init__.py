@@ -202,9 +202,8 @@ def _refusal(path, e):
     denied_names = [n for n in getattr(e, "names", ()) if denied(n)]
     if denied_names:
         what = (f"its pickle names {', '.join(denied_names)}, which {'is' if len(denied_names) == 1 else 'are'} never "
-                f"part of a "
-                f"saved model (a wrapper that opens files, downloads or loads other models: loading it as the file "
-                f"chose would let the file pick what it reads or fetches)")
+                f"part of a saved model (a wrapper that opens files, downloads or loads other models: loading it as "
+                f"the file chose would let the file pick what it reads or fetches)")
     elif isinstance(e, UnknownGlobals):
         names = e.names
         missing = _missing_module_hint(names)

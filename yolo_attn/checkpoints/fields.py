@@ -54,8 +54,8 @@ MODEL_FIELDS = {"names": (_names, "class names (a mapping of index to name, or a
                 "task": (_text, "a task name"), "args": (_mapping, "a mapping of settings"),
                 "hyp": (_mapping, "a mapping of hyper-parameters"),
                 "class_weights": (lambda v: v is None or isinstance(v, torch.Tensor) and v.dim() == 1
-                                  and v.is_floating_point(), "a vector of class weights"), "yaml": (lambda v: isinstance(v, dict), "a model "
-                                                                                                      "YAML mapping")}
+                                  and v.is_floating_point(), "a vector of class weights"),
+                "yaml": (lambda v: isinstance(v, dict), "a model YAML mapping")}
 
 
 def check_fields(ckpt, path):

@@ -125,8 +125,8 @@ def _state_dict(tree: dict[str, Optional[SavedObject]]) -> tuple[dict, dict]:
 
 def _refuse(path: Any, where: str, what: str) -> UsageError:
     return UsageError(f"refusing to load {path}: its '{where}' {what}. A checkpoint is rebuilt from the model YAML it "
-                      f"stores and must hold the weights of that model as training saved them. If you made this file or "
-                      f"trust its source, set YOLO_ATTN_TRUST_CHECKPOINTS=1 to load it as it is.")
+                      f"stores and must hold the weights of that model as training saved them. If you made this file "
+                      f"or trust its source, set YOLO_ATTN_TRUST_CHECKPOINTS=1 to load it as it is.")
 
 
 def first_line(e: BaseException) -> str:

@@ -10,7 +10,8 @@ MAX_ELEMENTS = 2 ** 25  # one row's output on the check's 64-px image (yolov5x's
 
 
 def check_budget(model, labels):
-    """Refuse a model no YOLO comes near (a huge arg, width or nc) before it takes memory: counted on the meta device."""
+    """Refuse a model no YOLO comes near (a huge arg, width or nc) before it takes memory: counted on the meta
+    device."""
     sizes = [sum(p.numel() for p in m.parameters()) for m in model]
     if sum(sizes) > MAX_PARAMS:
         k = max(range(len(sizes)), key=sizes.__getitem__)

@@ -28,13 +28,13 @@ class UltralyticsBuilder(ModelBuilder):
     bases = frozenset({"ultralytics.nn.tasks.BaseModel"})
     model_values = ("names", "nc", "args", "task", "yaml_file")
     head_values = {"_end2end": lambda v: isinstance(v, bool),
-                   "max_det": lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and 0 < v <= 100_000}
+                   "max_det": lambda v: (isinstance(v, numbers.Integral) and not isinstance(v, bool)
+                                         and 0 < v <= 100_000)}
 
     def build(self, cls, yaml):
-        from yolo_attn.engines.ultralytics.model import quiet
+        from yolo_attn.engines.ultralytics.model import build_model
 
-        with quiet(logging.ERROR):
-            return cls(cfg=yaml, ch=yaml.get("channels", 3), nc=yaml.get("nc"), verbose=False)
+        return build_model(yaml, nc=yaml.get("nc"), ch=yaml.get("channels", 3), level=logging.ERROR, model_class=cls)
 
 
 def torch_load(file, *args, map_location=None, weights_only=None, **kwargs):

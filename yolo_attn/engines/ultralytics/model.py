@@ -13,13 +13,15 @@ def quiet(level=logging.WARNING):
     return common.quiet(LOGGER, level)
 
 
-def build_model(cfg, nc=None, ch=3, level=logging.WARNING):
-    """An ultralytics DetectionModel from a YAML path (scale from its name or 'scale:') or a model dict (with
-    'scale' when it has 'scales'), without the layer table (``level``: ultralytics' logging while it is built)."""
+def build_model(cfg, nc=None, ch=3, level=logging.WARNING, model_class=None):
+    """An ultralytics DetectionModel (or ``model_class``, another BaseModel subclass) from a YAML path (scale from
+    its name or 'scale:') or a model dict (with 'scale' when it has 'scales'), without the layer table (``level``:
+    ultralytics' logging while it is built)."""
     from ultralytics.nn.tasks import DetectionModel
 
     with quiet(level):
-        return DetectionModel(deepcopy(cfg) if isinstance(cfg, dict) else str(cfg), ch=ch, nc=nc, verbose=False)
+        return (model_class or DetectionModel)(deepcopy(cfg) if isinstance(cfg, dict) else str(cfg), ch=ch, nc=nc,
+                                               verbose=False)
 
 
 def model_dict(cfg):

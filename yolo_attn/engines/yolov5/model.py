@@ -49,13 +49,13 @@ def check_readable_as_ascii(cfg_path):
                            f"ＣＢＡＭ); comments may stay as they are.")
 
 
-def build_model(cfg, nc=None, ch=3, level=logging.WARNING):
-    """A yolov5 DetectionModel from a YAML path or dict, without the per-layer printout (``level``: yolov5's
-    logging while it is built)."""
+def build_model(cfg, nc=None, ch=3, level=logging.WARNING, model_class=None):
+    """A yolov5 DetectionModel (or ``model_class``, e.g. SegmentationModel) from a YAML path or dict, without the
+    per-layer printout (``level``: yolov5's logging while it is built)."""
     from yolov5.models.yolo import Model
 
     with quiet(level):
-        return Model(cfg if isinstance(cfg, dict) else str(cfg), ch=ch, nc=nc)
+        return (model_class or Model)(cfg if isinstance(cfg, dict) else str(cfg), ch=ch, nc=nc)
 
 
 class Yolov5Builder(ModelBuilder):
@@ -72,8 +72,7 @@ class Yolov5Builder(ModelBuilder):
         built = getattr(yolo, cls.__name__, None)  # yolov5's own copy, also for a "models.yolo" name
         if built not in (yolo.DetectionModel, yolo.SegmentationModel):
             raise UsageError(f"yolo-attn rebuilds yolov5 detection and segmentation models, not a {cls.__name__}")
-        with quiet(logging.ERROR):
-            return built(yaml, ch=yaml.get("ch", 3), nc=yaml.get("nc"))
+        return build_model(yaml, nc=yaml.get("nc"), ch=yaml.get("ch", 3), level=logging.ERROR, model_class=built)
 
 
 def identity_rows(source_state_dict, cfg):

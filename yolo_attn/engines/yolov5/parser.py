@@ -19,7 +19,8 @@ from torch import nn
 
 from yolo_attn.engines import identity as identity_start
 from yolo_attn.engines import inner
-from yolo_attn.engines.shapes import CHECK_SIZE, MAX_ELEMENTS, check_budget, check_shapes  # noqa: F401  (the shape check's bounds)
+from yolo_attn.engines.shapes import (CHECK_SIZE, MAX_ELEMENTS, check_budget,  # noqa: F401  (the check's bounds)
+                                     check_shapes)
 from yolo_attn.errors import ModelConfigError
 from yolo_attn.registry import find_layer
 from yolo_attn.yaml_rows import (attention_channels, build_row, check_channels, check_model_fields, check_repeats,
